@@ -1,0 +1,60 @@
+"""The user's apps, and the codegen and deploy jobs that cost credits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_smorest import Blueprint
+
+from extensions import storage
+from schemas.apps import AppCreateSchema, AppListSchema, AppSchema, CodegenSchema, JobEnvelopeSchema
+from security.gate import current_principal
+from services import jobs
+from store import apps
+
+bp = Blueprint("apps", __name__, url_prefix="/api/apps", description="Apps and jobs")
+
+
+@bp.route("", methods=["GET"])
+@bp.response(200, AppListSchema)
+def list_apps() -> dict[str, Any]:
+    """The user's apps, oldest first."""
+    return {"apps": apps.list_for_user(storage(), current_principal().user_id)}
+
+
+@bp.route("", methods=["POST"])
+@bp.arguments(AppCreateSchema)
+@bp.response(201, AppSchema)
+def create_app_record(body: dict[str, Any]) -> apps.App:
+    """Create an app."""
+    return apps.create(storage(), current_principal().user_id, body["name"])
+
+
+@bp.route("/<app_id>", methods=["GET"])
+@bp.response(200, AppSchema)
+def get_app(app_id: str) -> apps.App:
+    """One app; someone else's is a 404."""
+    return apps.get(storage(), current_principal().user_id, app_id)
+
+
+@bp.route("/<app_id>", methods=["DELETE"])
+@bp.response(204)
+def delete_app(app_id: str) -> tuple[str, int]:
+    """Delete an app and its job history."""
+    apps.delete(storage(), current_principal().user_id, app_id)
+    return "", 204
+
+
+@bp.route("/<app_id>/codegen", methods=["POST"])
+@bp.arguments(CodegenSchema)
+@bp.response(202, JobEnvelopeSchema)
+def codegen(body: dict[str, Any], app_id: str) -> dict[str, Any]:
+    """Start a generation job: checks the per-user limit, charges credits, records the job."""
+    return {"job": jobs.start(current_principal(), app_id, "codegen", prompt=body["prompt"])}
+
+
+@bp.route("/<app_id>/deploy", methods=["POST"])
+@bp.response(202, JobEnvelopeSchema)
+def deploy(app_id: str) -> dict[str, Any]:
+    """Start a deploy job: checks the per-user limit, charges credits, records the job."""
+    return {"job": jobs.start(current_principal(), app_id, "deploy")}

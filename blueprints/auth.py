@@ -1,0 +1,91 @@
+"""Session auth for the web app: signup, login, logout, and the current session."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Response, current_app, make_response, request
+from flask_smorest import Blueprint
+
+from errors import ApiError
+from extensions import storage
+from schemas.users import CredentialsSchema, LoginSchema, SessionSchema, UserEnvelopeSchema
+from security import csrf
+from security.gate import optional_principal
+from store import sessions, users
+
+bp = Blueprint("auth", __name__, url_prefix="/auth", description="Session authentication")
+log = logging.getLogger("genmb.security")
+
+
+def _user_dict(user_id: str, email: str, plan: str) -> dict[str, str]:
+    return {"id": user_id, "email": email, "plan": plan}
+
+
+@bp.route("/signup", methods=["POST"])
+@bp.arguments(CredentialsSchema)
+@bp.response(201, UserEnvelopeSchema)
+def signup(body: dict[str, Any]) -> dict[str, Any]:
+    """Create an account on the free plan."""
+    user = users.create(storage(), body["email"], body["password"], "free",
+                        current_app.config["PASSWORD_SCRYPT_N"])
+    log.info("user.created user_id=%s ip=%s", user.id, request.remote_addr)
+    return {"user": _user_dict(user.id, user.email, user.plan)}
+
+
+@bp.route("/login", methods=["POST"])
+@bp.arguments(LoginSchema)
+@bp.response(200, SessionSchema)
+def login(body: dict[str, Any]) -> Response:
+    """Check the password and start a server-side session (a new token every login)."""
+    config = current_app.config
+    user = users.authenticate(storage(), body["email"], body["password"],
+                              config["PASSWORD_SCRYPT_N"])
+    if user is None:
+        log.info("auth.failed reason=invalid_credentials ip=%s", request.remote_addr)
+        raise ApiError(401, "invalid_credentials", "Wrong email or password.")
+    old = request.cookies.get(config["SESSION_COOKIE_NAME"])
+    if old:
+        sessions.destroy(storage(), old)
+    token = sessions.create(storage(), user.id, config["SESSION_LIFETIME_SECONDS"])
+    log.info("auth.login user_id=%s ip=%s", user.id, request.remote_addr)
+    body_out = SessionSchema().dump(
+        {"user": _user_dict(user.id, user.email, user.plan), "csrf_token": csrf.token_for(token)}
+    )
+    response = make_response(body_out, 200)
+    response.set_cookie(
+        config["SESSION_COOKIE_NAME"], token, max_age=config["SESSION_LIFETIME_SECONDS"],
+        httponly=True, samesite="Lax", secure=config["SESSION_COOKIE_SECURE"], path="/",
+    )
+    return response
+
+
+@bp.route("/session", methods=["GET"])
+@bp.response(200, SessionSchema)
+def current_session() -> dict[str, Any]:
+    """The logged-in user and the CSRF token for their writes."""
+    principal = optional_principal()
+    if principal is None or principal.method != "session":
+        raise ApiError(401, "not_logged_in", "No active session.")
+    ident = principal.identity
+    return {
+        "user": _user_dict(ident.user_id, ident.email, ident.plan),
+        "csrf_token": csrf.token_for(principal.session_token or ""),
+    }
+
+
+@bp.route("/logout", methods=["POST"])
+@bp.response(204)
+def logout() -> Response:
+    """End the session on the server (every worker) and clear the cookie."""
+    principal = optional_principal()
+    if principal is not None and principal.method == "session":
+        csrf.require_valid(principal.session_token)
+        sessions.destroy(storage(), principal.session_token or "")
+        log.info("auth.logout user_id=%s ip=%s", principal.user_id, request.remote_addr)
+    response = make_response("", 204)
+    config = current_app.config
+    response.delete_cookie(config["SESSION_COOKIE_NAME"], path="/", httponly=True,
+                           samesite="Lax", secure=config["SESSION_COOKIE_SECURE"])
+    return response

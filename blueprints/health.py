@@ -1,0 +1,20 @@
+"""Liveness of the service and its store; not rate limited."""
+
+from __future__ import annotations
+
+import redis
+from flask import Blueprint, Response, jsonify
+
+from extensions import storage
+
+bp = Blueprint("health", __name__)
+
+
+@bp.route("/healthz", methods=["GET"])
+def healthz() -> tuple[Response, int]:
+    """200 when Redis answers a PING in time, else 503."""
+    try:
+        storage().redis.ping()
+    except (redis.ConnectionError, redis.TimeoutError):
+        return jsonify(status="unavailable"), 503
+    return jsonify(status="ok"), 200

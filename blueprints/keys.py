@@ -1,0 +1,59 @@
+"""API key management: list, create (the raw key shown once), revoke. Session only."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from typing import Any
+
+from flask import current_app, request
+from flask_smorest import Blueprint
+
+from errors import ApiError
+from extensions import storage
+from schemas.keys import CreatedKeySchema, KeyCreateSchema, KeyListSchema
+from security.gate import current_principal
+from store import apikeys
+
+bp = Blueprint("keys", __name__, url_prefix="/api/keys", description="API keys")
+log = logging.getLogger("genmb.security")
+
+
+@bp.before_request
+def require_session() -> None:
+    """Keys are managed from a logged-in session, never with a key."""
+    if current_principal().method != "session":
+        raise ApiError(403, "session_required", "Manage API keys from a logged-in session.")
+
+
+@bp.route("", methods=["GET"])
+@bp.response(200, KeyListSchema)
+def list_keys() -> dict[str, Any]:
+    """The user's keys, oldest first."""
+    return {"keys": apikeys.list_for_user(storage(), current_principal().user_id)}
+
+
+@bp.route("", methods=["POST"])
+@bp.arguments(KeyCreateSchema)
+@bp.response(201, CreatedKeySchema)
+def create_key(body: dict[str, Any]) -> dict[str, Any]:
+    """Create a key; the response is the only place the raw key ever appears."""
+    principal = current_principal()
+    config = current_app.config
+    key_plans = [name for name, plan in config["PLANS"].items() if plan.api_keys]
+    info, raw = apikeys.create(storage(), principal.user_id, body["name"],
+                               config["MAX_KEYS_PER_USER"], key_plans)
+    log.info("api_key.created key_id=%s prefix=%s user_id=%s ip=%s",
+             info.id, info.prefix, principal.user_id, request.remote_addr)
+    return {**asdict(info), "key": raw}
+
+
+@bp.route("/<key_id>", methods=["DELETE"])
+@bp.response(204)
+def revoke_key(key_id: str) -> tuple[str, int]:
+    """Revoke a key: its next request fails on every worker."""
+    principal = current_principal()
+    prefix = apikeys.revoke(storage(), principal.user_id, key_id)
+    log.info("api_key.revoked key_id=%s prefix=%s user_id=%s ip=%s",
+             key_id, prefix, principal.user_id, request.remote_addr)
+    return "", 204

@@ -1,0 +1,51 @@
+"""Operator commands: flask --app app users create|set-plan."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from extensions import storage
+from store import users
+from store.errors import EmailTaken, NotFound
+
+users_cli = AppGroup("users", help="Manage users.")
+PLAN_CHOICE = click.Choice(users.PLANS)
+
+
+@users_cli.command("create")
+@click.argument("email")
+@click.option("--plan", type=PLAN_CHOICE, default="free", show_default=True)
+@click.option("--password", required=True, help="At least 8 characters.")
+def create_user(email: str, plan: str, password: str) -> None:
+    """Create a user and print it as JSON."""
+    if len(password) < 8:
+        raise click.ClickException("password must be at least 8 characters")
+    if "@" not in email:
+        raise click.ClickException(f"not an email address: {email}")
+    try:
+        user = users.create(storage(), email, password, plan,
+                            current_app.config["PASSWORD_SCRYPT_N"])
+    except EmailTaken:
+        raise click.ClickException(f"email already taken: {email}") from None
+    click.echo(json.dumps({"id": user.id, "email": user.email, "plan": user.plan}))
+
+
+@users_cli.command("set-plan")
+@click.argument("email")
+@click.argument("plan", type=PLAN_CHOICE)
+def set_plan(email: str, plan: str) -> None:
+    """Move a user to another plan; it applies from their next request."""
+    try:
+        user = users.set_plan(storage(), email, plan)
+    except NotFound:
+        raise click.ClickException(f"no user with email {email}") from None
+    click.echo(json.dumps({"id": user.id, "email": user.email, "plan": user.plan}))
+
+
+def init_app(app: Flask) -> None:
+    """Register the operator commands."""
+    app.cli.add_command(users_cli)

@@ -1,0 +1,110 @@
+"""Settings read from the environment: storage, limits, the plan table and credit costs."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from limits import parse as parse_limit
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a plan grants: a monthly credit allowance and whether it may hold API keys."""
+
+    name: str
+    monthly_credits: int
+    api_keys: bool
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    """Read an integer setting, failing loudly on garbage."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise RuntimeError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    """Read a number setting, failing loudly on garbage."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise RuntimeError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def rate_limit_parts(text: str) -> tuple[int, int]:
+    """Turn limits notation ("200 per minute") into (amount, window in milliseconds)."""
+    try:
+        item = parse_limit(text)
+    except ValueError as exc:
+        raise RuntimeError(f"not a rate limit: {text!r} (try '200 per minute')") from exc
+    return item.amount, item.get_expiry() * 1000
+
+
+def plans_from_env(env: Mapping[str, str]) -> dict[str, Plan]:
+    """The plan table: monthly credits per plan (CREDITS_<PLAN>) and who may hold keys."""
+    return {
+        "free": Plan("free", _int(env, "CREDITS_FREE", 50), api_keys=False),
+        "pro": Plan("pro", _int(env, "CREDITS_PRO", 1000), api_keys=True),
+        "business": Plan("business", _int(env, "CREDITS_BUSINESS", 10000), api_keys=True),
+    }
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Build app.config from the environment plus overrides; refuse unsafe values at start-up."""
+    env = os.environ if env is None else env
+    s: dict[str, Any] = {
+        "ENV": env.get("GENMB_ENV", "production"),
+        "SECRET_KEY": env.get("SECRET_KEY", ""),
+        "REDIS_URL": env.get("REDIS_URL", ""),
+        "REDIS_TIMEOUT": _float(env, "REDIS_TIMEOUT", 1.0),
+        "REDIS_KEY_PREFIX": env.get("REDIS_KEY_PREFIX", "genmb"),
+        "TRUSTED_PROXY_COUNT": _int(env, "TRUSTED_PROXY_COUNT", 0),
+        "RATELIMIT_GLOBAL": env.get("RATELIMIT_GLOBAL", "200 per minute"),
+        "RATELIMIT_CODEGEN": env.get("RATELIMIT_CODEGEN", "10 per minute"),
+        "RATELIMIT_DEPLOY": env.get("RATELIMIT_DEPLOY", "5 per minute"),
+        "MAX_KEYS_PER_USER": _int(env, "MAX_KEYS_PER_USER", 5),
+        "SESSION_LIFETIME_SECONDS": _int(env, "SESSION_LIFETIME_SECONDS", 14 * 24 * 3600),
+        "PASSWORD_SCRYPT_N": _int(env, "PASSWORD_SCRYPT_N", 2**14),
+        "COST_CODEGEN": _int(env, "COST_CODEGEN", 10),
+        "COST_DEPLOY": _int(env, "COST_DEPLOY", 5),
+        "PLANS": plans_from_env(env),
+        "TESTING": False,
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "SESSION_COOKIE_NAME": "genmb_session",
+        "API_TITLE": "GenMB API",
+        "API_VERSION": "1.0",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/",
+        "OPENAPI_JSON_PATH": "openapi.json",
+    }
+    s.update(overrides or {})
+    development = s["ENV"] == "development" or bool(s["TESTING"])
+    if s["ENV"] not in ("development", "production"):
+        raise RuntimeError("GENMB_ENV must be 'development' or 'production'")
+    if not s["SECRET_KEY"]:
+        if not development:
+            raise RuntimeError("SECRET_KEY must be set (GENMB_ENV=development generates one)")
+        s["SECRET_KEY"] = secrets.token_urlsafe(32)
+    if not s["REDIS_URL"]:
+        raise RuntimeError(
+            "REDIS_URL must be set: redis://host:port/db, unix:///path/to/redis.sock, "
+            "or memory:// for the embedded single-process store"
+        )
+    if s["TRUSTED_PROXY_COUNT"] < 0:
+        raise RuntimeError("TRUSTED_PROXY_COUNT must be 0 or more")
+    s["SESSION_COOKIE_SECURE"] = not development
+    s["GLOBAL_LIMIT"], s["GLOBAL_WINDOW_MS"] = rate_limit_parts(s["RATELIMIT_GLOBAL"])
+    return s

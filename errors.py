@@ -1,0 +1,147 @@
+"""The one JSON error envelope, and the one place that maps every failure to HTTP."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import redis
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+from store import errors as domain
+
+log = logging.getLogger(__name__)
+
+REALM = 'Bearer realm="genmb"'
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status, snake_case code, a human sentence, extra headers."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        fields: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
+        self.fields = fields
+
+
+def missing_credentials() -> ApiError:
+    """401 for a request without any credential (RFC 6750: no error attribute)."""
+    return ApiError(
+        401, "missing_credentials", "Authentication required: send an API key or log in.",
+        {"WWW-Authenticate": REALM},
+    )
+
+
+def invalid_api_key() -> ApiError:
+    """401 for a malformed, unknown or revoked key: one body for all, to reveal nothing."""
+    return ApiError(
+        401, "invalid_api_key", "The API key is invalid or has been revoked.",
+        {"WWW-Authenticate": f'{REALM}, error="invalid_token"'},
+    )
+
+
+def plan_required() -> ApiError:
+    """403 for an action the user's plan does not include."""
+    return ApiError(403, "plan_required", "API keys require a Pro or Business plan.")
+
+
+DOMAIN_ERRORS: dict[type[Exception], tuple[int, str, str]] = {
+    domain.NotFound: (404, "not_found", "Not found."),
+    domain.EmailTaken: (409, "email_taken", "An account with this email already exists."),
+    domain.PlanRequired: (403, "plan_required", "API keys require a Pro or Business plan."),
+    domain.KeyLimitReached: (
+        409, "key_limit_reached", "You already have the maximum number of API keys; "
+        "delete one to create another.",
+    ),
+    domain.InsufficientCredits: (
+        402, "insufficient_credits", "Not enough credits left this month for this action.",
+    ),
+}
+
+# Codes that differ from werkzeug's snake-cased exception name.
+HTTP_CODES = {
+    400: "bad_request",
+    413: "payload_too_large",
+    429: "rate_limited",
+    500: "internal_error",
+}
+HTTP_MESSAGES = {
+    404: "Not found.",
+    405: "Method not allowed.",
+    413: "Request body is larger than 1 MiB.",
+    500: "Internal server error.",
+}
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None,
+    fields: Any = None,
+) -> Response:
+    """Render {"error": {"code", "message"[, "fields"]}} with a status and headers."""
+    body: dict[str, Any] = {"code": code, "message": message}
+    if fields is not None:
+        body["fields"] = fields
+    response = jsonify(error=body)
+    response.status_code = status
+    response.headers.extend(headers or {})
+    return response
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def http_exception_response(exc: HTTPException) -> Response:
+    """Any werkzeug HTTPException (and flask-smorest/webargs validation errors) as JSON."""
+    status = exc.code or 500
+    data = getattr(exc, "data", None) or {}
+    messages = data.get("messages")
+    if messages is not None and status in (400, 422):
+        # webargs nests errors by location ({"json": {...}}); the body is the only location.
+        if isinstance(messages, dict):
+            fields = messages.get("json", messages)
+        else:  # body-level problems (not JSON at all) have no field: marshmallow's "_schema"
+            fields = {"_schema": list(messages) if isinstance(messages, list) else [messages]}
+        return error_response(status, "validation_error", "The request body is invalid.",
+                              fields=fields)
+    headers = {}
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+    code = HTTP_CODES.get(status, _snake(exc.name))
+    message = HTTP_MESSAGES.get(status) or (exc.description or exc.name)
+    return error_response(status, code, message, headers)
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Route every failure through the envelope: ours, the domain's, werkzeug's, Redis's."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> Response:
+        return error_response(exc.status, exc.code, exc.message, exc.headers, exc.fields)
+
+    @app.errorhandler(domain.StoreError)
+    def _domain_error(exc: domain.StoreError) -> Response:
+        for kind, (status, code, message) in DOMAIN_ERRORS.items():
+            if isinstance(exc, kind):
+                return error_response(status, code, message)
+        raise exc
+
+    @app.errorhandler(redis.ConnectionError)
+    @app.errorhandler(redis.TimeoutError)
+    def _storage_down(exc: redis.RedisError) -> Response:
+        # No traceback: the cause is outside the app, and the message says all there is.
+        log.error("storage unavailable: %s", exc.__class__.__name__)
+        return error_response(
+            503, "service_unavailable", "The service is temporarily unavailable; retry shortly.",
+            {"Retry-After": "1"},
+        )

@@ -1,0 +1,1 @@
+"""Marshmallow schemas: one module per resource; server-set fields are dump_only."""

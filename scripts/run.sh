@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Serve the app with gunicorn on 127.0.0.1:$PORT. Storage, in order of preference:
+# $REDIS_URL; else a redis-server of our own under ./var/ (unix socket, append-only file);
+# else the embedded in-process store (one worker, nothing survives a restart).
+# Ctrl-C stops everything this script started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PORT="${PORT:-8000}"
+WORKERS="${WORKERS:-2}"
+export GENMB_ENV="${GENMB_ENV:-development}"
+mkdir -p var
+chmod 700 var
+
+if [ -z "${SECRET_KEY:-}" ]; then
+  # One secret for every worker, kept across restarts so sessions survive them.
+  [ -s var/secret_key ] || (umask 077 && .venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(32))' > var/secret_key)
+  SECRET_KEY="$(cat var/secret_key)"
+  export SECRET_KEY
+fi
+
+redis_pid=""
+redis_dir=""
+cleanup() {
+  if [ -n "$redis_pid" ]; then
+    kill "$redis_pid" 2>/dev/null || true
+    wait "$redis_pid" 2>/dev/null || true
+  fi
+  rm -f var/run.env
+  [ -z "$redis_dir" ] || [ "$redis_dir" = "$PWD/var" ] || rm -rf "$redis_dir"
+}
+trap cleanup EXIT
+trap 'exit 0' INT TERM
+
+ping_socket() {
+  .venv/bin/python -c 'import sys, redis; redis.Redis(unix_socket_path=sys.argv[1], socket_timeout=0.5).ping()' "$1" 2>/dev/null
+}
+
+if [ -n "${REDIS_URL:-}" ]; then
+  echo "storage: REDIS_URL"
+elif command -v redis-server >/dev/null 2>&1; then
+  redis_dir="$PWD/var"
+  sock="$redis_dir/redis.sock"
+  if [ "${#sock}" -gt 100 ]; then  # unix socket paths are limited to ~107 bytes
+    redis_dir="$(mktemp -d /tmp/genmb-redis.XXXXXX)"
+    sock="$redis_dir/redis.sock"
+  fi
+  if [ -S "$sock" ] && ping_socket "$sock"; then
+    echo "error: a redis-server from another 'make run' is already serving $sock" >&2
+    exit 1
+  fi
+  rm -f "$sock"
+  # No TCP port at all (--port 0): nothing can collide with a server someone else runs.
+  redis-server --port 0 --unixsocket "$sock" --unixsocketperm 700 \
+    --dir "$PWD/var" --appendonly yes --appendfsync everysec --save "" \
+    --logfile "$PWD/var/redis.log" &
+  redis_pid=$!
+  for _ in $(seq 1 50); do ping_socket "$sock" && break; sleep 0.1; done
+  ping_socket "$sock" || { echo "error: redis-server did not start; see var/redis.log" >&2; exit 1; }
+  export REDIS_URL="unix://$sock"
+  echo "storage: redis-server (append-only) at $sock, data in var/"
+else
+  echo "WARNING: no REDIS_URL and no redis-server on PATH: using the embedded in-process store." >&2
+  echo "WARNING: one worker only, and nothing survives a restart." >&2
+  export REDIS_URL="memory://"
+  WORKERS=1
+fi
+
+# For the operator CLI in another terminal: set -a; . var/run.env; set +a
+umask 077
+printf 'REDIS_URL=%s\nSECRET_KEY=%s\nGENMB_ENV=%s\n' "$REDIS_URL" "$SECRET_KEY" "$GENMB_ENV" > var/run.env
+echo "serving on http://127.0.0.1:$PORT with $WORKERS worker(s); Ctrl-C to stop"
+.venv/bin/gunicorn -c deploy/gunicorn.conf.py --workers "$WORKERS" --bind "127.0.0.1:$PORT" 'app:create_app()'

@@ -1,0 +1,129 @@
+"""The before_request gate: count, authenticate, attribute, all in one Redis round trip."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+from flask import Flask, Response, current_app, g, request
+
+from errors import ApiError, invalid_api_key, missing_credentials, plan_required
+from extensions import storage
+from security import csrf
+from security.credentials import Presented, presented
+from store import gate as gate_store
+from store.gate import Identity, RateState
+
+log = logging.getLogger("genmb.security")
+
+COUNTED_PREFIXES = ("/api", "/auth", "/mcp")
+AUTHENTICATED_PREFIXES = ("/api", "/mcp")
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who the request acts for, and how it proved it."""
+
+    identity: Identity
+    method: str  # "api_key" or "session"
+    session_token: str | None = None
+
+    @property
+    def user_id(self) -> str:
+        """The acting user's id."""
+        return self.identity.user_id
+
+    @property
+    def key_id(self) -> str | None:
+        """The API key's id, when one was used."""
+        return self.identity.key_id
+
+
+def _under(path: str, prefixes: tuple[str, ...]) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in prefixes)
+
+
+def current_principal() -> Principal:
+    """The authenticated principal of this request (the gate guarantees one under /api)."""
+    principal = g.get("principal")
+    if principal is None:
+        raise missing_credentials()
+    return principal
+
+
+def optional_principal() -> Principal | None:
+    """The principal, if the request carried a valid credential."""
+    return g.get("principal")
+
+
+def _security_event(event: str, **fields: object) -> None:
+    """Log a security event as key=value pairs (values never contain a raw key)."""
+    detail = " ".join(f"{k}={v}" for k, v in fields.items() if v not in (None, ""))
+    log.info("%s %s", event, detail)
+
+
+def before_request() -> None:
+    """Gate every counted request; raise an ApiError to refuse it."""
+    if not _under(request.path, COUNTED_PREFIXES):
+        return
+    config = current_app.config
+    credential = presented(request, config["SESSION_COOKIE_NAME"])
+    result = gate_store.check(
+        storage(), request.remote_addr or "unknown", config["GLOBAL_LIMIT"],
+        config["GLOBAL_WINDOW_MS"], credential.lookup(),
+    )
+    g.rate = result.rate
+    if not result.rate.admitted:
+        retry_after = max(1, math.ceil(result.rate.reset_seconds))
+        raise ApiError(429, "rate_limited", "Too many requests; slow down and retry later.",
+                       {"Retry-After": str(retry_after)})
+    _attribute(credential, result.identity)
+
+
+def _attribute(credential: Presented, identity: Identity | None) -> None:
+    """Turn the gate's answer into g.principal, or refuse the request."""
+    ip = request.remote_addr
+    if credential.kind == "malformed" or (credential.kind == "key" and identity is None):
+        _security_event("auth.failed", reason="invalid_api_key",
+                        prefix=credential.display_prefix, ip=ip, path=request.path)
+        raise invalid_api_key()
+    if credential.kind == "key" and identity is not None:
+        plan = current_app.config["PLANS"].get(identity.plan)
+        if plan is None or not plan.api_keys:
+            _security_event("auth.failed", reason="plan_required", key_id=identity.key_id,
+                            user_id=identity.user_id, ip=ip)
+            raise plan_required()
+        g.principal = Principal(identity, "api_key")
+    elif credential.kind == "session" and identity is not None:
+        g.principal = Principal(identity, "session", credential.secret)
+
+    if not _under(request.path, AUTHENTICATED_PREFIXES):
+        return
+    principal = g.get("principal")
+    if principal is None:
+        raise missing_credentials()
+    if principal.method == "session" and request.method in UNSAFE_METHODS:
+        csrf.require_valid(principal.session_token)
+
+
+def after_request(response: Response) -> Response:
+    """Attach the X-RateLimit-* headers to every counted response and forbid caching."""
+    rate: RateState | None = g.get("rate")
+    if rate is not None:
+        response.headers["X-RateLimit-Limit"] = str(rate.limit)
+        response.headers["X-RateLimit-Remaining"] = str(rate.remaining)
+        reset = math.ceil(rate.reset_seconds) if rate.remaining == 0 else 0
+        response.headers["X-RateLimit-Reset"] = str(reset)
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Install the gate on the app."""
+    app.before_request(before_request)
+    app.after_request(after_request)
+
+
+

@@ -1,0 +1,41 @@
+"""Password hashing with scrypt (memory-hard, in the standard library)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+_R, _P, _LEN = 8, 1, 32
+# A fixed hash to verify against when the email is unknown, so both cases cost the same.
+_DUMMY_SALT = b"genmb-dummy-salt"
+
+
+def _scrypt(password: str, salt: bytes, n: int) -> bytes:
+    return hashlib.scrypt(
+        password.encode(), salt=salt, n=n, r=_R, p=_P, dklen=_LEN, maxmem=256 * 1024 * 1024
+    )
+
+
+def hash_password(password: str, n: int) -> str:
+    """Hash a password as scrypt$n$salt$hash (base64), with a fresh 16-byte salt."""
+    salt = secrets.token_bytes(16)
+    digest = _scrypt(password, salt, n)
+    b64 = base64.b64encode
+    return f"scrypt${n}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def verify_password(password: str, stored: str | None, n: int) -> bool:
+    """Check a password in constant time; with no stored hash, burn the same time and fail."""
+    if not stored:
+        _scrypt(password, _DUMMY_SALT, n)
+        return False
+    try:
+        scheme, n_text, salt_b64, digest_b64 = stored.split("$")
+        salt, expected = base64.b64decode(salt_b64), base64.b64decode(digest_b64)
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    return hmac.compare_digest(_scrypt(password, salt, int(n_text)), expected)

@@ -1,0 +1,21 @@
+"""Starting codegen and deploy jobs: per-user limit, credit charge and record."""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from extensions import storage
+from security.gate import Principal
+from services.credits import allowance
+from store import apps
+
+COST_SETTING = {"codegen": "COST_CODEGEN", "deploy": "COST_DEPLOY"}
+
+
+def start(principal: Principal, app_id: str, kind: str, prompt: str | None = None) -> apps.Job:
+    """Charge the action's credits and record the job, atomically; raises domain errors."""
+    cost = current_app.config[COST_SETTING[kind]]
+    return apps.start_job(
+        storage(), principal.user_id, app_id, kind, cost,
+        allowance(principal.identity.plan), prompt,
+    )

@@ -1,0 +1,1 @@
+"""The Redis data model: one module per concept, every key name defined in names.py."""

@@ -1,0 +1,95 @@
+"""API keys: records found by the SHA-256 digest of the key, and a per-user index."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+
+from store.client import Storage
+from store.clock import iso, new_id, utcnow
+from store.errors import KeyLimitReached, NotFound, PlanRequired
+
+KEY_PREFIX = "genmb_sk_"
+RANDOM_LENGTH = 32
+KEY_PATTERN = re.compile(rf"^{KEY_PREFIX}[A-Za-z0-9_-]{{{RANDOM_LENGTH}}}$")
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """What may be shown about a key: never the key, never its digest."""
+
+    id: str
+    name: str
+    prefix: str
+    created_at: str
+    last_used_at: str | None
+
+
+def digest(raw_key: str) -> str:
+    """The SHA-256 hex digest of a raw key: the only form of it Redis ever sees."""
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def is_well_formed(raw_key: str) -> bool:
+    """Whether a presented key has the shape of one of ours (checked before any lookup)."""
+    return KEY_PATTERN.fullmatch(raw_key) is not None
+
+
+def generate() -> str:
+    """A new raw key: the prefix and 32 URL-safe random characters (192 bits)."""
+    return KEY_PREFIX + secrets.token_urlsafe(24)
+
+
+def create(
+    storage: Storage, user_id: str, name: str, max_keys: int, key_plans: list[str]
+) -> tuple[KeyInfo, str]:
+    """Create a key within the cap; returns its info and the raw key, which is never stored."""
+    names = storage.names
+    for _ in range(3):  # a digest collision is astronomically unlikely; retry anyway
+        raw = generate()
+        info = KeyInfo(new_id("key"), name, raw[: len(KEY_PREFIX) + 4], iso(utcnow()), None)
+        key_digest = digest(raw)
+        outcome = storage.run(
+            "create_key",
+            [names.user(user_id), names.user_keys(user_id), names.api_key(key_digest)],
+            [max_keys, info.id, user_id, name, info.prefix, info.created_at, key_digest,
+             " ".join(key_plans)],
+        )
+        if outcome == "ok":
+            return info, raw
+        if outcome == "plan_required":
+            raise PlanRequired(user_id)
+        if outcome == "key_limit_reached":
+            raise KeyLimitReached(user_id)
+        if outcome == "no_user":
+            raise NotFound(user_id)
+    raise RuntimeError("could not allocate a unique key")
+
+
+def list_for_user(storage: Storage, user_id: str) -> list[KeyInfo]:
+    """The user's live keys, oldest first."""
+    digests = storage.redis.hgetall(storage.names.user_keys(user_id))
+    if not digests:
+        return []
+    with storage.redis.pipeline(transaction=False) as pipe:
+        for key_digest in digests.values():
+            pipe.hgetall(storage.names.api_key(key_digest))
+        records = pipe.execute()
+    keys = [
+        KeyInfo(r["id"], r["name"], r["prefix"], r["created_at"], r.get("last_used_at"))
+        for r in records
+        if r  # revoked between the two reads
+    ]
+    return sorted(keys, key=lambda k: (k.created_at, k.id))
+
+
+def revoke(storage: Storage, user_id: str, key_id: str) -> str:
+    """Delete one of the user's keys and return its display prefix; NotFound otherwise."""
+    prefix = storage.run(
+        "delete_key", [storage.names.user_keys(user_id)], [key_id, storage.names.api_key_prefix]
+    )
+    if prefix is None:
+        raise NotFound(key_id)
+    return str(prefix)

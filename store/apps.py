@@ -1,0 +1,101 @@
+"""Apps and their generation/deploy jobs; a job is recorded only when its credits are charged."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from store.client import Storage
+from store.clock import iso, month_of, new_id, utcnow
+from store.errors import InsufficientCredits, NotFound
+
+JOBS_KEPT_PER_APP = 100
+CREDIT_COUNTER_TTL = 40 * 24 * 3600  # outlives the longest month; the key expires by itself
+
+
+@dataclass(frozen=True)
+class App:
+    """An app owned by one user."""
+
+    id: str
+    name: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Job:
+    """A recorded codegen or deploy request."""
+
+    id: str
+    app_id: str
+    kind: str
+    status: str
+    credits: int
+    created_at: str
+    prompt: str | None = None
+
+
+def create(storage: Storage, user_id: str, name: str) -> App:
+    """Create an app for the user."""
+    app = App(new_id("app"), name, iso(utcnow()))
+    storage.redis.hset(storage.names.user_apps(user_id), app.id, json.dumps(asdict(app)))
+    return app
+
+
+def list_for_user(storage: Storage, user_id: str) -> list[App]:
+    """The user's apps, oldest first."""
+    raw = storage.redis.hvals(storage.names.user_apps(user_id))
+    apps = [App(**json.loads(item)) for item in raw]
+    return sorted(apps, key=lambda a: (a.created_at, a.id))
+
+
+def get(storage: Storage, user_id: str, app_id: str) -> App:
+    """One of the user's apps; NotFound for an unknown id or someone else's."""
+    raw = storage.redis.hget(storage.names.user_apps(user_id), app_id)
+    if raw is None:
+        raise NotFound(app_id)
+    return App(**json.loads(raw))
+
+
+def delete(storage: Storage, user_id: str, app_id: str) -> None:
+    """Delete one of the user's apps and its job history together."""
+    with storage.redis.pipeline(transaction=True) as pipe:
+        pipe.hdel(storage.names.user_apps(user_id), app_id)
+        pipe.delete(storage.names.app_jobs(user_id, app_id))
+        removed, _ = pipe.execute()
+    if not removed:
+        raise NotFound(app_id)
+
+
+def start_job(
+    storage: Storage,
+    user_id: str,
+    app_id: str,
+    kind: str,
+    cost: int,
+    allowance: int,
+    prompt: str | None = None,
+) -> Job:
+    """Charge the credits and record the job atomically; nothing changes if either fails."""
+    now = utcnow()
+    job = Job(new_id("job"), app_id, kind, "queued", cost, iso(now), prompt)
+    status, _used = storage.run(
+        "charge_job",
+        [
+            storage.names.credits(user_id, month_of(now)),
+            storage.names.user_apps(user_id),
+            storage.names.app_jobs(user_id, app_id),
+        ],
+        [cost, allowance, app_id, json.dumps(asdict(job)), CREDIT_COUNTER_TTL,
+         JOBS_KEPT_PER_APP],
+    )
+    if status == "not_found":
+        raise NotFound(app_id)
+    if status == "insufficient_credits":
+        raise InsufficientCredits(user_id)
+    return job
+
+
+def credits_used(storage: Storage, user_id: str) -> int:
+    """Credits the user has used this calendar month (UTC)."""
+    return int(storage.redis.get(storage.names.credits(user_id, month_of(utcnow()))) or 0)

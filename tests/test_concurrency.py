@@ -1,0 +1,138 @@
+"""Real concurrency against gunicorn with 4 workers on a real redis-server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from tests.conftest import LiveSession
+
+pytestmark = pytest.mark.gunicorn
+
+
+def _fire(count: int, call) -> list:
+    """Run call(i) for i in range(count) from `count` threads at once; bounded."""
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(call, range(count)))
+
+
+def test_forty_racing_creates_admit_exactly_one(live, make_user):
+    """A user holding 4 keys fires 40 concurrent creates: one 201, 39 409s, 5 keys."""
+    user = make_user("pro")
+    session = LiveSession(live.url, user.email)
+    for i in range(4):
+        assert session.create_key(f"k{i}").status_code == 201
+
+    def create(i: int) -> int:
+        http = requests.Session()
+        http.cookies.update(session.http.cookies)
+        r = http.post(f"{live.url}/api/keys", json={"name": f"race {i}"},
+                      headers={"X-CSRF-Token": session.csrf}, timeout=60)
+        return r.status_code if r.status_code != 409 or \
+            r.json()["error"]["code"] == "key_limit_reached" else -1
+
+    codes = Counter(_fire(40, create))
+    assert codes == Counter({201: 1, 409: 39})
+    assert len(session.keys()) == 5
+
+
+def test_revocation_is_immediate_on_every_worker(live, make_user):
+    """After a revoke, 50 concurrent requests spread over the workers all get 401."""
+    user = make_user("pro")
+    session = LiveSession(live.url, user.email)
+    created = session.create_key().json()
+    headers = {"Authorization": f"Bearer {created['key']}"}
+
+    def call(_: int) -> int:
+        return requests.get(f"{live.url}/api/me", headers=headers, timeout=30).status_code
+
+    # Every worker has served the key successfully before the revoke.
+    assert set(_fire(24, call)) == {200}
+    assert session.delete_key(created["id"]).status_code == 204
+    assert Counter(_fire(50, call)) == Counter({401: 50})
+
+
+def test_exactly_200_of_250_mixed_requests_are_admitted(live, make_user):
+    """250 concurrent requests from one IP, good and bad, mixed routes: 200 admitted."""
+    user = make_user("pro")
+    session = LiveSession(live.url, user.email)
+    good = session.create_key().json()["key"]  # login + create used 2 of the 200
+    variants = [
+        ("GET", "/api/me", {"Authorization": f"Bearer {good}"}),
+        ("GET", "/api/apps", {"X-MCP-API-Key": good}),
+        ("GET", "/api/me", {"Authorization": "Bearer genmb_sk_" + "Z" * 32}),
+        ("GET", "/api/me", {"Authorization": "Bearer not-a-key"}),
+        ("GET", "/api/me", {}),
+        ("GET", "/auth/session", {}),
+        ("POST", "/mcp", {}),
+    ]
+
+    def call(i: int) -> int:
+        method, path, headers = variants[i % len(variants)]
+        return requests.request(method, f"{live.url}{path}", headers=headers,
+                                timeout=60).status_code
+
+    codes = Counter(_fire(250, call))
+    assert sum(n for code, n in codes.items() if code != 429) == 198, codes
+    assert codes[429] == 52
+    assert codes[200] > 0 and codes[401] > 0
+
+
+class CommandRecorder:
+    """Records every command clients send to Redis (MONITOR), without script internals."""
+
+    STOP = "genmb-test-monitor-stop"
+
+    def __init__(self, redis_server) -> None:
+        self.client = redis_server.client()
+        self.commands: list[dict] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._ready = threading.Event()
+
+    def _run(self) -> None:
+        with self.client.monitor() as monitor:
+            self._ready.set()
+            for entry in monitor.listen():
+                if self.STOP in entry["command"]:
+                    return
+                self.commands.append(entry)
+
+    def __enter__(self) -> CommandRecorder:
+        self._thread.start()
+        self._ready.wait(5)
+        time.sleep(0.1)  # MONITOR is registered once its reply arrives
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.echo(self.STOP)
+        self._thread.join(10)
+
+    def sent_by_clients(self) -> list[str]:
+        """Commands as clients sent them; a script's own calls are tagged lua and left out."""
+        return [e["command"].split()[0].upper() for e in self.commands
+                if e.get("client_type") != "lua"]
+
+
+def test_one_redis_command_per_key_authenticated_me(live, make_user, redis_server):
+    """GET /api/me with a key costs exactly one Redis command (the gate's EVALSHA)."""
+    user = make_user("pro")
+    session = LiveSession(live.url, user.email)
+    key = session.create_key().json()["key"]
+    headers = {"Authorization": f"Bearer {key}"}
+    for _ in range(8):  # warm every worker's pooled connection and the script cache
+        assert requests.get(f"{live.url}/api/me", headers=headers, timeout=10).ok
+    requests_made = 40
+    with CommandRecorder(redis_server) as recorder:
+        for _ in range(requests_made):
+            response = requests.get(f"{live.url}/api/me", headers=headers, timeout=10)
+            assert response.status_code == 200
+    sent = Counter(recorder.sent_by_clients())
+    # A worker opening a new pooled connection announces itself once (per connection).
+    for setup in ("CLIENT", "HELLO", "SELECT", "ECHO"):
+        sent.pop(setup, None)
+    assert sent == Counter({"EVALSHA": requests_made})

@@ -12,7 +12,7 @@ import cli
 from blueprints import account, apps, auth, health, keys
 from config import load_settings
 from errors import register_error_handlers
-from extensions import STORAGE_EXTENSION, api
+from extensions import STORAGE_EXTENSION, api, limiter
 from logs import configure_logging
 from security import gate
 from store.client import Storage, connect
@@ -38,7 +38,8 @@ def register_extensions(app: Flask) -> None:
     proxies = app.config["TRUSTED_PROXY_COUNT"]
     if proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
-    gate.init_app(app)
+    gate.init_app(app)  # before the limiter: its before_request needs the gate's principal
+    limiter.init_app(app)
     api.init_app(app)
 
 

@@ -107,4 +107,18 @@ def load_settings(
         raise RuntimeError("TRUSTED_PROXY_COUNT must be 0 or more")
     s["SESSION_COOKIE_SECURE"] = not development
     s["GLOBAL_LIMIT"], s["GLOBAL_WINDOW_MS"] = rate_limit_parts(s["RATELIMIT_GLOBAL"])
+    for name in ("RATELIMIT_CODEGEN", "RATELIMIT_DEPLOY"):
+        rate_limit_parts(s[name])  # refuse a typo at start-up, not on the first request
+    s.setdefault("RATELIMIT_STORAGE_URI", limits_storage_uri(s["REDIS_URL"]))
+    s.setdefault("RATELIMIT_STORAGE_OPTIONS", {
+        "socket_timeout": s["REDIS_TIMEOUT"], "socket_connect_timeout": s["REDIS_TIMEOUT"],
+    } if not s["REDIS_URL"].startswith("memory://") else {})
+    s.setdefault("RATELIMIT_KEY_PREFIX", f"{s['REDIS_KEY_PREFIX']}:limiter")
     return s
+
+
+def limits_storage_uri(redis_url: str) -> str:
+    """The same Redis in the notation of the limits library (flask-limiter's storage)."""
+    if redis_url.startswith("unix://"):
+        return "redis+unix://" + redis_url[len("unix://"):]
+    return redis_url

@@ -108,10 +108,9 @@ def http_exception_response(exc: HTTPException) -> Response:
     messages = data.get("messages")
     if messages is not None and status in (400, 422):
         # webargs nests errors by location ({"json": {...}}); the body is the only location.
-        if isinstance(messages, dict):
-            fields = messages.get("json", messages)
-        else:  # body-level problems (not JSON at all) have no field: marshmallow's "_schema"
-            fields = {"_schema": list(messages) if isinstance(messages, list) else [messages]}
+        fields = messages.get("json", messages) if isinstance(messages, dict) else messages
+        if not isinstance(fields, dict):  # not JSON at all: no field to blame, marshmallow's key
+            fields = {"_schema": fields if isinstance(fields, list) else [fields]}
         return error_response(status, "validation_error", "The request body is invalid.",
                               fields=fields)
     headers = {}

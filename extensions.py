@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Response, current_app
+from flask import Response, current_app, g
+from flask_limiter import Limiter
 from flask_smorest import Api as SmorestApi
 from werkzeug.exceptions import HTTPException
 
@@ -18,7 +19,22 @@ class Api(SmorestApi):
         return http_exception_response(error)
 
 
+def acting_user() -> str:
+    """Per-endpoint limits count per user, whether the request came with a key or a session."""
+    return f"user:{g.principal.user_id}"
+
+
 api = Api()
+# Only per-endpoint limits live here (decorated views). The global per-IP limit is the gate's:
+# no default or application limits, and the headers are written by the gate.
+limiter = Limiter(
+    key_func=acting_user,
+    default_limits=[],
+    application_limits=[],
+    headers_enabled=False,
+    strategy="moving-window",
+    swallow_errors=False,
+)
 
 STORAGE_EXTENSION = "genmb_storage"
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass
 
 from flask import Flask, Response, current_app, g, request
 
 from errors import ApiError, invalid_api_key, missing_credentials, plan_required
-from extensions import storage
+from extensions import limiter, storage
 from security import csrf
 from security.credentials import Presented, presented
 from store import gate as gate_store
@@ -75,10 +76,8 @@ def before_request() -> None:
         config["GLOBAL_WINDOW_MS"], credential.lookup(),
     )
     g.rate = result.rate
-    if not result.rate.admitted:
-        retry_after = max(1, math.ceil(result.rate.reset_seconds))
-        raise ApiError(429, "rate_limited", "Too many requests; slow down and retry later.",
-                       {"Retry-After": str(retry_after)})
+    if not result.rate.admitted:  # Retry-After is set with the other headers, after_request
+        raise ApiError(429, "rate_limited", "Too many requests; slow down and retry later.")
     _attribute(credential, result.identity)
 
 
@@ -108,15 +107,36 @@ def _attribute(credential: Presented, identity: Identity | None) -> None:
         csrf.require_valid(principal.session_token)
 
 
+def _binding_limit(rate: RateState) -> tuple[int, int, float]:
+    """(limit, remaining, reset seconds) of the limit closest to refusing this client.
+
+    Every counted request has the global per-IP window; codegen and deploy also have a
+    per-user limit. The headers describe whichever has fewer requests left (on a tie, the
+    one that frees up later), so a client that obeys them is never refused by the other.
+    """
+    best = (rate.limit, rate.remaining, rate.reset_seconds)
+    endpoint = limiter.current_limit if request.endpoint else None
+    if endpoint is not None:
+        remaining = 0 if endpoint.breached else endpoint.remaining
+        reset = max(0.0, endpoint.reset_at - time.time())
+        if (remaining, -reset) < (best[1], -best[2]):
+            best = (endpoint.limit.amount, remaining, reset)
+    return best
+
+
 def after_request(response: Response) -> Response:
-    """Attach the X-RateLimit-* headers to every counted response and forbid caching."""
+    """Attach the X-RateLimit-* headers (and Retry-After on a 429) to counted responses."""
     rate: RateState | None = g.get("rate")
-    if rate is not None:
-        response.headers["X-RateLimit-Limit"] = str(rate.limit)
-        response.headers["X-RateLimit-Remaining"] = str(rate.remaining)
-        reset = math.ceil(rate.reset_seconds) if rate.remaining == 0 else 0
-        response.headers["X-RateLimit-Reset"] = str(reset)
-        response.headers["Cache-Control"] = "no-store"
+    if rate is None:
+        return response
+    limit, remaining, reset_seconds = _binding_limit(rate)
+    reset = max(1, math.ceil(reset_seconds)) if remaining == 0 else 0
+    response.headers["X-RateLimit-Limit"] = str(limit)
+    response.headers["X-RateLimit-Remaining"] = str(remaining)
+    response.headers["X-RateLimit-Reset"] = str(reset)
+    if response.status_code == 429:
+        response.headers["Retry-After"] = str(max(1, reset))
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 

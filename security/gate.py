@@ -140,9 +140,18 @@ def after_request(response: Response) -> Response:
     return response
 
 
+def require_json_body() -> None:
+    """Refuse a request body that is not JSON with a clear 415, rather than a puzzling 422."""
+    if (request.method in UNSAFE_METHODS and request.content_length
+            and _under(request.path, COUNTED_PREFIXES) and not request.is_json):
+        raise ApiError(415, "unsupported_media_type",
+                       "Send the request body as JSON with Content-Type: application/json.")
+
+
 def init_app(app: Flask) -> None:
-    """Install the gate on the app."""
+    """Install the gate on the app (authentication first, then the body check)."""
     app.before_request(before_request)
+    app.before_request(require_json_body)
     app.after_request(after_request)
 
 

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 import redis
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, has_request_context, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from store import errors as domain
@@ -83,18 +83,49 @@ HTTP_MESSAGES = {
 }
 
 
+# /mcp speaks JSON-RPC: an MCP client shows the message of a JSON-RPC error object, so a refusal
+# there (401/403/429/503 from the gate, 405, 413, ...) keeps the API's HTTP status and headers
+# but carries {"jsonrpc", "id": null, "error": {"code", "message", "data": {"code", ...}}}.
+MCP_PATH = "/mcp"
+# JSON-RPC codes from the implementation-defined range the MCP SDK leaves free (-32003..-32019).
+MCP_JSONRPC_CODES = {401: -32010, 403: -32011, 429: -32012, 503: -32013}
+
+
+def mcp_error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None,
+    fields: Any = None,
+) -> Response:
+    """Render an error on /mcp as a JSON-RPC error object (our code and status in "data")."""
+    data: dict[str, Any] = {"code": code, "status": status}
+    if fields is not None:
+        data["fields"] = fields
+    rpc_code = MCP_JSONRPC_CODES.get(status, -32603 if status >= 500 else -32600)
+    response = jsonify(jsonrpc="2.0", id=None,
+                       error={"code": rpc_code, "message": message, "data": data})
+    response.status_code = status
+    response.headers.extend(headers or {})
+    return response
+
+
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None,
     fields: Any = None,
 ) -> Response:
     """Render {"error": {"code", "message"[, "fields"]}} with a status and headers."""
+    if has_request_context() and request.path == MCP_PATH:
+        return mcp_error_response(status, code, message, headers, fields)
     body: dict[str, Any] = {"code": code, "message": message}
     if fields is not None:
         body["fields"] = fields
     response = jsonify(error=body)
     response.status_code = status
     response.headers.extend(headers or {})
+    if status == 401 and "WWW-Authenticate" not in response.headers:
+        response.headers["WWW-Authenticate"] = REALM  # every 401 names its scheme (RFC 9110)
     return response
+
+
+_TAG = re.compile(r"<[^>]+>")
 
 
 def _snake(name: str) -> str:
@@ -117,7 +148,8 @@ def http_exception_response(exc: HTTPException) -> Response:
     if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
         headers["Allow"] = ", ".join(sorted(exc.valid_methods))
     code = HTTP_CODES.get(status, _snake(exc.name))
-    message = HTTP_MESSAGES.get(status) or (exc.description or exc.name)
+    # werkzeug's descriptions carry HTML markup (<code>...</code>); a message is plain text.
+    message = HTTP_MESSAGES.get(status) or _TAG.sub("", exc.description or exc.name)
     return error_response(status, code, message, headers)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import time
@@ -140,10 +141,27 @@ def after_request(response: Response) -> Response:
     return response
 
 
-def require_json_body() -> None:
-    """Refuse a request body that is not JSON with a clear 415, rather than a puzzling 422."""
-    if (request.method in UNSAFE_METHODS and request.content_length
-            and _under(request.path, COUNTED_PREFIXES) and not request.is_json):
+def check_request_body() -> None:
+    """Refuse bodies over MAX_CONTENT_LENGTH (413) and bodies that are not JSON (415).
+
+    Checked up front for every counted route, so a view that never reads its body (deploy)
+    cannot accept an oversized one, and a chunked body without Content-Length is measured
+    instead of being silently cut at the limit.
+    """
+    if request.method not in UNSAFE_METHODS or not _under(request.path, COUNTED_PREFIXES):
+        return
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    length = request.content_length
+    if length is None and request.environ.get("wsgi.input_terminated"):
+        body = request.environ["wsgi.input"].read(limit + 1)
+        length = len(body)
+        # Hand the measured body on to the view as an ordinary sized body.
+        request.environ["wsgi.input"] = io.BytesIO(body)
+        request.environ["CONTENT_LENGTH"] = str(length)
+        request.environ.pop("HTTP_TRANSFER_ENCODING", None)
+    if length and length > limit:
+        raise ApiError(413, "payload_too_large", "Request body is larger than 1 MiB.")
+    if length and not request.is_json:
         raise ApiError(415, "unsupported_media_type",
                        "Send the request body as JSON with Content-Type: application/json.")
 
@@ -151,7 +169,7 @@ def require_json_body() -> None:
 def init_app(app: Flask) -> None:
     """Install the gate on the app (authentication first, then the body check)."""
     app.before_request(before_request)
-    app.before_request(require_json_body)
+    app.before_request(check_request_body)
     app.after_request(after_request)
 
 

@@ -33,9 +33,10 @@ def verify_password(password: str, stored: str | None, n: int) -> bool:
         return False
     try:
         scheme, n_text, salt_b64, digest_b64 = stored.split("$")
+        if scheme != "scrypt":
+            return False
         salt, expected = base64.b64decode(salt_b64), base64.b64decode(digest_b64)
-    except ValueError:
+        actual = _scrypt(password, salt, int(n_text))
+    except ValueError:  # a corrupt record fails the check; it must not become a 500
         return False
-    if scheme != "scrypt":
-        return False
-    return hmac.compare_digest(_scrypt(password, salt, int(n_text)), expected)
+    return hmac.compare_digest(actual, expected)

@@ -16,5 +16,6 @@ def healthz() -> tuple[Response, int]:
     try:
         storage().redis.ping()
     except (redis.ConnectionError, redis.TimeoutError):
-        return jsonify(status="unavailable"), 503
+        error = {"code": "service_unavailable", "message": "Redis is unreachable."}
+        return jsonify(status="unavailable", error=error), 503
     return jsonify(status="ok"), 200

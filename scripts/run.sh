@@ -29,7 +29,7 @@ cleanup() {
   [ -z "$redis_dir" ] || [ "$redis_dir" = "$PWD/var" ] || rm -rf "$redis_dir"
 }
 trap cleanup EXIT
-trap 'exit 0' INT TERM
+trap 'exit 0' INT TERM  # until gunicorn runs (below)
 
 ping_socket() {
   .venv/bin/python -c 'import sys, redis; redis.Redis(unix_socket_path=sys.argv[1], socket_timeout=0.5).ping()' "$1" 2>/dev/null
@@ -69,4 +69,11 @@ fi
 umask 077
 printf 'REDIS_URL=%s\nSECRET_KEY=%s\nGENMB_ENV=%s\n' "$REDIS_URL" "$SECRET_KEY" "$GENMB_ENV" > var/run.env
 echo "serving on http://127.0.0.1:$PORT with $WORKERS worker(s); Ctrl-C to stop"
-.venv/bin/gunicorn -c deploy/gunicorn.conf.py --workers "$WORKERS" --bind "127.0.0.1:$PORT" 'app:create_app()'
+.venv/bin/gunicorn -c deploy/gunicorn.conf.py --workers "$WORKERS" --bind "127.0.0.1:$PORT" \
+  'app:create_app()' &
+gunicorn_pid=$!
+# A TERM or INT sent to this script alone (a supervisor, `timeout`) reaches gunicorn too.
+trap 'kill -TERM "$gunicorn_pid" 2>/dev/null || true' INT TERM
+wait "$gunicorn_pid" || true
+# `wait` returns early when a trapped signal arrives: wait again for gunicorn to finish.
+wait "$gunicorn_pid" 2>/dev/null || true

@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 
 from store.client import Storage
-from store.clock import iso, new_id, utcnow
+from store.clock import is_id, iso, new_id, utcnow
 from store.errors import KeyLimitReached, NotFound, PlanRequired
 
 KEY_PREFIX = "genmb_sk_"
@@ -87,6 +87,8 @@ def list_for_user(storage: Storage, user_id: str) -> list[KeyInfo]:
 
 def revoke(storage: Storage, user_id: str, key_id: str) -> str:
     """Delete one of the user's keys and return its display prefix; NotFound otherwise."""
+    if not is_id("key", key_id):
+        raise NotFound(key_id)
     prefix = storage.run(
         "delete_key", [storage.names.user_keys(user_id)], [key_id, storage.names.api_key_prefix]
     )

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass
 
 from store.client import Storage
-from store.clock import iso, month_of, new_id, utcnow
+from store.clock import is_id, iso, month_of, new_id, utcnow
 from store.errors import InsufficientCredits, NotFound
 
 JOBS_KEPT_PER_APP = 100
@@ -49,8 +49,15 @@ def list_for_user(storage: Storage, user_id: str) -> list[App]:
     return sorted(apps, key=lambda a: (a.created_at, a.id))
 
 
+def _require_app_id(app_id: str) -> None:
+    """Refuse a malformed app id without asking Redis."""
+    if not is_id("app", app_id):
+        raise NotFound(app_id)
+
+
 def get(storage: Storage, user_id: str, app_id: str) -> App:
     """One of the user's apps; NotFound for an unknown id or someone else's."""
+    _require_app_id(app_id)
     raw = storage.redis.hget(storage.names.user_apps(user_id), app_id)
     if raw is None:
         raise NotFound(app_id)
@@ -59,6 +66,7 @@ def get(storage: Storage, user_id: str, app_id: str) -> App:
 
 def delete(storage: Storage, user_id: str, app_id: str) -> None:
     """Delete one of the user's apps and its job history together."""
+    _require_app_id(app_id)
     with storage.redis.pipeline(transaction=True) as pipe:
         pipe.hdel(storage.names.user_apps(user_id), app_id)
         pipe.delete(storage.names.app_jobs(user_id, app_id))
@@ -77,6 +85,7 @@ def start_job(
     prompt: str | None = None,
 ) -> Job:
     """Charge the credits and record the job atomically; nothing changes if either fails."""
+    _require_app_id(app_id)
     now = utcnow()
     job = Job(new_id("job"), app_id, kind, "queued", cost, iso(now), prompt)
     status, _used = storage.run(

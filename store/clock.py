@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import UTC, datetime
+
+_ID = re.compile(r"^[a-z]{3}_[0-9a-f]{16}$")
 
 
 def utcnow() -> datetime:
@@ -31,3 +34,11 @@ def start_of_next_month(moment: datetime) -> datetime:
 def new_id(kind: str) -> str:
     """A random, URL-safe identifier such as key_3f9a1c0e5b7d2a64."""
     return f"{kind}_{secrets.token_hex(8)}"
+
+
+def is_id(kind: str, value: str) -> bool:
+    """Whether value has the shape of an id made by new_id(kind).
+
+    Ids come from URLs; anything else (a pasted key, say) is refused before it reaches Redis.
+    """
+    return value.startswith(f"{kind}_") and _ID.fullmatch(value) is not None

@@ -75,13 +75,16 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         server.start()
         store = Storage(connect(server.url, 2.0), KeyNames())
         users.create(store, EMAIL, PASSWORD, "pro", FAST_HASH)
+        store.redis.close()
         web = Gunicorn(server.url, tmp_path / "gunicorn.log", workers=2,
-                       env={"REDIS_TIMEOUT": str(REDIS_TIMEOUT)}).start()
+                       env={"REDIS_TIMEOUT": str(REDIS_TIMEOUT)})
+        web.start()  # assigned first: a gunicorn that fails to come up is still stopped
         session = LiveSession(web.url, EMAIL)
         created = session.create_key("outage key")
         assert created.status_code == 201, created.text
         body = created.json()
         yield Stack(server, web, session, body["key"], body["id"])
+        session.http.close()
     finally:
         if web is not None:
             web.stop()

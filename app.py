@@ -9,7 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import cli
-from blueprints import account, apps, auth, health, keys
+from blueprints import account, apps, auth, health, keys, mcp, web
 from config import load_settings
 from errors import register_error_handlers
 from extensions import STORAGE_EXTENSION, api, limiter
@@ -48,3 +48,5 @@ def register_blueprints(app: Flask) -> None:
     for module in (auth, keys, account, apps):
         api.register_blueprint(module.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(mcp.bp)  # POST /mcp; not in /openapi.json (JSON-RPC, not REST)
+    app.register_blueprint(web.bp)

@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from limits import parse as parse_limit
 
@@ -51,6 +52,20 @@ def rate_limit_parts(text: str) -> tuple[int, int]:
     return item.amount, item.get_expiry() * 1000
 
 
+# Host and Origin values /mcp accepts (DNS-rebinding protection). "name:*" allows any port.
+MCP_DEFAULT_HOSTS = "127.0.0.1,127.0.0.1:*,localhost,localhost:*,[::1],[::1]:*"
+MCP_DEFAULT_ORIGINS = (
+    "http://127.0.0.1,http://127.0.0.1:*,http://localhost,http://localhost:*,"
+    "http://[::1],http://[::1]:*"
+)
+
+
+def comma_list(value: str | list[str] | tuple[str, ...]) -> list[str]:
+    """A comma-separated setting as a list of trimmed, non-empty entries (lists pass through)."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [item.strip() for item in items if item.strip()]
+
+
 def plans_from_env(env: Mapping[str, str]) -> dict[str, Plan]:
     """The plan table: monthly credits per plan (CREDITS_<PLAN>) and who may hold keys."""
     return {
@@ -76,10 +91,13 @@ def load_settings(
         "RATELIMIT_CODEGEN": env.get("RATELIMIT_CODEGEN", "10 per minute"),
         "RATELIMIT_DEPLOY": env.get("RATELIMIT_DEPLOY", "5 per minute"),
         "MAX_KEYS_PER_USER": _int(env, "MAX_KEYS_PER_USER", 5),
+        "PUBLIC_URL": env.get("PUBLIC_URL", "").strip().rstrip("/"),
         "SESSION_LIFETIME_SECONDS": _int(env, "SESSION_LIFETIME_SECONDS", 14 * 24 * 3600),
         "PASSWORD_SCRYPT_N": _int(env, "PASSWORD_SCRYPT_N", 2**14),
         "COST_CODEGEN": _int(env, "COST_CODEGEN", 10),
         "COST_DEPLOY": _int(env, "COST_DEPLOY", 5),
+        "MCP_ALLOWED_HOSTS": env.get("MCP_ALLOWED_HOSTS", "").strip() or MCP_DEFAULT_HOSTS,
+        "MCP_ALLOWED_ORIGINS": env.get("MCP_ALLOWED_ORIGINS", "").strip() or MCP_DEFAULT_ORIGINS,
         "PLANS": plans_from_env(env),
         "TESTING": False,
         "MAX_CONTENT_LENGTH": 1024 * 1024,
@@ -105,7 +123,13 @@ def load_settings(
         )
     if s["TRUSTED_PROXY_COUNT"] < 0:
         raise RuntimeError("TRUSTED_PROXY_COUNT must be 0 or more")
+    if s["PUBLIC_URL"] and not _is_base_url(s["PUBLIC_URL"]):
+        raise RuntimeError("PUBLIC_URL must be an http(s) URL such as https://genmb.example.com")
     s["SESSION_COOKIE_SECURE"] = not development
+    for name in ("MCP_ALLOWED_HOSTS", "MCP_ALLOWED_ORIGINS"):
+        s[name] = comma_list(s[name])
+    if not s["MCP_ALLOWED_HOSTS"]:
+        raise RuntimeError("MCP_ALLOWED_HOSTS must list at least one host (e.g. api.example.com)")
     s["GLOBAL_LIMIT"], s["GLOBAL_WINDOW_MS"] = rate_limit_parts(s["RATELIMIT_GLOBAL"])
     for name in ("RATELIMIT_CODEGEN", "RATELIMIT_DEPLOY"):
         rate_limit_parts(s[name])  # refuse a typo at start-up, not on the first request
@@ -115,6 +139,16 @@ def load_settings(
     } if not s["REDIS_URL"].startswith("memory://") else {})
     s.setdefault("RATELIMIT_KEY_PREFIX", f"{s['REDIS_KEY_PREFIX']}:limiter")
     return s
+
+
+def _is_base_url(url: str) -> bool:
+    """An absolute http(s) URL without query or fragment (the MCP URL is built on it)."""
+    parts = urlsplit(url)
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.netloc)
+        and not (parts.query or parts.fragment)
+    )
 
 
 def limits_storage_uri(redis_url: str) -> str:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from flask_smorest import Blueprint
 
-from extensions import limiter, storage
+from extensions import storage
 from schemas.apps import AppCreateSchema, AppListSchema, AppSchema, CodegenSchema, JobEnvelopeSchema
 from security.gate import current_principal
-from services import jobs
+from services import jobs, limits
 from store import apps
 
 bp = Blueprint("apps", __name__, url_prefix="/api/apps", description="Apps and jobs")
@@ -46,14 +45,8 @@ def delete_app(app_id: str) -> tuple[str, int]:
     return "", 204
 
 
-def _limit(setting: str):
-    """A per-user limit on one endpoint, read from the app's settings at request time."""
-    return limiter.limit(lambda: current_app.config[setting],
-                         error_message="Too many requests to this endpoint; retry later.")
-
-
 @bp.route("/<app_id>/codegen", methods=["POST"])
-@_limit("RATELIMIT_CODEGEN")
+@limits.route_limit("codegen")
 @bp.arguments(CodegenSchema)
 @bp.response(202, JobEnvelopeSchema)
 def codegen(body: dict[str, Any], app_id: str) -> dict[str, Any]:
@@ -62,7 +55,7 @@ def codegen(body: dict[str, Any], app_id: str) -> dict[str, Any]:
 
 
 @bp.route("/<app_id>/deploy", methods=["POST"])
-@_limit("RATELIMIT_DEPLOY")
+@limits.route_limit("deploy")
 @bp.response(202, JobEnvelopeSchema)
 def deploy(app_id: str) -> dict[str, Any]:
     """Start a deploy job: checks the per-user limit, charges credits, records the job."""

@@ -1,0 +1,280 @@
+// The API key view, shared by Settings → API Keys and the MCP Integration panel: the list,
+// the New key flow with its one-time reveal, and Delete with a confirmation.
+//
+// The raw key lives only in the reveal dialog while it is open: never in the URL, storage or
+// the console, and its text is wiped from the page as the dialog closes.
+import { copyToClipboard, describe, planName, request, timeElement } from "./api.js";
+import { claudeDesktopConfig, cursorConfig } from "./mcp-config.js";
+
+/** Wire one key view (root = its [data-keyview] element). */
+export function mountKeyView(root, { user, maxKeys, keyPlans, mcpUrl }) {
+  const find = (selector) => root.querySelector(selector);
+  const el = {
+    planNotice: find("[data-plan-notice]"),
+    planName: find("[data-plan-name]"),
+    planKept: find("[data-plan-kept]"),
+    count: find("[data-key-count]"),
+    newKey: find("[data-new-key]"),
+    capHint: find("[data-cap-hint]"),
+    error: find("[data-error]"),
+    status: find("[data-status]"),
+    rows: find("[data-key-rows]"),
+    createDialog: find("[data-create-dialog]"),
+    createForm: find("[data-create-form]"),
+    createName: find("[data-create-form] input[name=name]"),
+    createError: find("[data-create-error]"),
+    createSubmit: find("[data-create-submit]"),
+    revealDialog: find("[data-reveal-dialog]"),
+    revealName: find("[data-reveal-name]"),
+    revealKey: find("[data-reveal-key]"),
+    revealClaude: find("[data-reveal-claude]"),
+    revealCursor: find("[data-reveal-cursor]"),
+    revealStatus: find("[data-reveal-status]"),
+    deleteDialog: find("[data-delete-dialog]"),
+    deleteName: find("[data-delete-name]"),
+    deleteError: find("[data-delete-error]"),
+    deleteConfirm: find("[data-delete-confirm]"),
+  };
+  const mayHoldKeys = keyPlans.includes(user.plan);
+  const capMessage = `You have ${maxKeys} of ${maxKeys} keys, the most an account can hold. `
+    + "Delete a key to create a new one.";
+  let keys = [];
+  let loaded = false;
+  let pendingDelete = null; // {key, opener}
+  let revealedName = "";
+
+  function say(message) {
+    el.error.textContent = "";
+    el.status.textContent = message;
+  }
+
+  function fail(error) {
+    el.status.textContent = "";
+    el.error.textContent = typeof error === "string" ? error : describe(error);
+  }
+
+  function atCap() {
+    return keys.length >= maxKeys;
+  }
+
+  function renderBar() {
+    el.planName.textContent = planName(user.plan);
+    el.planNotice.hidden = mayHoldKeys;
+    el.planKept.hidden = mayHoldKeys || keys.length === 0;
+    el.newKey.hidden = !mayHoldKeys;
+    el.count.textContent = loaded && mayHoldKeys ? `${keys.length} of ${maxKeys} keys` : "";
+    const full = mayHoldKeys && atCap();
+    // aria-disabled, not disabled: the button stays focusable and can say why it does nothing.
+    if (full) {
+      el.newKey.setAttribute("aria-disabled", "true");
+    } else {
+      el.newKey.removeAttribute("aria-disabled");
+    }
+    el.capHint.textContent = full ? capMessage : "";
+  }
+
+  function cell(row, content, tag = "td") {
+    const element = document.createElement(tag);
+    if (tag === "th") {
+      element.scope = "row";
+    }
+    if (content instanceof Node) {
+      element.append(content);
+    } else {
+      element.textContent = content;
+    }
+    row.append(element);
+    return element;
+  }
+
+  function renderRows() {
+    // A refresh must not steal focus: remember which key's button had it, and give it back.
+    const focusedKey = el.rows.contains(document.activeElement)
+      ? document.activeElement.closest("tr").dataset.keyId : null;
+    el.rows.replaceChildren();
+    if (keys.length === 0) {
+      const row = document.createElement("tr");
+      const empty = cell(row, mayHoldKeys ? "No keys yet. Create one with New key." : "No keys.");
+      empty.colSpan = 5;
+      empty.className = "empty";
+      el.rows.append(row);
+      return;
+    }
+    for (const key of keys) {
+      const row = document.createElement("tr");
+      row.dataset.keyId = key.id;
+      cell(row, key.name, "th");
+      const prefix = document.createElement("code");
+      prefix.textContent = `${key.prefix}…`;
+      cell(row, prefix);
+      cell(row, timeElement(key.created_at));
+      const used = cell(row, key.last_used_at ? timeElement(key.last_used_at) : "Never");
+      used.className = key.last_used_at ? "" : "subtle";
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "btn btn-danger btn-small";
+      const label = document.createElement("span");
+      label.className = "visually-hidden";
+      label.textContent = ` key “${key.name}”`;
+      button.append("Delete", label);
+      button.addEventListener("click", () => openDelete(key, button));
+      cell(row, button).className = "actions";
+      el.rows.append(row);
+      if (key.id === focusedKey) {
+        button.focus();
+      }
+    }
+  }
+
+  async function load() {
+    try {
+      keys = (await request("GET", "/api/keys")).keys;
+      loaded = true;
+    } catch (error) {
+      fail(error);
+    }
+    renderBar();
+    if (loaded) {
+      renderRows();
+    }
+  }
+
+  // ---- New key -------------------------------------------------------------------------
+
+  el.newKey.addEventListener("click", () => {
+    if (atCap()) {
+      fail(capMessage);
+      return;
+    }
+    el.createForm.reset();
+    el.createError.textContent = "";
+    el.createSubmit.disabled = false;
+    el.createDialog.showModal();
+    el.createName.focus();
+  });
+
+  find("[data-create-cancel]").addEventListener("click", () => el.createDialog.close());
+  el.createDialog.addEventListener("close", () => {
+    if (!el.revealDialog.open) {
+      el.newKey.focus();
+    }
+  });
+
+  el.createForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const name = el.createName.value.trim();
+    if (!name) {
+      el.createError.textContent = "Enter a name for the key.";
+      el.createName.focus();
+      return;
+    }
+    el.createError.textContent = "";
+    el.createSubmit.disabled = true;
+    let created;
+    try {
+      created = await request("POST", "/api/keys", { name });
+    } catch (error) {
+      el.createSubmit.disabled = false;
+      el.createError.textContent = describe(error);
+      el.createName.focus();
+      if (error.code === "key_limit_reached") {
+        load(); // another tab or client got there first: show the real count
+      }
+      return;
+    }
+    el.createDialog.close();
+    reveal(created);
+    load();
+  });
+
+  // ---- The one-time reveal -------------------------------------------------------------
+
+  function reveal(created) {
+    revealedName = created.name;
+    el.revealName.textContent = created.name;
+    el.revealKey.textContent = created.key;
+    if (el.revealClaude) {
+      el.revealClaude.textContent = claudeDesktopConfig(mcpUrl, created.key);
+      el.revealCursor.textContent = cursorConfig(mcpUrl, created.key);
+    }
+    el.revealStatus.textContent = "";
+    el.revealDialog.showModal();
+    find("[data-copy-key]").focus();
+  }
+
+  async function copyFrom(element, what) {
+    const result = await copyToClipboard(element.textContent, what);
+    el.revealStatus.textContent = result.message;
+  }
+
+  find("[data-copy-key]").addEventListener("click", () => copyFrom(el.revealKey, "Key"));
+  if (el.revealClaude) {
+    find("[data-copy-claude]").addEventListener(
+      "click", () => copyFrom(el.revealClaude, "Claude Desktop config"));
+    find("[data-copy-cursor]").addEventListener(
+      "click", () => copyFrom(el.revealCursor, "Cursor config"));
+  }
+  // Wipe the key before the dialog hides (Done, Escape), and again once it has closed: the
+  // close event comes a task later, and the key must not outlive the dialog by even that.
+  function wipeReveal() {
+    for (const holder of [el.revealKey, el.revealClaude, el.revealCursor, el.revealName]) {
+      if (holder) {
+        holder.textContent = "";
+      }
+    }
+    el.revealStatus.textContent = "";
+  }
+
+  find("[data-reveal-done]").addEventListener("click", () => {
+    wipeReveal();
+    el.revealDialog.close();
+  });
+  el.revealDialog.addEventListener("cancel", wipeReveal);
+  el.revealDialog.addEventListener("close", () => {
+    wipeReveal();
+    say(`Key “${revealedName}” created. It is listed below by its prefix only.`);
+    revealedName = "";
+    el.newKey.focus();
+  });
+
+  // ---- Delete --------------------------------------------------------------------------
+
+  function openDelete(key, opener) {
+    pendingDelete = { key, opener };
+    el.deleteName.textContent = key.name;
+    el.deleteError.textContent = "";
+    el.deleteConfirm.disabled = false;
+    el.deleteDialog.showModal();
+  }
+
+  find("[data-delete-cancel]").addEventListener("click", () => el.deleteDialog.close());
+  el.deleteDialog.addEventListener("close", () => {
+    const pending = pendingDelete;
+    pendingDelete = null;
+    if (pending && pending.opener.isConnected) {
+      pending.opener.focus();
+    } else {
+      (el.newKey.hidden ? root.querySelector("table") : el.newKey).focus();
+    }
+  });
+
+  el.deleteConfirm.addEventListener("click", async () => {
+    const { key } = pendingDelete;
+    el.deleteConfirm.disabled = true;
+    try {
+      await request("DELETE", `/api/keys/${encodeURIComponent(key.id)}`);
+    } catch (error) {
+      el.deleteConfirm.disabled = false;
+      el.deleteError.textContent = describe(error);
+      if (error.code === "not_found") {
+        load(); // already gone (deleted elsewhere): refresh the list behind the dialog
+      }
+      return;
+    }
+    await load();
+    el.deleteDialog.close();
+    say(`Key “${key.name}” deleted. Clients using it now get 401 errors.`);
+  });
+
+  return load();
+}

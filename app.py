@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from flask.sessions import SessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import cli
@@ -38,9 +39,38 @@ def register_extensions(app: Flask) -> None:
     proxies = app.config["TRUSTED_PROXY_COUNT"]
     if proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
-    gate.init_app(app)  # before the limiter: its before_request needs the gate's principal
-    limiter.init_app(app)
+    gate.init_app(app)
+    register_endpoint_limiter(app)
     api.init_app(app)
+    # Sessions are server-side (store/sessions.py); Flask's signed-cookie session is unused,
+    # so do not build its serializer on every request.
+    app.session_interface = NoCookieSession()
+
+
+class NoCookieSession(SessionInterface):
+    """Flask's session turned off: every request gets the (empty, read-only) null session."""
+
+    def open_session(self, app: Flask, request: Any) -> None:
+        """No cookie session: Flask falls back to its null session."""
+        return None
+
+    def save_session(self, app: Flask, session: Any, response: Any) -> None:
+        """Nothing to save."""
+
+
+def register_endpoint_limiter(app: Flask) -> None:
+    """flask-limiter for the per-user codegen/deploy limits, without app-wide hooks.
+
+    Its decorators check a limit when the decorated view runs (after the gate has set the
+    principal). Its before/after_request hooks only serve default and application limits,
+    which this app does not have (the gate owns the global per-IP limit), so they are removed:
+    every other request would otherwise pay for them (measured in docs/performance.md).
+    """
+    before = list(app.before_request_funcs[None])
+    after = list(app.after_request_funcs[None])
+    limiter.init_app(app)
+    app.before_request_funcs[None] = before  # its teardown (context reset) stays
+    app.after_request_funcs[None] = after
 
 
 def register_blueprints(app: Flask) -> None:

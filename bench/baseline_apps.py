@@ -1,0 +1,94 @@
+"""The two baseline apps the benchmark compares ours with; gunicorn loads them by factory.
+
+    gunicorn "bench.baseline_apps:bare_app()"    the ceiling: Flask answering the same JSON
+    gunicorn "bench.baseline_apps:common_app()"  the usual guard: flask-limiter + one HGETALL
+
+Both read their settings from the environment, as the service does: REDIS_URL, and for the
+bare app BENCH_ME_JSON (the exact body of our GET /api/me, captured by bench.run).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from flask import Flask, Response, jsonify, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+# Where bench.run seeds the common app's key record: the SHA-256 hex digest is appended.
+COMMON_KEY_PREFIX = "bench:common:apikey:"
+GLOBAL_LIMIT = "200 per minute"
+ROUTE_LIMIT = "200 per minute"
+MONTHLY_CREDITS = {"free": 50, "pro": 1000, "business": 10000}  # config.py's defaults
+
+
+def bare_app() -> Flask:
+    """Flask returning our GET /api/me body (same shape, same size), and nothing else."""
+    app = Flask(__name__)
+    body: dict[str, Any] = json.loads(os.environ["BENCH_ME_JSON"])
+
+    @app.get("/api/me")
+    def me() -> Response:
+        """The same JSON our service answers, serialised per request as ours is."""
+        return jsonify(body)
+
+    return app
+
+
+def _next_month_iso(now: datetime) -> str:
+    """Midnight UTC on the first of next month, in our ISO format."""
+    year, month = (now.year + 1, 1) if now.month == 12 else (now.year, now.month + 1)
+    return datetime(year, month, 1, tzinfo=UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def _unauthorized() -> tuple[Response, int]:
+    """The 401 a typical app answers for a missing or unknown key."""
+    return jsonify(error={"code": "invalid_api_key", "message": "Invalid API key."}), 401
+
+
+def common_app() -> Flask:
+    """The bare app guarded the usual way: flask-limiter on Redis and a key lookup."""
+    app = Flask(__name__)
+    url = os.environ["REDIS_URL"]
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1)  # type: ignore[method-assign]
+    client = redis.Redis.from_url(
+        url, decode_responses=True, socket_timeout=1, socket_connect_timeout=1
+    )
+    limiter = Limiter(
+        get_remote_address, app=app, storage_uri=url, application_limits=[GLOBAL_LIMIT]
+    )
+
+    @app.get("/api/me")
+    @limiter.limit(ROUTE_LIMIT)
+    def me() -> Response | tuple[Response, int]:
+        """Look the key record up by the digest of the bearer key, then answer like ours."""
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return _unauthorized()
+        record = client.hgetall(COMMON_KEY_PREFIX + hashlib.sha256(token.encode()).hexdigest())
+        if not record:
+            return _unauthorized()
+        limit = MONTHLY_CREDITS.get(record["plan"], 0)
+        used = int(record.get("credits_used", 0))
+        return jsonify(
+            {
+                "id": record["user_id"],
+                "email": record["email"],
+                "plan": record["plan"],
+                "auth": {"method": "api_key", "key_id": record["id"]},
+                "credits": {
+                    "limit": limit,
+                    "used": used,
+                    "remaining": max(0, limit - used),
+                    "resets_at": _next_month_iso(datetime.now(UTC)),
+                },
+            }
+        )
+
+    return app

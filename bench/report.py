@@ -1,0 +1,98 @@
+"""Turning rounds into the summary: medians, ratios against the targets, and the table."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from typing import Any
+
+from bench.load import RoundResult
+
+ROWS = ("bare", "common", "ours")
+TARGETS = {"ours/bare": 0.6, "ours/common": 1.5, "redis_commands_per_request": 1}
+
+
+def _row(results: list[RoundResult]) -> dict[str, Any]:
+    """One row: medians over its rounds, totals, and every round as measured."""
+    statuses: Counter[int] = Counter()
+    for result in results:
+        statuses.update(result.statuses)
+    return {
+        "rps": statistics.median(r.rps for r in results),
+        "rps_min": min(r.rps for r in results),
+        "rps_max": max(r.rps for r in results),
+        "p50_ms": statistics.median(r.p50_ms for r in results),
+        "p99_ms": statistics.median(r.p99_ms for r in results),
+        "server_cpu_us": statistics.median(r.cpu_us(r.server_cpu) for r in results),
+        "redis_cpu_us": statistics.median(r.cpu_us(r.redis_cpu) for r in results),
+        "requests": sum(r.requests for r in results),
+        "failures": sum(r.failures for r in results),
+        "statuses": {str(code): n for code, n in sorted(statuses.items())},
+        "rounds": [
+            {
+                "rps": r.rps,
+                "p50_ms": r.p50_ms,
+                "p99_ms": r.p99_ms,
+                "requests": r.requests,
+                "seconds": r.seconds,
+                "socket_errors": r.socket_errors,
+                "server_cpu_us": r.cpu_us(r.server_cpu),
+                "redis_cpu_us": r.cpu_us(r.redis_cpu),
+            }
+            for r in results
+        ],
+    }
+
+
+def summarise(rounds: dict[str, list[RoundResult]]) -> dict[str, Any]:
+    """Every row, the req/s ratios, and the same ratios by CPU cost per request."""
+    rows = {name: _row(results) for name, results in rounds.items()}
+
+    def cost(name: str) -> float:
+        """Server plus Redis CPU per request of a row."""
+        return rows[name]["server_cpu_us"] + rows[name]["redis_cpu_us"]
+
+    ours = rows["ours"]["rps"]
+    return {
+        "rows": rows,
+        "ratios": {f"ours/{b}": ours / rows[b]["rps"] for b in ("bare", "common")},
+        # Paired within each round (the rows ran back to back): a check on drift.
+        "ratios_paired_median": {
+            f"ours/{b}": statistics.median(
+                o.rps / x.rps for o, x in zip(rounds["ours"], rounds[b], strict=True)
+            )
+            for b in ("bare", "common")
+        },
+        # Capacity on a machine of its own: the inverse ratio of server CPU per request.
+        "ratios_by_cpu_cost": {f"ours/{b}": cost(b) / cost("ours") for b in ("bare", "common")},
+    }
+
+
+def table(generator: str, summary: dict[str, Any], commands: dict[str, Any]) -> str:
+    """The human-readable table for one load generator."""
+    rows, ours = summary["rows"], summary["rows"]["ours"]["rps"]
+    lines = [
+        f"load generator: {generator}",
+        f"{'row':<8}{'req/s':>7}{'(min-max)':>13}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'ours/row':>9}{'CPU us/req':>12}{'(redis)':>8}{'redis cmds':>12}{'failed':>8}",
+    ]
+    for name in ROWS:
+        row = rows[name]
+        ratio = f"{ours / row['rps']:.2f}" if name != "ours" else "-"
+        spread = f"({row['rps_min']:.0f}-{row['rps_max']:.0f})"
+        cpu = row["server_cpu_us"] + row["redis_cpu_us"]
+        lines.append(
+            f"{name:<8}{row['rps']:>7.0f}{spread:>13}{row['p50_ms']:>8.2f}"
+            f"{row['p99_ms']:>8.2f}{ratio:>9}{cpu:>12.0f}{row['redis_cpu_us']:>8.0f}"
+            f"{commands[name]['per_request']:>12.2f}{row['failures']:>8}"
+        )
+    r, c = summary["ratios"], summary["ratios_by_cpu_cost"]
+    lines += [
+        f"ours/bare   {r['ours/bare']:.2f} req/s, {c['ours/bare']:.2f} by CPU cost "
+        f"(target >= {TARGETS['ours/bare']})",
+        f"ours/common {r['ours/common']:.2f} req/s, {c['ours/common']:.2f} by CPU cost "
+        f"(target >= {TARGETS['ours/common']})",
+        f"ours: {commands['ours']['per_request']:.2f} Redis commands per GET /api/me "
+        f"(target {TARGETS['redis_commands_per_request']})",
+    ]
+    return "\n".join(lines)

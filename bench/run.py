@@ -1,0 +1,331 @@
+"""make bench: bare, common and ours, interleaved under the same load; a table and JSON.
+
+python -m bench.run [--workers 2] [--rounds 5] [--seconds 4] [--load auto|wrk|python|both]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import profile
+from bench.commands import count_per_request
+from bench.load import ADDRESS_POOL, LoadGenerator, PythonLoad, RoundResult, Target, Wrk
+from bench.report import ROWS, TARGETS, summarise, table
+from bench.servers import (
+    SCRYPT_N,
+    Gunicorn,
+    RedisServer,
+    cpu_seconds,
+    request,
+    seed_common,
+    seed_ours,
+)
+
+RESULTS = Path(__file__).with_name("results") / "latest.json"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line; every default keeps `make bench` under about three minutes."""
+    p = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--workers", type=int, default=2, help="gunicorn workers, every row (2)")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds per row (5)")
+    p.add_argument("--seconds", type=float, default=4, help="length of one round (4)")
+    p.add_argument("--warmup", type=float, default=2, help="untimed load per row first (2)")
+    p.add_argument(
+        "--load",
+        choices=("auto", "wrk", "python", "both"),
+        default="auto",
+        help="load generator: wrk if on PATH (auto), or force one, or both",
+    )
+    p.add_argument(
+        "--no-wrk", dest="load", action="store_const", const="python", help="same as --load python"
+    )
+    p.add_argument("--connections", type=int, help="wrk connections (2 per worker)")
+    p.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (1)")
+    p.add_argument(
+        "--processes",
+        type=int,
+        help="Python generator processes, one connection each (1 per worker)",
+    )
+    p.add_argument(
+        "--count-requests",
+        type=int,
+        default=50,
+        help="sequential requests per row in the Redis MONITOR phase (50)",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the rounds, one more round of ours under py-spy: where time goes",
+    )
+    p.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results ({RESULTS})")
+    args = p.parse_args(argv)
+    if args.connections is None:
+        args.connections = 2 * args.workers
+    if args.processes is None:
+        args.processes = args.workers
+    if (
+        min(args.workers, args.rounds, args.connections, args.processes, args.count_requests) < 1
+        or args.seconds <= 0
+        or args.warmup < 0
+    ):
+        p.error("counts must be at least 1 and --seconds positive")
+    return args
+
+
+def generators(args: argparse.Namespace) -> list[LoadGenerator]:
+    """The load generators this run uses, in order."""
+    has_wrk = shutil.which("wrk") is not None
+    if args.load in ("wrk", "both") and not has_wrk:
+        sys.exit("wrk is not on PATH (apt-get install wrk), or use --load python")
+    chosen = {"auto": ["wrk" if has_wrk else "python"], "both": ["wrk", "python"]}.get(
+        args.load, [args.load]
+    )
+    return [
+        Wrk(args.connections, args.wrk_threads) if name == "wrk" else PythonLoad(args.processes)
+        for name in chosen
+    ]
+
+
+def start_servers(
+    stack: ExitStack, args: argparse.Namespace, workdir: Path
+) -> tuple[RedisServer, dict[str, Gunicorn], str]:
+    """Redis, then ours (to create the key), then both baselines; returns the raw key too."""
+    redis_server = RedisServer(workdir).start()
+    stack.callback(redis_server.stop)
+    ours = Gunicorn(
+        "ours",
+        "app:create_app()",
+        args.workers,
+        {
+            "REDIS_URL": redis_server.url,
+            "SECRET_KEY": "bench-secret-key-not-for-production",
+            "GENMB_ENV": "production",
+            "TRUSTED_PROXY_COUNT": "1",
+            "PASSWORD_SCRYPT_N": str(SCRYPT_N),
+        },
+        workdir,
+    )
+    stack.callback(ours.stop)
+    ours.start().wait()
+    raw_key, me = seed_ours(redis_server.url, ours)
+    seed_common(redis_server.client(), raw_key, me)
+    env = {"REDIS_URL": redis_server.url, "BENCH_ME_JSON": json.dumps(me)}
+    servers = {
+        name: Gunicorn(name, f"bench.baseline_apps:{name}_app()", args.workers, env, workdir)
+        for name in ("bare", "common")
+    }
+    for server in servers.values():
+        stack.callback(server.stop)
+        server.start()
+    for server in servers.values():
+        server.wait()
+    servers["ours"] = ours
+    return redis_server, servers, raw_key
+
+
+def check_same_body(targets: dict[str, Target]) -> dict[str, int]:
+    """Every row answers 200 with the same JSON; returns each body's size in bytes."""
+    bodies = {}
+    for name, target in targets.items():
+        status, _, body = request(
+            target.url,
+            headers={"Authorization": f"Bearer {target.key}", "X-Forwarded-For": "10.255.0.1"},
+        )
+        if status != 200:
+            raise RuntimeError(f"{name}: GET /api/me answered {status}: {body!r}")
+        bodies[name] = body
+    parsed = {name: json.loads(body) for name, body in bodies.items()}
+    if any(p != parsed["ours"] for p in parsed.values()):
+        raise RuntimeError(f"the rows answer different JSON: {parsed}")
+    return {name: len(body) for name, body in bodies.items()}
+
+
+def timed_round(
+    generator: LoadGenerator,
+    target: Target,
+    seconds: float,
+    cursor: int,
+    server_pids: list[int],
+    redis_pid: int,
+) -> RoundResult:
+    """One round, with the CPU time the row's server and Redis spent on it."""
+    server_before, redis_before = cpu_seconds(server_pids), cpu_seconds([redis_pid])
+    result = generator.run(target, seconds, cursor)
+    result.server_cpu = cpu_seconds(server_pids) - server_before
+    result.redis_cpu = cpu_seconds([redis_pid]) - redis_before
+    return result
+
+
+def measure(
+    generator: LoadGenerator,
+    targets: dict[str, Target],
+    servers: dict[str, Gunicorn],
+    redis_pid: int,
+    args: argparse.Namespace,
+    cursor: int,
+) -> tuple[dict[str, list[RoundResult]], int, int]:
+    """Warm every row, then round-robin rounds (rotating who goes first) to cancel drift.
+
+    Returns the rounds per row, the failures seen during warm-up, and the address cursor.
+    """
+    warmup_failures = 0
+    for name in ROWS:
+        if args.warmup:
+            result = generator.run(targets[name], args.warmup, cursor)
+            warmup_failures += result.failures
+            cursor += result.requests + result.socket_errors + 1000
+    rounds: dict[str, list[RoundResult]] = {name: [] for name in ROWS}
+    for r in range(args.rounds):
+        for name in ROWS[r % len(ROWS) :] + ROWS[: r % len(ROWS)]:
+            result = timed_round(
+                generator, targets[name], args.seconds, cursor, servers[name].pids(), redis_pid
+            )
+            cursor += result.requests + result.socket_errors + 1000
+            rounds[name].append(result)
+            print(
+                f"  {generator.name} round {r + 1}/{args.rounds} {name:>6}: "
+                f"{result.rps:8.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
+                f"p99 {result.p99_ms:6.2f} ms  CPU "
+                f"{result.cpu_us(result.server_cpu + result.redis_cpu):5.0f} us/req  "
+                f"failures {result.failures}",
+                flush=True,
+            )
+    return rounds, warmup_failures, cursor % ADDRESS_POOL
+
+
+def profile_ours(
+    load: LoadGenerator, target: Target, ours: Gunicorn, args: argparse.Namespace, cursor: int
+) -> tuple[dict[str, float], RoundResult]:
+    """One extra (unrecorded) round of ours with py-spy on every worker; shares by category."""
+    assert ours.process is not None
+    print(f"profiling ours with py-spy for {args.seconds:g} s ({load.name} load)...")
+    recorders = profile.start(ours.process.pid, args.seconds, args.output.parent)
+    result = load.run(target, args.seconds, cursor)
+    shares = profile.finish(recorders, timeout=args.seconds + 30)
+    for name, share in shares.items():
+        print(f"  {share:5.1f}%  {name}")
+    return shares, result
+
+
+def machine(redis_server: RedisServer) -> dict[str, Any]:
+    """What the numbers were measured on."""
+    wrk = shutil.which("wrk")
+    wrk_version = (
+        subprocess.run([wrk, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+        if wrk
+        else None
+    )
+    return {
+        "nproc": os.cpu_count(),
+        "python": platform.python_version(),
+        "redis": redis_server.client().info("server")["redis_version"],
+        "wrk": wrk_version,
+        "platform": platform.platform(),
+        "loadavg_at_start": os.getloadavg(),
+    }
+
+
+def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Start everything, measure with each generator, count Redis commands; the report."""
+    loads = generators(args)
+    report: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "targets": TARGETS,
+        "results": {},
+    }
+    failures = 0
+    with ExitStack() as stack:
+        for load in loads:
+            stack.callback(load.close)
+        print(f"starting redis-server and 3 x gunicorn ({args.workers} workers each)...")
+        redis_server, servers, raw_key = start_servers(stack, args, workdir)
+        assert redis_server.process is not None
+        report["machine"] = machine(redis_server)
+        targets = {name: Target(servers[name].url(), raw_key) for name in ROWS}
+        report["response_bytes"] = check_same_body(targets)
+        cursor = 0
+        for load in loads:
+            print(f"measuring with {load.name}: {args.rounds} rounds x {args.seconds:g} s per row")
+            rounds, warmup_failures, cursor = measure(
+                load, targets, servers, redis_server.process.pid, args, cursor
+            )
+            summary = report["results"][load.name] = summarise(rounds)
+            summary["warmup_failures"] = warmup_failures
+            failures += warmup_failures + sum(row["failures"] for row in summary["rows"].values())
+        if args.profile:
+            report["profile"], result = profile_ours(
+                loads[0], targets["ours"], servers["ours"], args, cursor
+            )
+            cursor += result.requests + result.socket_errors + 1000
+            failures += result.failures
+        report["redis_commands"] = {}
+        for name in ROWS:
+            per_request, by_name, statuses = count_per_request(
+                redis_server.client(), targets[name], args.count_requests, cursor
+            )
+            cursor += args.count_requests
+            failures += sum(n for code, n in statuses.items() if code != 200)
+            report["redis_commands"][name] = {
+                "per_request": per_request,
+                "by_command": by_name,
+                "requests": args.count_requests,
+            }
+    report["failures"] = failures
+    report["machine"]["loadavg_at_end"] = os.getloadavg()
+    return report
+
+
+def print_report(report: dict[str, Any]) -> None:
+    """The tables, the Redis commands as counted, and what the machine was doing."""
+    m, commands = report["machine"], report["redis_commands"]
+    print(
+        f"\n{m['nproc']} cores; load average {m['loadavg_at_start'][0]:.2f} at the start, "
+        f"{m['loadavg_at_end'][0]:.2f} at the end (anything else running skews the rows)"
+    )
+    sizes = ", ".join(f"{name} {size}" for name, size in report["response_bytes"].items())
+    print(f"GET /api/me body, bytes: {sizes}\n")
+    for name, summary in report["results"].items():
+        print(table(name, summary, commands), end="\n\n")
+    for name in ROWS:
+        print(
+            f"redis commands, {name}: {commands[name]['by_command']} "
+            f"over {commands[name]['requests']} requests"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark, print it, write the JSON; exit 1 if any request failed."""
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="genmb-bench-") as tmp:
+        report = run(args, Path(tmp))
+    print_report(report)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.output}")
+    if report["failures"]:
+        print(
+            f"FAILED: {report['failures']} requests were refused or failed; "
+            "the numbers are not valid"
+        )
+    return 1 if report["failures"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

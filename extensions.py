@@ -8,11 +8,37 @@ from flask_smorest import Api as SmorestApi
 from werkzeug.exceptions import HTTPException
 
 from errors import http_exception_response
+from schemas.common import ErrorSchema
 from store.client import Storage
+
+# The credentials /openapi.json declares (blueprints/docs.py says which view takes which).
+SCHEME_BEARER, SCHEME_MCP_KEY = "apiKeyBearer", "apiKeyHeader"
+SCHEME_SESSION, SCHEME_CSRF = "session", "csrfToken"
+SECURITY_SCHEMES = {
+    SCHEME_BEARER: {"type": "http", "scheme": "bearer", "bearerFormat": "genmb_sk_...",
+                    "description": "An API key: `Authorization: Bearer genmb_sk_...`."},
+    SCHEME_MCP_KEY: {"type": "apiKey", "in": "header", "name": "X-MCP-API-Key",
+                     "description": "An API key; wins over Authorization when both are sent."},
+    SCHEME_SESSION: {"type": "apiKey", "in": "cookie", "name": "genmb_session",
+                     "description": "The session cookie that POST /auth/login sets."},
+    SCHEME_CSRF: {"type": "apiKey", "in": "header", "name": "X-CSRF-Token",
+                  "description": "The session's csrf_token, on every session write."},
+}
 
 
 class Api(SmorestApi):
-    """flask-smorest's Api, answering every HTTP error with our envelope."""
+    """flask-smorest's Api, answering every HTTP error with our envelope, and documenting it."""
+
+    # Error responses in /openapi.json are our envelope, not flask-smorest's; and no blanket
+    # "default" response: each view lists the statuses it can answer (blueprints/docs.py).
+    ERROR_SCHEMA = ErrorSchema
+    DEFAULT_ERROR_RESPONSE_NAME = None
+
+    def init_app(self, app, *, spec_kwargs=None) -> None:  # noqa: ANN001 - flask-smorest's
+        """Set up the API, then declare the credentials the views refer to."""
+        super().init_app(app, spec_kwargs=spec_kwargs)
+        for name, scheme in SECURITY_SCHEMES.items():
+            self.spec.components.security_scheme(name, scheme)
 
     def handle_http_exception(self, error: HTTPException) -> Response:
         """Render werkzeug and validation errors as {"error": {...}}."""

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
+from blueprints.docs import COUNTED, KEY_OR_SESSION, errors
 from schemas.apps import MeSchema
 from security.gate import current_principal
 from services.credits import summary
@@ -14,6 +15,7 @@ bp = Blueprint("account", __name__, url_prefix="/api", description="The account"
 
 
 @bp.route("/me", methods=["GET"])
+@errors(bp, COUNTED, security=KEY_OR_SESSION)
 @bp.response(200, MeSchema)
 def me() -> dict[str, Any]:
     """The caller's account, built entirely from the gate's one Redis round trip."""

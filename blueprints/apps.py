@@ -6,6 +6,14 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
+from blueprints.docs import (
+    BODY_CHECKED,
+    COUNTED,
+    JSON_BODY,
+    KEY_OR_SESSION,
+    KEY_OR_SESSION_WRITE,
+    errors,
+)
 from extensions import storage
 from schemas.apps import AppCreateSchema, AppListSchema, AppSchema, CodegenSchema, JobEnvelopeSchema
 from security.gate import current_principal
@@ -16,6 +24,7 @@ bp = Blueprint("apps", __name__, url_prefix="/api/apps", description="Apps and j
 
 
 @bp.route("", methods=["GET"])
+@errors(bp, COUNTED, security=KEY_OR_SESSION)
 @bp.response(200, AppListSchema)
 def list_apps() -> dict[str, Any]:
     """The user's apps, oldest first."""
@@ -23,6 +32,7 @@ def list_apps() -> dict[str, Any]:
 
 
 @bp.route("", methods=["POST"])
+@errors(bp, COUNTED, BODY_CHECKED, JSON_BODY, security=KEY_OR_SESSION_WRITE)
 @bp.arguments(AppCreateSchema)
 @bp.response(201, AppSchema)
 def create_app_record(body: dict[str, Any]) -> apps.App:
@@ -31,6 +41,7 @@ def create_app_record(body: dict[str, Any]) -> apps.App:
 
 
 @bp.route("/<app_id>", methods=["GET"])
+@errors(bp, COUNTED, 404, security=KEY_OR_SESSION)
 @bp.response(200, AppSchema)
 def get_app(app_id: str) -> apps.App:
     """One app; someone else's is a 404."""
@@ -38,6 +49,7 @@ def get_app(app_id: str) -> apps.App:
 
 
 @bp.route("/<app_id>", methods=["DELETE"])
+@errors(bp, COUNTED, BODY_CHECKED, 404, security=KEY_OR_SESSION_WRITE)
 @bp.response(204)
 def delete_app(app_id: str) -> tuple[str, int]:
     """Delete an app and its job history."""
@@ -46,6 +58,7 @@ def delete_app(app_id: str) -> tuple[str, int]:
 
 
 @bp.route("/<app_id>/codegen", methods=["POST"])
+@errors(bp, COUNTED, BODY_CHECKED, JSON_BODY, 402, 404, security=KEY_OR_SESSION_WRITE)
 @limits.route_limit("codegen")
 @bp.arguments(CodegenSchema)
 @bp.response(202, JobEnvelopeSchema)
@@ -55,6 +68,7 @@ def codegen(body: dict[str, Any], app_id: str) -> dict[str, Any]:
 
 
 @bp.route("/<app_id>/deploy", methods=["POST"])
+@errors(bp, COUNTED, BODY_CHECKED, 402, 404, security=KEY_OR_SESSION_WRITE)
 @limits.route_limit("deploy")
 @bp.response(202, JobEnvelopeSchema)
 def deploy(app_id: str) -> dict[str, Any]:

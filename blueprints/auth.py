@@ -8,6 +8,15 @@ from typing import Any
 from flask import Response, current_app, make_response, request
 from flask_smorest import Blueprint
 
+from blueprints.docs import (
+    ANONYMOUS,
+    BODY_CHECKED,
+    COUNTED,
+    JSON_BODY,
+    OPTIONAL_SESSION_WRITE,
+    SESSION,
+    errors,
+)
 from errors import ApiError
 from extensions import storage
 from schemas.users import CredentialsSchema, LoginSchema, SessionSchema, UserEnvelopeSchema
@@ -24,6 +33,7 @@ def _user_dict(user_id: str, email: str, plan: str) -> dict[str, str]:
 
 
 @bp.route("/signup", methods=["POST"])
+@errors(bp, COUNTED, BODY_CHECKED, JSON_BODY, 409, security=ANONYMOUS)
 @bp.arguments(CredentialsSchema)
 @bp.response(201, UserEnvelopeSchema)
 def signup(body: dict[str, Any]) -> dict[str, Any]:
@@ -35,6 +45,7 @@ def signup(body: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.route("/login", methods=["POST"])
+@errors(bp, COUNTED, BODY_CHECKED, JSON_BODY, security=ANONYMOUS)
 @bp.arguments(LoginSchema)
 @bp.response(200, SessionSchema)
 def login(body: dict[str, Any]) -> Response:
@@ -62,6 +73,7 @@ def login(body: dict[str, Any]) -> Response:
 
 
 @bp.route("/session", methods=["GET"])
+@errors(bp, COUNTED, security=SESSION)
 @bp.response(200, SessionSchema)
 def current_session() -> dict[str, Any]:
     """The logged-in user and the CSRF token for their writes."""
@@ -76,6 +88,7 @@ def current_session() -> dict[str, Any]:
 
 
 @bp.route("/logout", methods=["POST"])
+@errors(bp, COUNTED, BODY_CHECKED, security=OPTIONAL_SESSION_WRITE)
 @bp.response(204)
 def logout() -> Response:
     """End the session on the server (every worker) and clear the cookie."""

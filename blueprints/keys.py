@@ -9,6 +9,7 @@ from typing import Any
 from flask import current_app, request
 from flask_smorest import Blueprint
 
+from blueprints.docs import BODY_CHECKED, COUNTED, JSON_BODY, SESSION, SESSION_WRITE, errors
 from errors import ApiError
 from extensions import storage
 from schemas.keys import CreatedKeySchema, KeyCreateSchema, KeyListSchema
@@ -27,6 +28,7 @@ def require_session() -> None:
 
 
 @bp.route("", methods=["GET"])
+@errors(bp, COUNTED, security=SESSION)
 @bp.response(200, KeyListSchema)
 def list_keys() -> dict[str, Any]:
     """The user's keys, oldest first."""
@@ -34,6 +36,7 @@ def list_keys() -> dict[str, Any]:
 
 
 @bp.route("", methods=["POST"])
+@errors(bp, COUNTED, BODY_CHECKED, JSON_BODY, 409, security=SESSION_WRITE)
 @bp.arguments(KeyCreateSchema)
 @bp.response(201, CreatedKeySchema)
 def create_key(body: dict[str, Any]) -> dict[str, Any]:
@@ -49,6 +52,7 @@ def create_key(body: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.route("/<key_id>", methods=["DELETE"])
+@errors(bp, COUNTED, BODY_CHECKED, 404, security=SESSION_WRITE)
 @bp.response(204)
 def revoke_key(key_id: str) -> tuple[str, int]:
     """Revoke a key: its next request fails on every worker."""

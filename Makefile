@@ -6,7 +6,7 @@ PORT ?= 8000
 WORKERS ?= 2
 export PORT WORKERS
 
-.PHONY: run test lint bench clean
+.PHONY: run stack test lint bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -23,6 +23,10 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 
 run: $(VENV)/.runtime
 	@scripts/run.sh
+
+# The production topology without Docker: redis + two gunicorn instances + nginx on $(PORT).
+stack: $(VENV)/.runtime
+	@$(BIN)/python -m deploy.stack
 
 test: $(VENV)/.dev
 	$(BIN)/ruff check .

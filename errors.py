@@ -169,6 +169,8 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(redis.ConnectionError)
     @app.errorhandler(redis.TimeoutError)
+    @app.errorhandler(redis.exceptions.OutOfMemoryError)  # maxmemory + noeviction: refuse writes
+    @app.errorhandler(redis.exceptions.ReadOnlyError)  # a replica mid-failover
     def _storage_down(exc: redis.RedisError) -> Response:
         # No traceback: the cause is outside the app, and the message says all there is.
         log.error("storage unavailable: %s", exc.__class__.__name__)

@@ -11,6 +11,13 @@ from marshmallow import Schema, ValidationError, fields, validate
 _FORBIDDEN = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029)}
 
 
+# The same rule for /openapi.json (documentation only: the validators below decide): at least
+# one character that is not white space, and none of the characters refused above nor any
+# control character (Unicode category Cc: U+0000-U+001F, U+007F-U+009F).
+_REFUSED = r"\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+NAME_PATTERN = rf"^[^{_REFUSED}]*[^\s{_REFUSED}][^{_REFUSED}]*$"
+
+
 def _no_control_characters(value: str) -> None:
     if any(unicodedata.category(ch) == "Cc" or ch in _FORBIDDEN for ch in value):
         raise ValidationError("Must not contain control characters.")
@@ -23,6 +30,10 @@ class TrimmedName(fields.String):
         super().__init__(
             required=True,
             validate=[validate.Length(min=1, max=max_length), _no_control_characters],
+            metadata={"pattern": NAME_PATTERN,
+                      "description": f"1-{max_length} characters after trimming white space; "
+                                     "no control characters, bidirectional overrides or line "
+                                     "separators."},
             **kwargs,
         )
 

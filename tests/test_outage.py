@@ -189,3 +189,22 @@ def test_redis_frozen_times_out_to_503_then_recovers_on_resume(stack: Stack) -> 
     # Nothing the frozen period queued up may have broken the key or the session.
     r = stack.session.keys()
     assert [k["id"] for k in r] == [stack.key_id]
+
+
+def test_redis_out_of_memory_is_503_not_500(redis_server, redis_url, make_user):
+    """With maxmemory reached and noeviction, writes fail: the API answers 503, not 500."""
+    from tests.conftest import login, make_app
+
+    client = make_app(redis_url).test_client()
+    user = make_user("pro")
+    login(client, user.email)
+    admin = redis_server.client()
+    admin.config_set("maxmemory-policy", "noeviction")
+    admin.config_set("maxmemory", "1")
+    try:
+        response = client.get("/api/me")
+    finally:
+        admin.config_set("maxmemory", "0")
+    assert response.status_code == 503
+    assert response.json["error"]["code"] == "service_unavailable"
+    assert client.get("/api/me").status_code == 200

@@ -21,19 +21,26 @@ local window_us = tonumber(ARGV[2]) * 1000
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window_us)
-local count = redis.call('ZCARD', KEYS[1])
+-- Stamps newer than this are inside the window. (Formatted with %.0f: Lua's own number to
+-- string conversion keeps only 14 digits, and microsecond stamps have 16.)
+local inside = string.format('(%.0f', now - window_us)
+local count = redis.call('ZCOUNT', KEYS[1], inside, '+inf')
 if count >= limit then
-  -- The next admission comes when enough stamps leave the window to bring count below limit.
-  local entry = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
+  -- Refused without writing anything. The next admission comes when enough stamps leave the
+  -- window to bring the count below the limit.
+  local entry = redis.call('ZRANGEBYSCORE', KEYS[1], inside, '+inf', 'WITHSCORES',
+    'LIMIT', count - limit, 1)
   return {0, 0, tonumber(entry[2]) + window_us - now, 'limited'}
 end
+-- The first write is the ZADD: with Redis out of memory (maxmemory + noeviction) it fails
+-- before anything changed, and the app answers 503 instead of admitting the request.
 redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now - window_us))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 local remaining = limit - count - 1
 local reset_us = 0
 if remaining == 0 then
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  local oldest = redis.call('ZRANGEBYSCORE', KEYS[1], inside, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
   reset_us = tonumber(oldest[2]) + window_us - now
 end
 

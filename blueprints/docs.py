@@ -1,0 +1,82 @@
+"""What /openapi.json says about errors and credentials, shared by the API blueprints.
+
+Documentation only: the behaviour lives in security/gate.py and errors.py. Every error answer
+is the {"error": {"code", "message"}} envelope (schemas/common.py: ErrorSchema); each view lists
+the statuses it can answer with, so a client (and the fuzz tests) can rely on the document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask_smorest import Blueprint
+
+from extensions import SCHEME_BEARER, SCHEME_CSRF, SCHEME_MCP_KEY, SCHEME_SESSION
+from schemas.common import ErrorSchema
+
+# Who may call a view (OpenAPI security requirements: any one entry of the list suffices).
+KEY_OR_SESSION = [{SCHEME_BEARER: []}, {SCHEME_MCP_KEY: []}, {SCHEME_SESSION: []}]
+KEY_OR_SESSION_WRITE = [{SCHEME_BEARER: []}, {SCHEME_MCP_KEY: []},
+                        {SCHEME_SESSION: [], SCHEME_CSRF: []}]
+SESSION = [{SCHEME_SESSION: []}]
+SESSION_WRITE = [{SCHEME_SESSION: [], SCHEME_CSRF: []}]
+OPTIONAL_SESSION_WRITE = [{}, {SCHEME_SESSION: [], SCHEME_CSRF: []}]
+ANONYMOUS: list[dict[str, list[str]]] = []  # none needed
+
+# Every route under /api and /auth passes the gate: counted per client IP, Redis needed, and a
+# presented key checked (a bad one is 401, a free plan's 403) even where none is required.
+COUNTED = (401, 403, 429, 503)
+# Every POST/DELETE there has its body checked up front (size, then JSON).
+BODY_CHECKED = (413, 415)
+# A view that reads a JSON body: malformed JSON (400), invalid fields (422).
+JSON_BODY = (400, 422)
+
+DESCRIPTIONS = {
+    400: "`validation_error`: the body is not valid JSON.",
+    401: "`missing_credentials` (no key, no session) or `invalid_api_key` (malformed, unknown "
+         "or revoked key: one body for all); on /auth: `invalid_credentials`, "
+         "`not_logged_in`.",
+    402: "`insufficient_credits`: not enough credits left this month.",
+    403: "`plan_required` (the key's owner is on the free plan), `csrf_failed` (a session "
+         "write without the session's X-CSRF-Token) or `session_required` (key management "
+         "with an API key).",
+    404: "`not_found`: unknown, or someone else's.",
+    409: "`email_taken` or `key_limit_reached`.",
+    413: "`payload_too_large`: the body is over 1 MiB.",
+    415: "`unsupported_media_type`: a body that is not `application/json`.",
+    422: "`validation_error`: `fields` says which field is wrong and why.",
+    429: "`rate_limited`: the client IP's rolling window (or, for codegen and deploy, the "
+         "user's per-endpoint limit) is used up; retry after `Retry-After` seconds.",
+    503: "`service_unavailable`: Redis is unreachable; nothing is authenticated without it.",
+}
+
+_WWW_AUTHENTICATE = {"description": 'Bearer realm="genmb" (with error="invalid_token" for a bad '
+                     "key)", "schema": {"type": "string"}, "required": True}
+_RETRY_AFTER = {"description": "Whole seconds to wait, at least 1.",
+                "schema": {"type": "integer", "minimum": 1}, "required": True}
+HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": _WWW_AUTHENTICATE},
+    429: {"Retry-After": _RETRY_AFTER},
+    503: {"Retry-After": _RETRY_AFTER},
+}
+
+
+Security = list[dict[str, list[str]]]
+
+
+def errors(
+    bp: Blueprint, *groups: int | tuple[int, ...], security: Security | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate a view: document these error statuses (and who may call it) in /openapi.json."""
+    statuses = sorted({s for g in groups for s in (g if isinstance(g, tuple) else (g,))})
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        for status in reversed(statuses):
+            view = bp.alt_response(status, schema=ErrorSchema, description=DESCRIPTIONS[status],
+                                   headers=HEADERS.get(status))(view)
+        if security is not None:
+            view = bp.doc(security=security)(view)
+        return view
+
+    return decorate

@@ -1,0 +1,453 @@
+"""`make stack`: docker-compose.yml's topology without Docker, on this machine's loopback.
+
+A redis-server with the compose file's settings and a password, two gunicorn instances of the
+app on their own ports, and the system's nginx on one port in front, load-balancing across
+them: each part started, health-checked, and stopped cleanly (Ctrl-C or TERM) by the one
+command. Everything it writes is under var/stack/: the Redis data, nginx's rendered
+configuration and temporary files, and one log per process.
+
+    python -m deploy.stack     # PORT (default 8000) for nginx, WORKERS per instance (2)
+
+The tests import `Stack` and start the same topology on free ports in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import redis
+
+from deploy import topology
+
+ROOT = topology.DEPLOY_DIR.parent
+LOOPBACK = "127.0.0.1"
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 15.0
+
+
+class StackError(RuntimeError):
+    """A part of the stack could not be started."""
+
+
+def free_port() -> int:
+    """A TCP port on the loopback that nobody listens on right now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check: Callable[[], object], timeout: float, what: str,
+               process: subprocess.Popen[bytes] | None = None, log: Path | None = None) -> None:
+    """Poll check() until it is truthy; fail after `timeout` s, or at once if `process` ends."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise StackError(f"{what} exited with code {process.returncode}{_tail(log)}")
+        try:
+            if check():
+                return
+        except Exception as exc:  # noqa: BLE001 - not up yet
+            last = exc
+        time.sleep(0.05)
+    raise StackError(f"{what} not healthy after {timeout:.0f} s ({last!r}){_tail(log)}")
+
+
+def http_ok(url: str) -> bool:
+    """True when GET url answers 200 within 2 s (stdlib only: make stack needs no extras)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _tail(log: Path | None, lines: int = 15) -> str:
+    if log is None or not log.exists():
+        return ""
+    text = log.read_text(errors="replace").splitlines()[-lines:]
+    return f"; last lines of {log}:\n" + "\n".join(text)
+
+
+def _secret(env: Mapping[str, str], name: str, path: Path) -> str:
+    """A secret from the environment, else from var/ (made once, owner-only, URL-safe)."""
+    value = env.get(name, "")
+    if value:
+        return value
+    if not path.exists() or not path.read_text().strip():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32) + "\n")
+    return path.read_text().strip()
+
+
+@dataclass
+class Part:
+    """One process of the stack: its command, environment, log file and health check."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log: Path
+    healthy: Callable[[], object]
+    stop_signal: int = signal.SIGTERM
+    process: subprocess.Popen[bytes] | None = None
+    _log_file: IO[bytes] | None = field(default=None, repr=False)
+
+    def start(self) -> None:
+        """Start the process in a process group of its own, appending to its log."""
+        self._log_file = open(self.log, "ab")  # noqa: SIM115 - closed in stop()
+        # Its own process group: a terminal's Ctrl-C reaches only the supervisor, which then
+        # stops the parts in order; and a test can kill one part with all its workers.
+        self.process = subprocess.Popen(
+            self.argv, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
+            stdout=self._log_file, stderr=subprocess.STDOUT, process_group=0,
+        )
+
+    def wait_healthy(self, timeout: float = START_TIMEOUT) -> None:
+        """Poll the health check (bounded); fail early if the process ends."""
+        wait_until(self.healthy, timeout, self.name, self.process, self.log)
+
+    @property
+    def running(self) -> bool:
+        """True while the process has not exited."""
+        return self.process is not None and self.process.poll() is None
+
+    def signal_group(self, sig: int) -> None:
+        """Send a signal to the part's whole process group (the master and its workers)."""
+        if self.process is not None:
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def kill(self) -> None:
+        """SIGKILL the whole group and wait until none of it is left (Linux: /proc)."""
+        if self.process is None:
+            return
+        self.signal_group(signal.SIGKILL)
+        self.process.wait(timeout=10)
+        # The workers die with the master, but are reaped by someone else: wait until none
+        # holds the listening socket any more, so a connection after kill() is refused.
+        wait_until(lambda: not _live_members(self.process.pid), 10,  # type: ignore[union-attr]
+                   f"the end of {self.name}'s processes")
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop gracefully; SIGKILL the group if it is still there after `timeout` s."""
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.send_signal(self.stop_signal)
+                self.signal_group(signal.SIGCONT)  # a paused part must wake up to stop
+                try:
+                    self.process.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    self.signal_group(signal.SIGKILL)
+                    self.process.wait(timeout=10)
+            self.signal_group(signal.SIGKILL)  # a worker that outlived its master
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+
+class Stack:
+    """Redis, the app instances and nginx in front, all on the loopback, data under `var`."""
+
+    def __init__(
+        self,
+        var: Path,
+        port: int | None = None,
+        workers: int = 2,
+        env: Mapping[str, str] | None = None,
+        instances: tuple[str, ...] = topology.APP_INSTANCES,
+    ) -> None:
+        self.env = dict(os.environ if env is None else env)
+        self.var = var.resolve()
+        self.dir = self.var / "stack"
+        self.port = port or free_port()
+        self.workers = workers
+        self.redis_port = free_port()
+        self.app_ports = {name: free_port() for name in instances}
+        self.secret_key = _secret(self.env, "SECRET_KEY", self.var / "secret_key")
+        self.redis_password = _secret(self.env, "REDIS_PASSWORD", self.var / "redis_password")
+        self.redis_part = self._redis_part()
+        self.apps = {name: self._app_part(name, p) for name, p in self.app_ports.items()}
+        self.nginx = self._nginx_part()
+
+    # ---- addresses ------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """nginx, the one front door: http://127.0.0.1:<port>."""
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def app_url(self, name: str) -> str:
+        """One app instance directly, behind nginx's back (for tests and diagnosis)."""
+        return f"http://{LOOPBACK}:{self.app_ports[name]}"
+
+    @property
+    def redis_url(self) -> str:
+        """The REDIS_URL every app instance gets (with the password)."""
+        return topology.redis_url(self.redis_password, LOOPBACK, self.redis_port)
+
+    def redis_client(self, timeout: float = 2.0) -> redis.Redis:
+        """A fresh client on the stack's Redis."""
+        return redis.Redis(host=LOOPBACK, port=self.redis_port, password=self.redis_password,
+                           decode_responses=True, socket_timeout=timeout,
+                           socket_connect_timeout=timeout)
+
+    @property
+    def parts(self) -> list[Part]:
+        """Every part, in start order."""
+        return [self.redis_part, *self.apps.values(), self.nginx]
+
+    # ---- the parts ------------------------------------------------------------------
+
+    def _redis_part(self) -> Part:
+        conf = self.dir / "redis.conf"
+
+        def ping() -> bool:
+            client = self.redis_client(timeout=1.0)
+            try:
+                return bool(client.ping())
+            finally:
+                client.close()
+
+        return Part("redis", [_which("redis-server"), str(conf)], dict(self.env),
+                    self.dir / "redis.log", ping)
+
+    def _write_redis_conf(self) -> None:
+        lines = [
+            "# Written by deploy/stack.py from deploy/topology.py; holds the password.",
+            f"bind {LOOPBACK}",
+            f"port {self.redis_port}",
+            f"dir {self.dir / 'redis'}",
+            "daemonize no",
+            *topology.redis_config_lines(),
+            f"requirepass {self.redis_password}",
+        ]
+        _write_private(self.dir / "redis.conf", "\n".join(lines) + "\n")
+
+    def _app_part(self, name: str, port: int) -> Part:
+        env = {
+            **self.env,
+            # make stack serves plain HTTP on the loopback: no Secure cookie flag by default.
+            "GENMB_ENV": self.env.get("GENMB_ENV", "development"),
+            **topology.APP_SETTINGS,
+            "REDIS_URL": self.redis_url,
+            "SECRET_KEY": self.secret_key,
+            "WORKERS": str(self.workers),
+            "BIND": f"{LOOPBACK}:{port}",
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.pop("REDIS_PASSWORD", None)  # the app only needs its REDIS_URL
+        argv = [sys.executable, "-m", "gunicorn", "-c", topology.GUNICORN_CONF,
+                "--bind", f"{LOOPBACK}:{port}", "--workers", str(self.workers),
+                topology.WSGI_APP]
+        url = f"http://{LOOPBACK}:{port}/healthz"
+        return Part(name, argv, env, self.dir / f"{name}.log", lambda: http_ok(url))
+
+    def _nginx_part(self) -> Part:
+        prefix = self.dir / "nginx"
+        argv = [_which("nginx"), "-p", f"{prefix}/", "-c", str(prefix / "nginx.conf"),
+                "-e", str(self.dir / "nginx-error.log")]
+        url = f"{self.url}/healthz"
+        # QUIT: finish the requests in flight, then exit.
+        return Part("nginx", argv, dict(self.env), self.dir / "nginx.log",
+                    lambda: http_ok(url), signal.SIGQUIT)
+
+    def nginx_conf(self) -> str:
+        """The genmb server (the shared template) inside a main config that keeps all under var/."""
+        prefix = self.dir / "nginx"
+        user = ""
+        if os.geteuid() == 0:  # workers run as the user who started the stack, not nobody
+            user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n"
+        temp = "\n".join(f"    {kind}_temp_path {prefix / 'temp' / kind};"
+                         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        return (
+            "# Written by deploy/stack.py; the server block is deploy/nginx/genmb.conf.template.\n"
+            f"{user}daemon off;\nworker_processes 1;\npid {prefix / 'nginx.pid'};\n"
+            f"error_log {self.dir / 'nginx-error.log'} warn;\n"
+            "events { worker_connections 1024; }\n"
+            "http {\n"
+            "    default_type application/octet-stream;\n"
+            f"{temp}\n"
+            f"    include {prefix / 'genmb.conf'};\n"
+            "}\n"
+        )
+
+    def template_values(self) -> dict[str, str]:
+        """The template's values for this stack."""
+        addresses = [f"{LOOPBACK}:{port}" for port in self.app_ports.values()]
+        return {
+            "GENMB_LISTEN": f"{LOOPBACK}:{self.port}",
+            "GENMB_UPSTREAM_SERVERS": topology.upstream_servers(addresses),
+            "GENMB_ACCESS_LOG": str(self.dir / "nginx-access.log"),
+        }
+
+    def _write_nginx_conf(self) -> None:
+        prefix = self.dir / "nginx"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (prefix / "temp" / kind).mkdir(parents=True, exist_ok=True)
+        (prefix / "genmb.conf").write_text(topology.render_nginx(self.template_values()))
+        (prefix / "nginx.conf").write_text(self.nginx_conf())
+        check = subprocess.run([*self.nginx.argv, "-t", "-q"], capture_output=True, text=True,
+                               timeout=30, check=False)
+        if check.returncode != 0:
+            raise StackError(f"nginx rejected its configuration:\n{check.stderr}")
+
+    # ---- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> Stack:
+        """Start Redis, then the app instances, then nginx, each checked healthy in turn."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.var, 0o700)
+        (self.dir / "redis").mkdir(exist_ok=True)
+        self._write_redis_conf()
+        self._write_nginx_conf()
+        _write_private(self.dir / "stack.env",
+                       f"REDIS_URL={self.redis_url}\nSECRET_KEY={self.secret_key}\n"
+                       f"GENMB_ENV={self.apps[next(iter(self.apps))].env['GENMB_ENV']}\n")
+        try:
+            self.redis_part.start()
+            self.redis_part.wait_healthy()
+            for app in self.apps.values():
+                app.start()
+            for app in self.apps.values():
+                app.wait_healthy()
+            self.nginx.start()
+            self.nginx.wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop nginx, then the app instances, then Redis (which syncs its append-only file)."""
+        for part in reversed(self.parts):
+            part.stop()
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- faults, for the tests ------------------------------------------------------
+
+    def kill_app(self, name: str) -> None:
+        """SIGKILL an app instance: its master and every worker, nothing finishes."""
+        self.apps[name].kill()
+
+    def restart_app(self, name: str) -> None:
+        """Start a stopped app instance again on its port."""
+        part = self.apps[name]
+        part.stop()
+        part.start()
+        part.wait_healthy()
+
+    def kill_redis(self) -> None:
+        """SIGKILL Redis: no shutdown, no final fsync."""
+        self.redis_part.kill()
+
+    def restart_redis(self) -> None:
+        """Start Redis again on the same port and data directory (it loads the AOF)."""
+        self.redis_part.stop()
+        self.redis_part.start()
+        self.redis_part.wait_healthy()
+
+    def pause_redis(self) -> None:
+        """SIGSTOP Redis: connections stay open, nothing answers."""
+        self.redis_part.signal_group(signal.SIGSTOP)
+
+    def resume_redis(self) -> None:
+        """SIGCONT Redis."""
+        self.redis_part.signal_group(signal.SIGCONT)
+
+
+def _which(name: str) -> str:
+    """The full path of a program; nginx is looked for in sbin too (Debian puts it there)."""
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin")
+    if path is None:
+        package = "redis-server" if name == "redis-server" else name
+        raise StackError(f"{name} is not installed (apt-get install {package})")
+    return path
+
+
+def _live_members(pgid: int) -> list[int]:
+    """Processes of a process group that have not exited (zombies have: they hold nothing)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            members.append(int(stat.parent.name))
+    return members
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (it holds a password)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def main() -> int:
+    """Start the stack, print where it is, supervise until Ctrl-C or TERM, stop it all."""
+    stopping = False
+
+    def request_stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        stack = Stack(ROOT / "var", port=int(os.environ.get("PORT", "8000")),
+                      workers=int(os.environ.get("WORKERS", "2")))
+        print(f"starting: redis-server on {LOOPBACK}:{stack.redis_port}, "
+              + ", ".join(f"{n} on {LOOPBACK}:{p}" for n, p in stack.app_ports.items())
+              + f", nginx on {LOOPBACK}:{stack.port}", flush=True)
+        stack.start()
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"serving on {stack.url} (nginx -> {', '.join(stack.apps)}; "
+          f"{stack.workers} worker(s) each); logs and data in var/stack/; Ctrl-C to stop",
+          flush=True)
+    print("operator CLI: set -a; . var/stack/stack.env; set +a; .venv/bin/flask --app app ...",
+          flush=True)
+    reported: set[str] = set()
+    try:
+        while not stopping:
+            for part in stack.parts:
+                if not part.running and part.name not in reported:
+                    reported.add(part.name)
+                    print(f"warning: {part.name} exited ({part.process.returncode}); "  # type: ignore[union-attr]
+                          f"see {part.log}", file=sys.stderr, flush=True)
+            time.sleep(0.2)
+    finally:
+        print("stopping: nginx, the app instances, redis", flush=True)
+        stack.stop()
+    print("stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""The production topology, defined once: its services, Redis's settings, what every app
+instance is told, and the nginx template in front.
+
+Two things are built on it: `make stack` (deploy/stack.py, for machines without Docker) and
+docker-compose.yml (hand-written, so it can carry comments; tests/test_compose.py checks that
+it names the same services and settings as this module).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+DEPLOY_DIR = Path(__file__).resolve().parent
+NGINX_TEMPLATE = DEPLOY_DIR / "nginx" / "genmb.conf.template"
+
+REDIS_SERVICE = "redis"
+APP_INSTANCES = ("app1", "app2")
+PROXY_SERVICE = "nginx"
+SERVICES = (REDIS_SERVICE, *APP_INSTANCES, PROXY_SERVICE)
+
+# redis-server directives. The append-only file is the persistence (fsync once a second: a
+# crash of the machine loses at most about the last second of writes; a crash of the process
+# loses nothing already acknowledged); no RDB snapshots on top of it (backups stream one on
+# demand, see docs/deploy.md). noeviction: with a maxmemory set, Redis refuses writes rather
+# than silently drop a key record, a session or a rate-limit window.
+REDIS_SETTINGS: dict[str, str] = {
+    "appendonly": "yes",
+    "appendfsync": "everysec",
+    "maxmemory-policy": "noeviction",
+    "save": "",
+}
+REDIS_PORT = 6379  # inside the compose network; make stack picks a free loopback port
+
+# What every app instance is told, on top of REDIS_URL and the secrets. Exactly one proxy
+# (nginx) appends to X-Forwarded-For, so the app takes the last hop: the address nginx saw.
+APP_SETTINGS: dict[str, str] = {
+    "TRUSTED_PROXY_COUNT": "1",
+    "ACCESS_LOG": "-",  # gunicorn's access log to stdout, through the key-redacting logger
+}
+APP_PORT = 8000  # inside the compose network; make stack picks free loopback ports
+GUNICORN_CONF = "deploy/gunicorn.conf.py"
+WSGI_APP = "app:create_app()"
+
+# Settings that are secrets: never in the repository; .env (compose) or var/ files (make stack).
+SECRETS = ("SECRET_KEY", "REDIS_PASSWORD")
+
+# nginx marks an instance down after one failed attempt, for this long, then tries it again.
+UPSTREAM_PARAMETERS = "max_fails=1 fail_timeout=5s"
+# The template's variables (the official nginx image substitutes only these: the filter).
+TEMPLATE_VARIABLES = ("GENMB_LISTEN", "GENMB_UPSTREAM_SERVERS", "GENMB_ACCESS_LOG")
+TEMPLATE_FILTER = "^GENMB_"
+
+
+def upstream_servers(addresses: Iterable[str]) -> str:
+    """The upstream block's `server` lines (one line, as an environment variable can carry)."""
+    return " ".join(f"server {address} {UPSTREAM_PARAMETERS};" for address in addresses)
+
+
+def redis_url(password: str, host: str, port: int) -> str:
+    """The REDIS_URL an app instance gets (the password must be URL-safe: see .env.example)."""
+    return f"redis://:{password}@{host}:{port}/0"
+
+
+def redis_config_lines(settings: Mapping[str, str] | None = None) -> list[str]:
+    """REDIS_SETTINGS as redis.conf lines."""
+    return [f'{name} "{value}"' if value == "" else f"{name} {value}"
+            for name, value in (settings or REDIS_SETTINGS).items()]
+
+
+def redis_command_flags(settings: Mapping[str, str] | None = None) -> list[str]:
+    """REDIS_SETTINGS as redis-server command-line flags."""
+    flags: list[str] = []
+    for name, value in (settings or REDIS_SETTINGS).items():
+        flags += [f"--{name}", value]
+    return flags
+
+
+_VARIABLE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
+
+
+def render_template(text: str, values: Mapping[str, str]) -> str:
+    """Substitute ${NAME} as the nginx image's envsubst does; every template variable is required.
+
+    nginx's own variables ($host, $proxy_add_x_forwarded_for) have no braces and stay as
+    they are.
+    """
+    missing = sorted(set(TEMPLATE_VARIABLES) - set(values))
+    if missing:
+        raise ValueError(f"template values missing: {', '.join(missing)}")
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in TEMPLATE_VARIABLES:
+            raise ValueError(f"unknown template variable ${{{name}}}")
+        return values[name]
+
+    return _VARIABLE.sub(substitute, text)
+
+
+def render_nginx(values: Mapping[str, str]) -> str:
+    """deploy/nginx/genmb.conf.template with the given values."""
+    return render_template(NGINX_TEMPLATE.read_text(), values)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from limits import parse as parse_limit
+from limits import parse_many
 
 
 @dataclass(frozen=True)
@@ -46,10 +46,12 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
 def rate_limit_parts(text: str) -> tuple[int, int]:
     """Turn limits notation ("200 per minute") into (amount, window in milliseconds)."""
     try:
-        item = parse_limit(text)
+        items = parse_many(text)
     except ValueError as exc:
         raise RuntimeError(f"not a rate limit: {text!r} (try '200 per minute')") from exc
-    return item.amount, item.get_expiry() * 1000
+    if len(items) != 1 or items[0].amount < 1:
+        raise RuntimeError(f"need exactly one limit of at least 1 request, got {text!r}")
+    return items[0].amount, items[0].get_expiry() * 1000
 
 
 # Host and Origin values /mcp accepts (DNS-rebinding protection). "name:*" allows any port.
@@ -114,8 +116,11 @@ def load_settings(
         raise RuntimeError("GENMB_ENV must be 'development' or 'production'")
     if not s["SECRET_KEY"]:
         if not development:
-            raise RuntimeError("SECRET_KEY must be set (GENMB_ENV=development generates one)")
-        s["SECRET_KEY"] = secrets.token_urlsafe(32)
+            raise RuntimeError("SECRET_KEY must be set (GENMB_ENV=development derives one)")
+        # Development only: derived, not random, so that every worker of one deployment
+        # agrees on it (CSRF tokens made by one worker must verify on another).
+        seed = f"genmb-development-secret:{s['REDIS_URL']}:{s['REDIS_KEY_PREFIX']}"
+        s["SECRET_KEY"] = hashlib.sha256(seed.encode()).hexdigest()
     if not s["REDIS_URL"]:
         raise RuntimeError(
             "REDIS_URL must be set: redis://host:port/db, unix:///path/to/redis.sock, "

@@ -5,16 +5,20 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from urllib.parse import unquote
 
 # Anything that starts like one of our keys and runs past the 4-character display prefix:
-# a display prefix (genmb_sk_ + 4) may be logged, any longer fragment may not.
-KEY_SHAPE = re.compile(r"genmb_sk_([A-Za-z0-9_-]{4})[A-Za-z0-9_-]+")
+# a display prefix (genmb_sk_ + 4) may be logged, any longer fragment may not. The
+# underscores and the characters may be percent-encoded (a key pasted into a URL).
+_SEP = r"(?:_|%5[Ff])"
+_CHAR = r"(?:[A-Za-z0-9_-]|%[0-9A-Fa-f]{2})"
+KEY_SHAPE = re.compile(rf"genmb{_SEP}sk{_SEP}({_CHAR}{{4}}){_CHAR}+")
 FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 
 
 def redact(text: str) -> str:
     """Replace every key-shaped run with its display prefix and a marker."""
-    return KEY_SHAPE.sub(lambda m: f"genmb_sk_{m.group(1)}…[redacted]", text)
+    return KEY_SHAPE.sub(lambda m: f"genmb_sk_{unquote(m.group(1))}…[redacted]", text)
 
 
 class KeyRedactingFilter(logging.Filter):

@@ -16,6 +16,7 @@ from http import HTTPStatus
 from flask import Blueprint, Response, current_app, request
 
 from errors import ApiError, error_response
+from logs import redact
 from mcp_server import PRINCIPAL_ENVIRON_KEY
 from security.gate import current_principal
 
@@ -39,6 +40,7 @@ SDK_REFUSAL_MESSAGES = {
     421: "Host not allowed: the request's Host header is not in MCP_ALLOWED_HOSTS.",
 }
 
+KEY_MARKER = "genmb"  # cheap pre-check before the redaction regex
 NO_STREAM = ("This MCP server is stateless and answers every POST with JSON: there is no "
              "event stream to GET and no session to DELETE.")
 
@@ -67,6 +69,11 @@ def endpoint() -> Response:
     response = current_app.response_class.from_app(runtime, environ, buffered=True)
     if response.status_code >= 400 and not response.is_json:
         return _json_rpc_refusal(response)
+    # No answer but POST /api/keys may carry a raw key. The SDK echoes invalid tool arguments
+    # in its error text, so a key pasted into any argument would come back: redact it.
+    body = response.get_data(as_text=True)
+    if KEY_MARKER in body:
+        response.set_data(redact(body))
     return response
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 
+from gunicorn import util
 from gunicorn.glogging import Logger
 
 from logs import install_filter
@@ -19,6 +21,20 @@ class RedactingLogger(Logger):
         install_filter(self.access_log)
 
 
+def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:  # noqa: ANN001
+    """gunicorn's own refusals (a malformed request line or header, headers too large) in the
+    service's JSON envelope instead of an HTML page. The request is never echoed back: it may
+    hold a key (gunicorn's HTML page quotes the offending header)."""
+    code = "_".join(reason.lower().split()) or "bad_request"
+    body = json.dumps({"error": {"code": code, "message": f"{reason}: the request is malformed."}})
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    util.write_nonblock(sock, (head + body).encode("latin1"))
+
+
+# Workers call util.write_error for requests that never reach the app.
+util.write_error = write_json_error
+
 bind = os.environ.get("BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
 workers = int(os.environ.get("WORKERS", "2"))
 worker_class = "sync"
@@ -29,8 +45,9 @@ logger_class = RedactingLogger
 accesslog = os.environ.get("ACCESS_LOG", "-")
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
-# The request line is logged (through the redactor); headers, including Authorization, are not.
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
+# Method and path only: no query string (a key pasted there would be logged, perhaps
+# percent-encoded) and no headers (Authorization). The line still goes through the redactor.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
 # gunicorn's control socket lives at one fixed path per user; several instances on one
 # machine (make stack, the tests) would fight over it, and nothing here uses it.
 control_socket_disable = True

@@ -20,6 +20,7 @@ def token_for(session_token: str) -> str:
 
 def require_valid(session_token: str | None) -> None:
     """Refuse the request unless it carries the session's CSRF token."""
-    sent = request.headers.get(HEADER, "")
-    if not session_token or not sent or not hmac.compare_digest(sent, token_for(session_token)):
+    sent = request.headers.get(HEADER, "").encode("utf-8", "replace")  # bytes: any header
+    expected = token_for(session_token).encode() if session_token else b""
+    if not expected or not sent or not hmac.compare_digest(sent, expected):
         raise ApiError(403, "csrf_failed", "Missing or invalid X-CSRF-Token header.")

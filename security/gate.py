@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass
 
@@ -60,9 +61,22 @@ def optional_principal() -> Principal | None:
     return g.get("principal")
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _escape_controls(value: object) -> str:
+    """A log-safe rendering: control characters become escapes such as \\n or \\x07."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), str(value))
+
+
 def _security_event(event: str, **fields: object) -> None:
-    """Log a security event as key=value pairs (values never contain a raw key)."""
-    detail = " ".join(f"{k}={v}" for k, v in fields.items() if v not in (None, ""))
+    """Log a security event as key=value pairs (values never contain a raw key).
+
+    Control characters in values (a decoded path can hold a newline) are escaped, so a
+    client cannot forge a second log line.
+    """
+    detail = " ".join(f"{k}={_escape_controls(v)}" for k, v in fields.items()
+                      if v not in (None, ""))
     log.info("%s %s", event, detail)
 
 

@@ -165,3 +165,23 @@ def test_trusted_proxy_uses_forwarded_address(redis_url):
     assert client.get("/auth/session", headers=a_forged).status_code == 401
     assert client.get("/auth/session", headers=a).status_code == 429
     assert client.get("/auth/session", headers=b).status_code == 401
+
+
+def test_non_ascii_csrf_header_is_refused_not_a_crash(client, make_user):
+    """A CSRF header with non-ASCII characters is a 403 csrf_failed, never a 500."""
+    user = make_user("pro")
+    login(client, user.email)
+    response = client.post("/api/apps", json={"name": "x"},
+                           headers={"X-CSRF-Token": "é".encode().decode("latin1")})
+    assert response.status_code == 403
+    assert response.json["error"]["code"] == "csrf_failed"
+
+
+def test_security_events_cannot_forge_log_lines(app, caplog):
+    """A newline in a (decoded) path is escaped in the auth.failed event."""
+    with caplog.at_level("INFO", logger="genmb.security"):
+        app.test_client().get("/api/x%0Aauth.login user_id=usr_forged",
+                              headers={"Authorization": "Bearer junk"})
+    events = [r.getMessage() for r in caplog.records if r.name == "genmb.security"]
+    assert len(events) == 1 and "\n" not in events[0]
+    assert "path=/api/x\\nauth.login" in events[0]

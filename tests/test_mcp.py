@@ -321,10 +321,16 @@ def test_invalid_arguments_are_tool_errors_not_charged(owner, live):
             empty_prompt = await client.call_tool("start_codegen", {"app_id": app_id,
                                                                     "prompt": ""})
             pasted = await client.call_tool("start_deploy", {"app_id": owner.key})
-            return blank, control, empty_prompt, pasted
+            # Too long for the schema: the SDK's validation message quotes the input.
+            long_name = await client.call_tool("create_app", {"name": owner.key * 4})
+            return blank, control, empty_prompt, pasted, long_name
 
-    blank, control, empty_prompt, pasted = run(go())
-    assert pasted.is_error is True and "app_id" in pasted.content[0].text
+    blank, control, empty_prompt, pasted, long_name = run(go())
+    assert long_name.is_error is True and owner.key not in str(long_name)
+    assert "genmb_sk_" + owner.key[9:13] in str(long_name)  # redacted to its display prefix
+    assert pasted.is_error is True
+    assert pasted.structured_content["error"]["code"] == "not_found"
+    assert owner.key not in str(pasted)  # never echoed back to the client
     assert owner.key not in live.logs()  # a key pasted as an id is refused, never logged
     assert blank.is_error and blank.structured_content["error"]["code"] == "validation_error"
     assert "name" in blank.structured_content["error"]["fields"]

@@ -313,12 +313,22 @@ def test_missing_secret_key_fails_in_production():
         load_settings(env={"REDIS_URL": "redis://127.0.0.1:1/0", "GENMB_ENV": "production"})
 
 
-def test_missing_secret_key_is_generated_in_development():
-    """Development makes up a random SECRET_KEY, different every start."""
+def test_missing_secret_key_is_derived_in_development():
+    """Development derives a SECRET_KEY that every worker of one deployment agrees on."""
     env = {"REDIS_URL": "redis://127.0.0.1:1/0", "GENMB_ENV": "development"}
     first, second = load_settings(env=env), load_settings(env=env)
     assert len(first["SECRET_KEY"]) >= 32
-    assert first["SECRET_KEY"] != second["SECRET_KEY"]
+    assert first["SECRET_KEY"] == second["SECRET_KEY"]  # two workers, one secret
+    other = load_settings(env={**env, "REDIS_URL": "redis://127.0.0.1:2/0"})
+    assert other["SECRET_KEY"] != first["SECRET_KEY"]
+
+
+@pytest.mark.parametrize("text", ["0 per minute", "200/minute;10/second", "lots"])
+def test_bad_global_limits_fail_at_start(text):
+    """A zero limit or several limits in RATELIMIT_GLOBAL are refused, not half-applied."""
+    env = {"REDIS_URL": "redis://127.0.0.1:1/0", "SECRET_KEY": "s", "RATELIMIT_GLOBAL": text}
+    with pytest.raises(RuntimeError, match="limit"):
+        load_settings(env=env)
 
 
 def test_missing_redis_url_fails():

@@ -17,7 +17,7 @@ from bench.load import address
 from store import apikeys, users
 from store.client import Storage, connect
 from store.names import KeyNames
-from tests.servers import LOOPBACK, ROOT, RedisServer, free_port, wait_until
+from tests.servers import LOOPBACK, ROOT, RedisServer, free_port, stop_process, wait_until
 
 __all__ = [
     "Gunicorn",
@@ -136,13 +136,7 @@ class Gunicorn:
 
     def stop(self) -> None:
         """Stop gunicorn gracefully, or kill it after 15 s."""
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def pids(self) -> list[int]:
         """The master and its workers."""

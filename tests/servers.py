@@ -8,8 +8,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import redis
 import requests
@@ -37,6 +40,63 @@ def wait_until(check, timeout: float = 10.0, interval: float = 0.05) -> None:
             last_error = exc
         time.sleep(interval)
     raise TimeoutError(f"gave up waiting: {last_error!r}")
+
+
+# A client announcing itself on a new pooled connection, and our own stop marker.
+SETUP_COMMANDS = frozenset({"CLIENT", "HELLO", "SELECT", "ECHO", "AUTH"})
+
+
+class CommandRecorder:
+    """Records every command clients send to Redis; a script's own calls (lua) are left out."""
+
+    STOP = "genmb-monitor-stop"
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self.commands: list[dict[str, Any]] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._ready = threading.Event()
+
+    def _run(self) -> None:
+        """Collect entries until our own stop marker comes through."""
+        with self.client.monitor() as monitor:
+            self._ready.set()
+            for entry in monitor.listen():
+                if self.STOP in entry["command"]:
+                    return
+                self.commands.append(entry)
+
+    def __enter__(self) -> CommandRecorder:
+        """Start monitoring; returns once MONITOR is in effect."""
+        self._thread.start()
+        self._ready.wait(5)
+        time.sleep(0.1)  # MONITOR is registered once its reply arrives
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Send the stop marker and wait for the monitor thread."""
+        self.client.echo(self.STOP)
+        self._thread.join(10)
+
+    def sent_by_clients(self) -> Counter[str]:
+        """Command names as clients sent them, connection set-up excluded."""
+        names = Counter(
+            e["command"].split()[0].upper() for e in self.commands if e.get("client_type") != "lua"
+        )
+        for name in SETUP_COMMANDS:
+            names.pop(name, None)
+        return names
+
+
+def stop_process(process: subprocess.Popen[bytes] | None, grace: float = 15) -> None:
+    """Terminate a child process, or kill it when it does not exit within `grace` seconds."""
+    if process and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 class RedisServer:
@@ -131,13 +191,7 @@ class Gunicorn:
 
     def stop(self) -> None:
         """Stop gunicorn gracefully and close its log."""
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self._log.close()
 
     def logs(self) -> str:

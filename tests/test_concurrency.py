@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -11,6 +9,7 @@ import pytest
 import requests
 
 from tests.conftest import LiveSession
+from tests.servers import CommandRecorder
 
 pytestmark = pytest.mark.gunicorn
 
@@ -83,41 +82,6 @@ def test_exactly_200_of_250_mixed_requests_are_admitted(live, make_user):
     assert codes[200] > 0 and codes[401] > 0
 
 
-class CommandRecorder:
-    """Records every command clients send to Redis (MONITOR), without script internals."""
-
-    STOP = "genmb-test-monitor-stop"
-
-    def __init__(self, redis_server) -> None:
-        self.client = redis_server.client()
-        self.commands: list[dict] = []
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._ready = threading.Event()
-
-    def _run(self) -> None:
-        with self.client.monitor() as monitor:
-            self._ready.set()
-            for entry in monitor.listen():
-                if self.STOP in entry["command"]:
-                    return
-                self.commands.append(entry)
-
-    def __enter__(self) -> CommandRecorder:
-        self._thread.start()
-        self._ready.wait(5)
-        time.sleep(0.1)  # MONITOR is registered once its reply arrives
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.client.echo(self.STOP)
-        self._thread.join(10)
-
-    def sent_by_clients(self) -> list[str]:
-        """Commands as clients sent them; a script's own calls are tagged lua and left out."""
-        return [e["command"].split()[0].upper() for e in self.commands
-                if e.get("client_type") != "lua"]
-
-
 def test_one_redis_command_per_key_authenticated_me(live, make_user, redis_server):
     """GET /api/me with a key costs exactly one Redis command (the gate's EVALSHA)."""
     user = make_user("pro")
@@ -127,12 +91,9 @@ def test_one_redis_command_per_key_authenticated_me(live, make_user, redis_serve
     for _ in range(8):  # warm every worker's pooled connection and the script cache
         assert requests.get(f"{live.url}/api/me", headers=headers, timeout=10).ok
     requests_made = 40
-    with CommandRecorder(redis_server) as recorder:
+    with CommandRecorder(redis_server.client()) as recorder:
         for _ in range(requests_made):
             response = requests.get(f"{live.url}/api/me", headers=headers, timeout=10)
             assert response.status_code == 200
-    sent = Counter(recorder.sent_by_clients())
-    # A worker opening a new pooled connection announces itself once (per connection).
-    for setup in ("CLIENT", "HELLO", "SELECT", "ECHO"):
-        sent.pop(setup, None)
-    assert sent == Counter({"EVALSHA": requests_made})
+    # Script-internal commands and per-connection set-up (CLIENT SETINFO...) are left out.
+    assert recorder.sent_by_clients() == Counter({"EVALSHA": requests_made})

@@ -66,11 +66,13 @@ def register_endpoint_limiter(app: Flask) -> None:
     which this app does not have (the gate owns the global per-IP limit), so they are removed:
     every other request would otherwise pay for them (measured in docs/performance.md).
     """
-    before = list(app.before_request_funcs[None])
-    after = list(app.after_request_funcs[None])
+    hooks = (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs)
+    saved = [list(funcs[None]) for funcs in hooks]
     limiter.init_app(app)
-    app.before_request_funcs[None] = before  # its teardown (context reset) stays
-    app.after_request_funcs[None] = after
+    # Its teardown only resets a context that lives on the request context, which dies with
+    # the request anyway: it goes too.
+    for funcs, before in zip(hooks, saved, strict=True):
+        funcs[None] = before
 
 
 def register_blueprints(app: Flask) -> None:

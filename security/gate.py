@@ -94,6 +94,7 @@ def before_request() -> None:
     if not result.rate.admitted:  # Retry-After is set with the other headers, after_request
         raise ApiError(429, "rate_limited", "Too many requests; slow down and retry later.")
     _attribute(credential, result.identity)
+    check_request_body()
 
 
 def _attribute(credential: Presented, identity: Identity | None) -> None:
@@ -130,7 +131,7 @@ def _binding_limit(rate: RateState) -> tuple[int, int, float]:
     one that frees up later), so a client that obeys them is never refused by the other.
     """
     best = (rate.limit, rate.remaining, rate.reset_seconds)
-    endpoint = limiter.current_limit if request.endpoint else None
+    endpoint = limiter.current_limit if g.get("endpoint_limited") else None
     if endpoint is not None:
         remaining = 0 if endpoint.breached else endpoint.remaining
         reset = max(0.0, endpoint.reset_at - time.time())
@@ -182,8 +183,7 @@ def check_request_body() -> None:
 
 def init_app(app: Flask) -> None:
     """Install the gate on the app (authentication first, then the body check)."""
-    app.before_request(before_request)
-    app.before_request(check_request_body)
+    app.before_request(before_request)  # it ends with check_request_body()
     app.after_request(after_request)
 
 

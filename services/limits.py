@@ -13,9 +13,10 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
-from flask import current_app
+from flask import current_app, g
 from limits import parse
 
 from extensions import limiter
@@ -44,11 +45,27 @@ def limit_string(action: str) -> str:
 
 
 def route_limit(action: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorate a REST view with the action's per-user limit."""
-    return limiter.shared_limit(
+    """Decorate a REST view with the action's per-user limit.
+
+    The view is also marked in `g`, so the gate reads flask-limiter's state (for the
+    X-RateLimit-* headers) only on the routes that have such a limit.
+    """
+    limit = limiter.shared_limit(
         lambda: limit_string(action), scope=action,
         key_func=lambda: user_key(current_principal().user_id), error_message=MESSAGE,
     )
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        limited = limit(view)
+
+        @wraps(view)
+        def marked(*args: Any, **kwargs: Any) -> Any:
+            g.endpoint_limited = True
+            return limited(*args, **kwargs)
+
+        return marked
+
+    return decorate
 
 
 def hit(action: str, user_id: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -13,6 +14,9 @@ from store import users
 from store.client import Storage, connect
 from store.names import KeyNames
 from tests.servers import Gunicorn, RedisServer
+
+# The tests talk to 127.0.0.1 only: never through a proxy a CI machine may have configured.
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
 PASSWORD = "correct horse battery"
 FAST_HASH = 2**10  # scrypt cost for tests; production default is 2**14

@@ -130,13 +130,14 @@ def test_failed_and_malformed_requests_are_counted(redis_url):
 def test_window_is_rolling_not_fixed(redis_url):
     """With 4 per 2 s: 2 early + 2 later fill it; only the early 2 free up first."""
     client = make_app(redis_url, RATELIMIT_GLOBAL="4 per 2 seconds").test_client()
-    start = time.monotonic()
     assert [client.get("/auth/session").status_code for _ in range(2)] == [401, 401]
+    early_done = time.monotonic()  # both early stamps are at or before this moment
     time.sleep(1.0)
     assert [client.get("/auth/session").status_code for _ in range(2)] == [401, 401]
     refused = client.get("/auth/session")
     assert refused.status_code == 429
-    time.sleep(max(0.0, 2.15 - (time.monotonic() - start)))
+    # Past the early stamps' window, well before the later ones' (>= early_done + 3.0).
+    time.sleep(max(0.0, early_done + 2.1 - time.monotonic()))
     # The first two stamps left the window; the later two are still in it.
     codes = [client.get("/auth/session").status_code for _ in range(3)]
     assert codes == [401, 401, 429]

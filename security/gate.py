@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import ipaddress
 import logging
 import math
 import re
@@ -48,6 +49,25 @@ def _under(path: str, prefixes: tuple[str, ...]) -> bool:
     return any(path == p or path.startswith(p + "/") for p in prefixes)
 
 
+def rate_limit_subject(client_ip: str | None) -> str:
+    """The address a request is counted under: the IPv4 address, or an IPv6 /64 network.
+
+    One IPv6 subscriber usually holds a whole /64 (2^64 addresses); counting each address
+    alone would let one client multiply its limit at will.
+    """
+    if not client_ip:
+        return "unknown"
+    if ":" not in client_ip:
+        return client_ip
+    try:
+        address = ipaddress.IPv6Address(client_ip)
+    except ValueError:
+        return client_ip
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((address, 64), strict=False))
+
+
 def current_principal() -> Principal:
     """The authenticated principal of this request (the gate guarantees one under /api)."""
     principal = g.get("principal")
@@ -87,7 +107,7 @@ def before_request() -> None:
     config = current_app.config
     credential = presented(request, config["SESSION_COOKIE_NAME"])
     result = gate_store.check(
-        storage(), request.remote_addr or "unknown", config["GLOBAL_LIMIT"],
+        storage(), rate_limit_subject(request.remote_addr), config["GLOBAL_LIMIT"],
         config["GLOBAL_WINDOW_MS"], credential.lookup(),
     )
     g.rate = result.rate

@@ -186,3 +186,17 @@ def test_security_events_cannot_forge_log_lines(app, caplog):
     events = [r.getMessage() for r in caplog.records if r.name == "genmb.security"]
     assert len(events) == 1 and "\n" not in events[0]
     assert "path=/api/x\\nauth.login" in events[0]
+
+
+def test_ipv6_clients_are_counted_per_64_network(redis_url):
+    """Addresses in one IPv6 /64 share a window; another /64 has its own; mapped IPv4 is IPv4."""
+    client = make_app(redis_url, RATELIMIT_GLOBAL="2 per minute").test_client()
+
+    def status(addr: str) -> int:
+        return client.get("/auth/session", environ_base={"REMOTE_ADDR": addr}).status_code
+
+    assert [status("2001:db8::1"), status("2001:db8::ffff:2")] == [401, 401]
+    assert status("2001:db8::3") == 429  # same /64, a third address
+    assert status("2001:db8:0:1::1") == 401  # the next /64
+    assert [status("::ffff:192.0.2.7"), status("192.0.2.7")] == [401, 401]
+    assert status("192.0.2.7") == 429  # the mapped form counted as the same IPv4 client

@@ -45,9 +45,14 @@ class Api(SmorestApi):
         return http_exception_response(error)
 
 
+def user_limit_key(user_id: str) -> str:
+    """The limiter key of a user: limits count per user, whether by key or by session."""
+    return f"user:{user_id}"
+
+
 def acting_user() -> str:
-    """Per-endpoint limits count per user, whether the request came with a key or a session."""
-    return f"user:{g.principal.user_id}"
+    """The limiter key of the request's principal (the gate has set it before any view)."""
+    return user_limit_key(g.principal.user_id)
 
 
 api = Api()

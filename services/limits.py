@@ -19,8 +19,7 @@ from typing import Any
 from flask import current_app, g
 from limits import parse
 
-from extensions import limiter
-from security.gate import current_principal
+from extensions import limiter, user_limit_key
 
 SETTINGS = {"codegen": "RATELIMIT_CODEGEN", "deploy": "RATELIMIT_DEPLOY"}
 MESSAGE = "Too many requests to this endpoint; retry later."
@@ -34,11 +33,6 @@ class EndpointLimited(Exception):
         self.action, self.limit, self.retry_after = action, limit, retry_after
 
 
-def user_key(user_id: str) -> str:
-    """The limiter key of a user: limits count per user, whether by key or by session."""
-    return f"user:{user_id}"
-
-
 def limit_string(action: str) -> str:
     """The action's limit in limits notation, from the app's settings."""
     return current_app.config[SETTINGS[action]]
@@ -50,10 +44,9 @@ def route_limit(action: str) -> Callable[[Callable[..., Any]], Callable[..., Any
     The view is also marked in `g`, so the gate reads flask-limiter's state (for the
     X-RateLimit-* headers) only on the routes that have such a limit.
     """
-    limit = limiter.shared_limit(
-        lambda: limit_string(action), scope=action,
-        key_func=lambda: user_key(current_principal().user_id), error_message=MESSAGE,
-    )
+    # The key is the limiter's own key function, extensions.acting_user.
+    limit = limiter.shared_limit(lambda: limit_string(action), scope=action,
+                                 error_message=MESSAGE)
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         limited = limit(view)
@@ -75,7 +68,7 @@ def hit(action: str, user_id: str) -> None:
     (RATELIMIT_KEY_PREFIX), the key and the scope, and a refused attempt is not counted.
     """
     item = parse(limit_string(action))
-    identifiers = [current_app.config["RATELIMIT_KEY_PREFIX"], user_key(user_id), action]
+    identifiers = [current_app.config["RATELIMIT_KEY_PREFIX"], user_limit_key(user_id), action]
     identifiers = [part for part in identifiers if part]
     if limiter.limiter.hit(item, *identifiers):
         return

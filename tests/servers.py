@@ -197,3 +197,12 @@ class Gunicorn:
     def logs(self) -> str:
         """Everything gunicorn and the app have written so far."""
         return self.log_path.read_text(errors="replace")
+
+
+def whole_and_empty(stack) -> None:  # noqa: ANN001 - deploy.stack.Stack
+    """Assert every part of a `make stack` topology runs, and empty its database."""
+    for part in stack.parts:
+        assert part.running, f"{part.name} is not running"
+    admin = stack.redis_client()
+    admin.flushall()
+    admin.close()

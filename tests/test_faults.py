@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from deploy.stack import Stack
+from tests.servers import whole_and_empty
 from tests.test_stack import (
     access_log,
     client,
@@ -55,11 +56,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 @pytest.fixture
 def whole(stack: Stack) -> Iterator[Stack]:
     """The stack, every part running, an empty database; whole again after the test."""
-    for part in stack.parts:
-        assert part.running, f"{part.name} is not running"
-    admin = stack.redis_client()
-    admin.flushall()
-    admin.close()
+    whole_and_empty(stack)
     yield stack
     stack.resume_redis()
     if not stack.redis_part.running:

@@ -31,7 +31,7 @@ from store import users
 from store.client import Storage, connect
 from store.names import KeyNames
 from tests.conftest import FAST_HASH, PASSWORD
-from tests.servers import LOOPBACK, ROOT, free_port
+from tests.servers import LOOPBACK, ROOT, free_port, whole_and_empty
 
 pytestmark = [pytest.mark.integration, pytest.mark.gunicorn]
 
@@ -135,11 +135,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 @pytest.fixture
 def lb(stack: Stack) -> Stack:
     """The module's stack with an empty database (and so fresh rate-limit windows)."""
-    for part in stack.parts:
-        assert part.running, f"{part.name} is not running"
-    client_ = stack.redis_client()
-    client_.flushall()
-    client_.close()
+    whole_and_empty(stack)
     return stack
 
 

@@ -17,6 +17,7 @@ from extensions import STORAGE_EXTENSION, api, limiter
 from logs import configure_logging
 from security import gate
 from store.client import Storage, connect
+from store.durability import ReplicaWait
 from store.names import KeyNames
 
 
@@ -34,8 +35,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     """Storage (one Redis client per process), proxy trust, the gate, the API."""
-    client = connect(app.config["REDIS_URL"], app.config["REDIS_TIMEOUT"])
-    app.extensions[STORAGE_EXTENSION] = Storage(client, KeyNames(app.config["REDIS_KEY_PREFIX"]))
+    config = app.config
+    client = connect(config["REDIS_URL"], config["REDIS_TIMEOUT"],
+                     config["REDIS_SENTINEL_PASSWORD"] or None)
+    wait = ReplicaWait(config["REVOKE_MIN_REPLICAS"], config["REVOKE_WAIT_MS"])
+    app.extensions[STORAGE_EXTENSION] = Storage(
+        client, KeyNames(config["REDIS_KEY_PREFIX"]), wait=wait
+    )
     proxies = app.config["TRUSTED_PROXY_COUNT"]
     if proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]

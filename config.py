@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 from limits import parse_many
 
+from store import redis_url
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -88,6 +90,10 @@ def load_settings(
         "REDIS_URL": env.get("REDIS_URL", ""),
         "REDIS_TIMEOUT": _float(env, "REDIS_TIMEOUT", 1.0),
         "REDIS_KEY_PREFIX": env.get("REDIS_KEY_PREFIX", "genmb"),
+        "REDIS_SENTINEL_PASSWORD": env.get("REDIS_SENTINEL_PASSWORD", ""),
+        # Empty: wait for 1 replica when the primary has any, for none when it has none.
+        "REVOKE_MIN_REPLICAS": env.get("REVOKE_MIN_REPLICAS", "").strip(),
+        "REVOKE_WAIT_MS": _int(env, "REVOKE_WAIT_MS", 500),
         "TRUSTED_PROXY_COUNT": _int(env, "TRUSTED_PROXY_COUNT", 0),
         "RATELIMIT_GLOBAL": env.get("RATELIMIT_GLOBAL", "200 per minute"),
         "RATELIMIT_CODEGEN": env.get("RATELIMIT_CODEGEN", "10 per minute"),
@@ -126,6 +132,15 @@ def load_settings(
             "REDIS_URL must be set: redis://host:port/db, unix:///path/to/redis.sock, "
             "or memory:// for the embedded single-process store"
         )
+    try:
+        target = redis_url.parse(s["REDIS_URL"])
+    except redis_url.RedisUrlError as exc:
+        raise RuntimeError(str(exc)) from None
+    s["REVOKE_MIN_REPLICAS"] = _min_replicas(s["REVOKE_MIN_REPLICAS"])
+    if not 0 < s["REVOKE_WAIT_MS"] <= 60_000:
+        raise RuntimeError(
+            f"REVOKE_WAIT_MS must be 1..60000 milliseconds, got {s['REVOKE_WAIT_MS']}"
+        )
     if s["TRUSTED_PROXY_COUNT"] < 0:
         raise RuntimeError("TRUSTED_PROXY_COUNT must be 0 or more")
     if s["PUBLIC_URL"] and not _is_base_url(s["PUBLIC_URL"]):
@@ -138,10 +153,9 @@ def load_settings(
     s["GLOBAL_LIMIT"], s["GLOBAL_WINDOW_MS"] = rate_limit_parts(s["RATELIMIT_GLOBAL"])
     for name in ("RATELIMIT_CODEGEN", "RATELIMIT_DEPLOY"):
         rate_limit_parts(s[name])  # refuse a typo at start-up, not on the first request
-    s.setdefault("RATELIMIT_STORAGE_URI", limits_storage_uri(s["REDIS_URL"]))
-    s.setdefault("RATELIMIT_STORAGE_OPTIONS", {
-        "socket_timeout": s["REDIS_TIMEOUT"], "socket_connect_timeout": s["REDIS_TIMEOUT"],
-    } if not s["REDIS_URL"].startswith("memory://") else {})
+    uri, options = limits_storage(target, s["REDIS_TIMEOUT"], s["REDIS_SENTINEL_PASSWORD"])
+    s.setdefault("RATELIMIT_STORAGE_URI", uri)
+    s.setdefault("RATELIMIT_STORAGE_OPTIONS", options)
     s.setdefault("RATELIMIT_KEY_PREFIX", f"{s['REDIS_KEY_PREFIX']}:limiter")
     return s
 
@@ -156,8 +170,37 @@ def _is_base_url(url: str) -> bool:
     )
 
 
-def limits_storage_uri(redis_url: str) -> str:
-    """The same Redis in the notation of the limits library (flask-limiter's storage)."""
-    if redis_url.startswith("unix://"):
-        return "redis+unix://" + redis_url[len("unix://"):]
-    return redis_url
+def _min_replicas(raw: str) -> int | None:
+    """REVOKE_MIN_REPLICAS: empty for "1 if the primary has replicas", else 0 or more."""
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise RuntimeError(f"REVOKE_MIN_REPLICAS must be empty or a whole number, got {raw!r}")
+    return int(raw)
+
+
+def limits_storage(
+    target: redis_url.RedisTarget, timeout: float, sentinel_password: str
+) -> tuple[str, dict[str, Any]]:
+    """The same Redis for the limits library (flask-limiter's storage): URI and options."""
+    if target.mode == "embedded":
+        return target.url, {}
+    timeouts: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    if target.sentinel is None:
+        url = target.url
+        if url.startswith("unix://"):
+            url = "redis+unix://" + url[len("unix://"):]
+        return url, timeouts
+    where = target.sentinel
+    # limits reads the service name from the path and would send the data nodes' password to
+    # the sentinels too; so the URI names only the sentinels, and the rest goes as options.
+    hosts = ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in where.sentinels)
+    options = {
+        **timeouts,
+        "db": where.db,
+        "username": where.username,
+        "password": where.password,
+        "use_replicas": False,  # never read from a replica
+        "sentinel_kwargs": {"username": None, "password": sentinel_password or None, **timeouts},
+    }
+    return f"redis+sentinel://{hosts}/{where.service_name}", options

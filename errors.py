@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from store import errors as domain
 
 log = logging.getLogger(__name__)
+security_log = logging.getLogger("genmb.security")
 
 REALM = 'Bearer realm="genmb"'
 
@@ -159,6 +160,17 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
         return error_response(exc.status, exc.code, exc.message, exc.headers, exc.fields)
+
+    @app.errorhandler(domain.RevocationUnconfirmed)
+    def _revocation_unconfirmed(exc: domain.RevocationUnconfirmed) -> Response:
+        security_log.warning("api_key.revocation_unconfirmed replicas=%d/%d",
+                             exc.confirmed, exc.needed)
+        return error_response(
+            503, "revocation_unconfirmed",
+            "The key is revoked, but the revocation is not yet safely stored; "
+            "repeat the request to confirm it.",
+            {"Retry-After": "1"},
+        )
 
     @app.errorhandler(domain.StoreError)
     def _domain_error(exc: domain.StoreError) -> Response:

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 from dataclasses import dataclass
 
 from store.client import Storage
 from store.clock import is_id, iso, new_id, utcnow
-from store.errors import KeyLimitReached, NotFound, PlanRequired
+from store.durability import run_replicated
+from store.errors import KeyLimitReached, NotFound, PlanRequired, RevocationUnconfirmed
 
+log = logging.getLogger("genmb.security")
 KEY_PREFIX = "genmb_sk_"
 RANDOM_LENGTH = 32
+# How long a revocation is remembered, so that a retried DELETE (after a 503) answers 204.
+REVOCATION_MEMORY_SECONDS = 7 * 24 * 3600
 KEY_PATTERN = re.compile(rf"^{KEY_PREFIX}[A-Za-z0-9_-]{{{RANDOM_LENGTH}}}$")
 
 
@@ -45,19 +50,26 @@ def generate() -> str:
 def create(
     storage: Storage, user_id: str, name: str, max_keys: int, key_plans: list[str]
 ) -> tuple[KeyInfo, str]:
-    """Create a key within the cap; returns its info and the raw key, which is never stored."""
+    """Create a key within the cap; returns its info and the raw key, which is never stored.
+
+    It waits for replicas like a revocation, but a shortfall is only logged: a new key lost
+    in a failover fails closed (it stops working), it never lets anyone in.
+    """
     names = storage.names
     for _ in range(3):  # a digest collision is astronomically unlikely; retry anyway
         raw = generate()
         info = KeyInfo(new_id("key"), name, raw[: len(KEY_PREFIX) + 4], iso(utcnow()), None)
         key_digest = digest(raw)
-        outcome = storage.run(
-            "create_key",
+        outcome, replication = run_replicated(
+            storage, "create_key",
             [names.user(user_id), names.user_keys(user_id), names.api_key(key_digest)],
             [max_keys, info.id, user_id, name, info.prefix, info.created_at, key_digest,
              " ".join(key_plans)],
         )
         if outcome == "ok":
+            if not replication.confirmed_enough:
+                log.warning("api_key.created_unreplicated key_id=%s user_id=%s replicas=%d/%d",
+                            info.id, user_id, replication.confirmed, replication.needed)
             return info, raw
         if outcome == "plan_required":
             raise PlanRequired(user_id)
@@ -86,12 +98,21 @@ def list_for_user(storage: Storage, user_id: str) -> list[KeyInfo]:
 
 
 def revoke(storage: Storage, user_id: str, key_id: str) -> str:
-    """Delete one of the user's keys and return its display prefix; NotFound otherwise."""
+    """Delete one of the user's keys, wait for replicas, and return its display prefix.
+
+    NotFound when the user has no such key; RevocationUnconfirmed when the primary refuses
+    the key already but too few replicas confirmed it (repeating the call is safe, and a
+    repeat of a revocation the user made lately succeeds again).
+    """
     if not is_id("key", key_id):
         raise NotFound(key_id)
-    prefix = storage.run(
-        "delete_key", [storage.names.user_keys(user_id)], [key_id, storage.names.api_key_prefix]
+    names = storage.names
+    reply, replication = run_replicated(
+        storage, "delete_key", [names.user_keys(user_id), names.user_revoked_keys(user_id)],
+        [key_id, names.api_key_prefix, REVOCATION_MEMORY_SECONDS],
     )
-    if prefix is None:
+    if not reply:
         raise NotFound(key_id)
-    return str(prefix)
+    if not replication.confirmed_enough:
+        raise RevocationUnconfirmed(replication.needed, replication.confirmed)
+    return str(reply[1])

@@ -25,3 +25,11 @@ class KeyLimitReached(StoreError):
 
 class InsufficientCredits(StoreError):
     """The monthly credit allowance cannot cover the action."""
+
+
+class RevocationUnconfirmed(StoreError):
+    """The primary revoked the key, but too few replicas confirmed it in time."""
+
+    def __init__(self, needed: int, confirmed: int) -> None:
+        super().__init__(f"{confirmed} of {needed} replicas confirmed the revocation")
+        self.needed, self.confirmed = needed, confirmed

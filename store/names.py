@@ -31,6 +31,10 @@ class KeyNames:
         """Hash: key id -> key digest, the user's live API keys (its length is the cap)."""
         return f"{self.prefix}:user:{user_id}:keys"
 
+    def user_revoked_keys(self, user_id: str) -> str:
+        """Hash: key id -> display prefix of keys revoked lately (a retried revoke answers 204)."""
+        return f"{self.prefix}:user:{user_id}:revoked"
+
     def api_key(self, digest: str) -> str:
         """Hash: id, user_id, name, prefix, created_at, last_used_at; found by SHA-256 digest."""
         return f"{self.prefix}:apikey:{digest}"

@@ -109,6 +109,7 @@ class RedisServer:
         self.binary, self.directory, self.appendonly = binary, directory, appendonly
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self.extra_args: list[str] = []  # e.g. --replicaof, for a replica of a SentinelGroup
 
     @property
     def url(self) -> str:
@@ -124,7 +125,8 @@ class RedisServer:
         """Start (or restart) the server on the same port and directory."""
         args = [self.binary, "--port", str(self.port), "--bind", LOOPBACK, "--save", "",
                 "--dir", str(self.directory), "--appendonly", "yes" if self.appendonly else "no",
-                "--appendfsync", "everysec", "--logfile", str(self.directory / "redis.log")]
+                "--appendfsync", "everysec", "--logfile", str(self.directory / "redis.log"),
+                *self.extra_args]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
         wait_until(lambda: self.client().ping())
@@ -206,3 +208,117 @@ def whole_and_empty(stack) -> None:  # noqa: ANN001 - deploy.stack.Stack
     admin = stack.redis_client()
     admin.flushall()
     admin.close()
+
+
+SENTINEL_SERVICE = "genmb"
+
+
+class SentinelGroup:
+    """A primary, two replicas and three sentinels (quorum 2), each on a free loopback port.
+
+    Offers what the tests use of a RedisServer (`url`, `client()`) so that the contract suite
+    runs unchanged against it; `client()` always reaches the current primary.
+    """
+
+    DOWN_AFTER_MS = 1000
+
+    def __init__(self, directory: Path, replicas: int = 2, sentinels: int = 3,
+                 appendonly: bool = False) -> None:
+        self.directory = directory
+        self.nodes = [RedisServer(directory / f"node{i}", appendonly=appendonly)
+                      for i in range(1 + replicas)]
+        self.sentinel_ports = [free_port() for _ in range(sentinels)]
+        self.sentinel_processes: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        """redis+sentinel://127.0.0.1:<p1>,...:<p3>/genmb/0."""
+        hosts = ",".join(f"{LOOPBACK}:{port}" for port in self.sentinel_ports)
+        return f"redis+sentinel://{hosts}/{SENTINEL_SERVICE}/0"
+
+    def start(self) -> SentinelGroup:
+        """Start the data nodes, then the sentinels, and wait until they all know each other."""
+        primary_port = self.nodes[0].port
+        for index, node in enumerate(self.nodes):
+            node.directory.mkdir(parents=True, exist_ok=True)
+            node.extra_args = [] if index == 0 else ["--replicaof", LOOPBACK, str(primary_port)]
+            node.start()
+        for index, port in enumerate(self.sentinel_ports):
+            folder = self.directory / f"sentinel{index}"
+            folder.mkdir(parents=True, exist_ok=True)
+            conf = folder / "sentinel.conf"
+            conf.write_text(
+                f"port {port}\nbind {LOOPBACK}\ndir {folder}\n"
+                f"logfile {folder / 'sentinel.log'}\n"
+                f"sentinel monitor {SENTINEL_SERVICE} {LOOPBACK} {primary_port} 2\n"
+                f"sentinel down-after-milliseconds {SENTINEL_SERVICE} {self.DOWN_AFTER_MS}\n"
+                f"sentinel failover-timeout {SENTINEL_SERVICE} 10000\n"
+                f"sentinel parallel-syncs {SENTINEL_SERVICE} 2\n"
+            )
+            self.sentinel_processes.append(subprocess.Popen(
+                [self.nodes[0].binary, str(conf), "--sentinel"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            ))
+        self.wait_settled(primary_port)
+        return self
+
+    def sentinel_client(self, index: int = 0) -> redis.Redis:
+        """A client of one sentinel."""
+        return redis.Redis(host=LOOPBACK, port=self.sentinel_ports[index], decode_responses=True,
+                           socket_timeout=2, socket_connect_timeout=2)
+
+    def primary_port(self) -> int:
+        """The primary's port, as the first sentinel reports it."""
+        with self.sentinel_client() as sentinel:
+            return int(sentinel.sentinel_get_master_addr_by_name(SENTINEL_SERVICE)[1])
+
+    def node(self, port: int) -> RedisServer:
+        """The data node listening on `port`."""
+        return next(node for node in self.nodes if node.port == port)
+
+    def primary(self) -> RedisServer:
+        """The data node that is primary now."""
+        return self.node(self.primary_port())
+
+    def client(self) -> redis.Redis:
+        """A plain client of the current primary."""
+        return self.primary().client()
+
+    def wait_settled(self, primary_port: int, timeout: float = 30) -> None:
+        """Every sentinel names `primary_port` as primary and sees every replica and sentinel."""
+        replicas, others = len(self.nodes) - 1, len(self.sentinel_ports) - 1
+
+        def settled() -> bool:
+            for index in range(len(self.sentinel_ports)):
+                with self.sentinel_client(index) as sentinel:
+                    state = sentinel.sentinel_master(SENTINEL_SERVICE)
+                    live_replicas = [
+                        r for r in sentinel.sentinel_slaves(SENTINEL_SERVICE)
+                        if not (r["is_sdown"] or r["is_odown"]) and r["master-link-status"] == "ok"
+                    ]
+                if (int(state["port"]) != primary_port or state["is_sdown"]
+                        or len(live_replicas) < replicas
+                        or state["num-other-sentinels"] < others):
+                    return False
+            with self.node(primary_port).client() as primary:
+                return primary.info("replication")["connected_slaves"] >= replicas
+
+        wait_until(settled, timeout=timeout, interval=0.1)
+
+    def wait_for_new_primary(self, old_port: int, timeout: float = 15) -> int:
+        """Wait until the sentinels promoted another node; returns its port."""
+        def promoted() -> bool:
+            with self.sentinel_client() as sentinel:
+                addr = sentinel.sentinel_get_master_addr_by_name(SENTINEL_SERVICE)
+            return int(addr[1]) != old_port and self.node(int(addr[1])).client().info(
+                "replication")["role"] == "master"
+
+        wait_until(promoted, timeout=timeout, interval=0.05)
+        return self.primary_port()
+
+    def stop(self) -> None:
+        """Stop the sentinels, then the data nodes."""
+        for process in self.sentinel_processes:
+            stop_process(process, grace=5)
+        for node in self.nodes:
+            node.stop()

@@ -144,8 +144,10 @@ def test_revoked_key_gets_401_at_once(pro, app):
     response = other.get("/api/me", headers=headers)
     assert response.status_code == 401
     assert response.json["error"]["code"] == "invalid_api_key"
+    # A repeated revoke (a retry after 503 revocation_unconfirmed) succeeds again (CONTRACT §11).
     again = client.delete(f"/api/keys/{key['id']}", headers={"X-CSRF-Token": csrf})
-    assert again.status_code == 404
+    assert again.status_code == 204
+    assert other.get("/api/me", headers=headers).status_code == 401
 
 
 @pytest.mark.parametrize("method,path", [("GET", "/api/keys"), ("POST", "/api/keys"),

@@ -1,15 +1,27 @@
 -- delete_key.lua: revoke one of a user's keys; the record and the index entry go together.
 -- KEYS[1]  the user's key index (hash: key id -> digest)
+-- KEYS[2]  the user's recent revocations (hash: key id -> display prefix)
 -- ARGV[1]  key id
 -- ARGV[2]  key record prefix (the digest read from the index is appended)
--- Returns the revoked key's display prefix, or false when the user has no such key.
+-- ARGV[3]  how long a revocation is remembered, in seconds
+-- Returns {"revoked", prefix} or {"already", prefix} (a repeated revoke of a key the user
+-- held), or false when the user never had such a key (or revoked it too long ago).
 
 local digest = redis.call('HGET', KEYS[1], ARGV[1])
 if not digest then
-  return false
+  local prefix = redis.call('HGET', KEYS[2], ARGV[1])
+  if not prefix then
+    return false
+  end
+  -- Written again, unchanged: the caller's WAIT counts only its own connection's writes, so
+  -- a retried revoke must write for its WAIT to cover the revocation (docs/deploy.md).
+  redis.call('HSET', KEYS[2], ARGV[1], prefix)
+  return {'already', prefix}
 end
 local record = ARGV[2] .. digest
 local prefix = redis.call('HGET', record, 'prefix') or ''
 redis.call('DEL', record)
 redis.call('HDEL', KEYS[1], ARGV[1])
-return prefix
+redis.call('HSET', KEYS[2], ARGV[1], prefix)
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return {'revoked', prefix}

@@ -68,30 +68,45 @@ def test_key_list_shows_each_user_only_their_own_keys(app, make_user):
     assert keyless.get("/api/keys").json == {"keys": []}
 
 
-# ---- app ids (REST) ----------------------------------------------------------------------
+# ---- ids in REST routes ------------------------------------------------------------------
+
+# Every /api route with an id in its path, and a body it would accept from the id's owner.
+ID_ROUTES = [
+    ("GET", "/api/apps/<app_id>", None),
+    ("DELETE", "/api/apps/<app_id>", None),
+    ("POST", "/api/apps/<app_id>/codegen", {"prompt": "steal"}),
+    ("POST", "/api/apps/<app_id>/deploy", None),
+    ("DELETE", "/api/keys/<key_id>", None),
+]
 
 
-@pytest.mark.parametrize("method,path,body", [
-    ("GET", "/api/apps/{id}", None),
-    ("DELETE", "/api/apps/{id}", None),
-    ("POST", "/api/apps/{id}/codegen", {"prompt": "steal"}),
-    ("POST", "/api/apps/{id}/deploy", None),
-])
-def test_rest_routes_taking_an_app_id_refuse_another_users_app(
-        app, make_user, rdb, names, method, path, body):
-    """Another user's app id is 404 not_found: nothing charged, recorded or deleted."""
+def test_every_api_route_taking_an_id_is_checked_for_ownership(app):
+    """ID_ROUTES lists every /api route with an *_id in its path, so none goes untested."""
+    routes = {(method, rule.rule) for rule in app.url_map.iter_rules()
+              if rule.rule.startswith("/api/") and any(a.endswith("_id") for a in rule.arguments)
+              for method in rule.methods - {"HEAD", "OPTIONS"}}
+    missing = routes - {(method, path) for method, path, _ in ID_ROUTES}
+    assert not missing, f"add these routes to ID_ROUTES: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("method,path,body", ID_ROUTES)
+def test_rest_routes_taking_an_id_refuse_another_users(app, make_user, rdb, names, method,
+                                                       path, body):
+    """Another user's app or key id is 404 not_found: nothing charged, recorded or deleted."""
     victim, attacker = make_user("pro"), make_user("pro")
     victim_web, attacker_web = app.test_client(), app.test_client()
-    victim_csrf = login(victim_web, victim.email)
-    attacker_key = create_key(attacker_web, login(attacker_web, attacker.email))["key"]
-    app_id = victim_web.post("/api/apps", json={"name": "mine"},
-                             headers={"X-CSRF-Token": victim_csrf}).json["id"]
+    victim_key = create_key(victim_web, login(victim_web, victim.email))
+    victim_auth = {"Authorization": f"Bearer {victim_key['key']}"}
+    app_id = app.test_client().post("/api/apps", json={"name": "mine"},
+                                    headers=victim_auth).json["id"]
+    attacker_csrf = login(attacker_web, attacker.email)
 
-    response = app.test_client().open(path.format(id=app_id), method=method, json=body,
-                                      headers={"Authorization": f"Bearer {attacker_key}"})
+    url = path.replace("<app_id>", app_id).replace("<key_id>", victim_key["id"])
+    response = attacker_web.open(url, method=method, json=body,
+                                 headers={"X-CSRF-Token": attacker_csrf})
     assert response.status_code == 404, response.json
     assert response.json["error"]["code"] == "not_found"
-    assert victim_web.get(f"/api/apps/{app_id}").status_code == 200
+    assert app.test_client().get(f"/api/apps/{app_id}", headers=victim_auth).status_code == 200
     for user, web in ((victim, victim_web), (attacker, attacker_web)):
         assert web.get("/api/me").json["credits"]["used"] == 0, f"{user.email} was charged"
         assert _entries(rdb, names.app_jobs(user.id, app_id)) == 0, \

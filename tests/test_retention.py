@@ -15,7 +15,6 @@ import pytest
 
 from extensions import storage as app_storage
 from store import apikeys, sessions
-from store.apps import JOBS_KEPT_PER_APP
 from store.clock import month_of, start_of_next_month, utcnow
 from store.names import KeyNames
 from tests.conftest import create_key, login, make_app
@@ -83,6 +82,17 @@ def test_rolling_window_storage_stays_within_the_limit(redis_url, rdb):
     assert max(sizes) <= limit, f"window key sizes after each request: {sizes}"
 
 
+def test_rolling_window_key_expires_once_the_client_stops(redis_url, rdb):
+    """A client's window key carries a TTL of at most two windows: an address that stops
+    sending leaves nothing behind for long."""
+    app = make_app(redis_url, RATELIMIT_GLOBAL="5 per minute")
+    address = "192.0.2.42"
+    assert app.test_client().get("/auth/session",
+                                 environ_base={"REMOTE_ADDR": address}).status_code == 401
+    ttl_ms = rdb.pttl(names_of(app).ip_window(address))
+    assert 0 < ttl_ms <= 2 * 60_000, f"window key PTTL {ttl_ms} (-1 means it never expires)"
+
+
 # ---- sessions ---------------------------------------------------------------------------
 
 
@@ -130,6 +140,8 @@ def _key_and_app(app, make_user) -> tuple[dict[str, str], str, str]:
 
 def test_job_history_is_capped_per_app(redis_url, rdb, make_user):
     """After more deploys than the cap, an app keeps exactly the newest JOBS_KEPT_PER_APP."""
+    from store.apps import JOBS_KEPT_PER_APP  # here: a move of the cap fails this test only
+
     app = make_app(redis_url, RATELIMIT_DEPLOY="1000 per minute")
     auth, user_id, app_id = _key_and_app(app, make_user)
     client = app.test_client()

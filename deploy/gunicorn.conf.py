@@ -51,3 +51,17 @@ access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
 # gunicorn's control socket lives at one fixed path per user; several instances on one
 # machine (make stack, the tests) would fight over it, and nothing here uses it.
 control_socket_disable = True
+
+
+def on_starting(server) -> None:  # noqa: ANN001 - gunicorn's hook signature
+    """Check every setting once, before any worker forks: a bad one stops gunicorn with one
+    line naming it (not a traceback repeated by every worker)."""
+    import sys
+
+    from config import load_settings
+
+    try:
+        load_settings()
+    except RuntimeError as exc:
+        print(f"genmb: cannot start: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)

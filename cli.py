@@ -14,6 +14,7 @@ from store.errors import EmailTaken, NotFound
 
 users_cli = AppGroup("users", help="Manage users.")
 PLAN_CHOICE = click.Choice(users.PLANS)
+UNCONFIRMED_EXIT = 3  # set-plan: the change is made, but too few replicas confirmed it
 
 
 @users_cli.command("create")
@@ -38,12 +39,24 @@ def create_user(email: str, plan: str, password: str) -> None:
 @click.argument("email")
 @click.argument("plan", type=PLAN_CHOICE)
 def set_plan(email: str, plan: str) -> None:
-    """Move a user to another plan; it applies from their next request."""
+    """Move a user to another plan; it applies from their next request.
+
+    Like a revocation, the change waits for replicas (REVOKE_MIN_REPLICAS, REVOKE_WAIT_MS);
+    when too few confirm it, the JSON is still printed (the primary has the change) and the
+    command exits 3, so a script can run it again (it is idempotent).
+    """
     try:
-        user = users.set_plan(storage(), email, plan)
+        user, replication = users.set_plan(storage(), email, plan)
     except NotFound:
         raise click.ClickException(f"no user with email {email}") from None
-    click.echo(json.dumps({"id": user.id, "email": user.email, "plan": user.plan}))
+    click.echo(json.dumps({"id": user.id, "email": user.email, "plan": user.plan,
+                           "replicas": {"needed": replication.needed,
+                                        "confirmed": replication.confirmed}}))
+    if not replication.confirmed_enough:
+        click.echo(f"warning: {replication.confirmed} of {replication.needed} replicas confirmed "
+                   "the change in time; a failover now could undo it: run the command again",
+                   err=True)
+        raise SystemExit(UNCONFIRMED_EXIT)
 
 
 def init_app(app: Flask) -> None:

@@ -48,7 +48,10 @@ DESCRIPTIONS = {
     422: "`validation_error`: `fields` says which field is wrong and why.",
     429: "`rate_limited`: the client IP's rolling window (or, for codegen and deploy, the "
          "user's per-endpoint limit) is used up; retry after `Retry-After` seconds.",
-    503: "`service_unavailable`: Redis is unreachable; nothing is authenticated without it.",
+    503: "`service_unavailable`: Redis is unreachable (or a failover is under way); nothing "
+         "is authenticated without it. On `DELETE /api/keys/{key_id}` also "
+         "`revocation_unconfirmed`: the key is refused already, but too few replicas "
+         "confirmed the revocation in time; repeating the DELETE is safe and answers 204.",
 }
 
 _WWW_AUTHENTICATE = {"description": 'Bearer realm="genmb" (with error="invalid_token" for a bad '

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from security.passwords import hash_password, verify_password
 from store.client import Storage
 from store.clock import iso, new_id, utcnow
+from store.durability import Replication, run_replicated
 from store.errors import EmailTaken, NotFound
 
 PLANS = ("free", "pro", "business")
@@ -51,12 +52,14 @@ def authenticate(storage: Storage, email: str, password: str, scrypt_n: int) -> 
     return User(record["id"], record["email"], record["plan"])
 
 
-def set_plan(storage: Storage, email: str, plan: str) -> User:
-    """Move a user to another plan; takes effect on the user's next request."""
+def set_plan(storage: Storage, email: str, plan: str) -> tuple[User, Replication]:
+    """Move a user to another plan (from their next request); waits for replicas like a
+    revocation, and reports how many confirmed it (a downgrade must survive a failover)."""
     email = normalize_email(email)
-    user_id = storage.run(
-        "set_plan", [storage.names.user_by_email(email)], [storage.names.user_prefix, plan]
+    user_id, replication = run_replicated(
+        storage, "set_plan", [storage.names.user_by_email(email)],
+        [storage.names.user_prefix, plan],
     )
     if not user_id:
         raise NotFound(email)
-    return User(user_id, email, plan)
+    return User(user_id, email, plan), replication

@@ -5,11 +5,13 @@ survive it. Real processes only, on free loopback ports; every load loop is boun
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
@@ -18,7 +20,7 @@ import requests
 from store import users
 from store.client import Storage, connect
 from store.names import KeyNames
-from tests.conftest import FAST_HASH, PASSWORD, LiveSession
+from tests.conftest import FAST_HASH, PASSWORD, LiveSession, make_app
 from tests.servers import Gunicorn, SentinelGroup
 
 pytestmark = pytest.mark.gunicorn
@@ -144,6 +146,20 @@ def rejoin_as_replica(group: SentinelGroup, port: int, primary: int) -> None:
     group.wait_settled(primary)
 
 
+@contextmanager
+def replicas_frozen(group: SentinelGroup) -> Iterator[None]:
+    """SIGSTOP every replica for the duration (nothing they receive is acknowledged)."""
+    replicas = [n for n in group.nodes if n.port != group.primary_port()]
+    for replica in replicas:
+        replica.pause()
+    try:
+        yield
+    finally:
+        for replica in replicas:
+            replica.resume()
+    group.wait_settled(group.primary_port())
+
+
 def test_failover_under_load_recovers_within_5s_with_only_503s(healthy):
     """Primary SIGKILLed under load: only 503 service_unavailable until a replica is promoted,
     then 200 again on every instance by itself within 5 s; the restarted old primary (empty,
@@ -193,24 +209,17 @@ def test_unconfirmed_revocation_is_503_and_the_retry_confirms_it(healthy):
     are back."""
     session, key = healthy.pro_user_with_key("paused@example.test")
     headers = {"Authorization": f"Bearer {key['key']}"}
-    replicas = [n for n in healthy.group.nodes if n.port != healthy.group.primary_port()]
-    for replica in replicas:
-        replica.pause()
-    try:
+    with replicas_frozen(healthy.group):
         started = time.monotonic()
         refused = session.delete_key(key["id"])
         waited = time.monotonic() - started
         for instance in healthy.instances:
             r = requests.get(f"{instance.url}/api/me", headers=headers, timeout=5)
             assert r.status_code == 401
-    finally:
-        for replica in replicas:
-            replica.resume()
     assert refused.status_code == 503, refused.text
     assert refused.json()["error"]["code"] == "revocation_unconfirmed"
     assert refused.headers["Retry-After"] == "1"
     assert 0.4 <= waited < 2.0  # REVOKE_WAIT_MS (500), not a hang
-    healthy.group.wait_settled(healthy.group.primary_port())
     again = session.delete_key(key["id"])
     assert again.status_code == 204, again.text
     assert session.keys() == []
@@ -303,3 +312,47 @@ def test_key_cap_window_and_credits_hold_across_failover(healthy):
     assert sorted(created) == [201] + [409] * 7
     assert len(session.keys()) == 5
     rejoin_as_replica(healthy.group, old, new)
+
+
+def test_key_creation_waits_for_replicas_but_answers_201_and_logs_the_shortfall(healthy):
+    """A new key lost in a failover fails closed, so creation answers 201 even when no replica
+    confirms it in time, and says so in the log (never with the key)."""
+    session, _ = healthy.pro_user_with_key("creator@example.test")
+    with replicas_frozen(healthy.group):
+        started = time.monotonic()
+        created = session.create_key("unreplicated")
+        waited = time.monotonic() - started
+    assert created.status_code == 201, created.text
+    assert 0.4 <= waited < 2.0
+    raw = created.json()["key"]
+    logs = healthy.instances[0].logs()
+    assert f"api_key.created_unreplicated key_id={created.json()['id']}" in logs
+    assert "replicas=0/1" in logs
+    assert raw not in logs and raw[len("genmb_sk_") + 4:] not in logs
+
+
+def test_cli_plan_change_waits_for_replicas_and_reports(healthy):
+    """`users set-plan` reports how many replicas confirmed the change; with none in time it
+    still makes the change but exits 3 with a warning, and running it again confirms it."""
+    app = make_app(healthy.group.url)
+    users.create(healthy.storage(), "planner@example.test", PASSWORD, "pro", FAST_HASH)
+    runner = app.test_cli_runner()
+
+    def set_plan(plan: str):
+        return runner.invoke(args=["users", "set-plan", "planner@example.test", plan])
+
+    confirmed = set_plan("business")
+    assert confirmed.exit_code == 0, confirmed.output
+    report = json.loads(confirmed.stdout)
+    assert report["plan"] == "business"
+    assert report["replicas"]["needed"] == 1 and report["replicas"]["confirmed"] >= 1
+    with replicas_frozen(healthy.group):
+        unconfirmed = set_plan("free")
+    assert unconfirmed.exit_code == 3
+    assert json.loads(unconfirmed.stdout.splitlines()[0])["replicas"] == {
+        "needed": 1, "confirmed": 0}
+    assert "run the command again" in unconfirmed.stderr
+    assert healthy.group.client().hget(
+        KeyNames().user(report["id"]), "plan") == "free"  # made on the primary all the same
+    again = set_plan("free")
+    assert again.exit_code == 0, again.output

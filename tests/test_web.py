@@ -451,6 +451,59 @@ def test_deleting_a_key_asks_by_name_and_revokes_it(page: Page, site, make_user)
     assert [k["name"] for k in api.keys()] == ["Laptop"]
 
 
+@pytest.mark.parametrize("redis_server", ["sentinel"], indirect=True)
+def test_delete_repeats_an_unconfirmed_revocation_then_says_so_plainly(
+    page: Page, site, make_user, redis_server, log: BrowserLog
+):
+    """On Sentinel with the replicas frozen, a revoke answers 503 revocation_unconfirmed: the
+    page repeats it by itself (and succeeds once a replica is back), or, when every repeat
+    fails, says plainly that the key no longer works but the deletion is not confirmed."""
+    log.allow(r"status of 503")
+    make_user("pro", email="unconfirmed@example.test")
+    api = LiveSession(site.url, "unconfirmed@example.test")
+    first = api.create_key("Frozen once").json()
+    second = api.create_key("Frozen long").json()
+    log_in(page, "unconfirmed@example.test")
+    view = key_view(page)
+    expect(rows(page)).to_have_count(2)
+    replicas = [n for n in redis_server.nodes if n.port != redis_server.primary_port()]
+
+    def delete(name: str):
+        view.get_by_role("button", name=f"Delete key “{name}”").click()
+        dialog = page.get_by_role("dialog", name=f"Delete key “{name}”?")
+        dialog.get_by_role("button", name="Delete key").click()
+        return dialog
+
+    for replica in replicas:
+        replica.pause()
+    try:
+        dialog = delete("Frozen once")
+        expect(dialog.locator("[data-delete-error]")).to_have_text("Confirming the deletion…")
+        assert api_me(site, first["key"]).status_code == 401  # refused already
+    finally:
+        for replica in replicas:
+            replica.resume()
+    expect(dialog).to_be_hidden()
+    expect(view.get_by_role("status")).to_contain_text("Key “Frozen once” deleted.")
+    redis_server.wait_settled(redis_server.primary_port())
+
+    for replica in replicas:
+        replica.pause()
+    try:
+        dialog = delete("Frozen long")
+        expect(dialog.locator("[data-delete-error]")).to_contain_text(
+            "not confirmed yet", timeout=15_000)
+        expect(dialog).to_be_visible()
+        assert api_me(site, second["key"]).status_code == 401
+    finally:
+        for replica in replicas:
+            replica.resume()
+    redis_server.wait_settled(redis_server.primary_port())
+    dialog.get_by_role("button", name="Delete key").click()  # the user presses Delete again
+    expect(dialog).to_be_hidden()
+    assert api.keys() == []
+
+
 def test_mcp_panel_snippets_carry_the_url_and_the_new_key(page: Page, site, make_user):
     """The app editor's MCP panel: same keys, Claude Desktop and Cursor configs that parse."""
     make_user("pro", email="mcp@example.test")

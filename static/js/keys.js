@@ -6,6 +6,9 @@
 import { copyToClipboard, describe, planName, request, timeElement } from "./api.js";
 import { claudeDesktopConfig, cursorConfig } from "./mcp-config.js";
 
+const REVOKE_ATTEMPTS = 4; // the first try and three repeats, a second apart
+const REVOKE_RETRY_MS = 1000;
+
 /** Wire one key view (root = its [data-keyview] element). */
 export function mountKeyView(root, { user, maxKeys, keyPlans, mcpUrl }) {
   const find = (selector) => root.querySelector(selector);
@@ -258,14 +261,34 @@ export function mountKeyView(root, { user, maxKeys, keyPlans, mcpUrl }) {
     }
   });
 
+  // A revoke the server could not yet confirm on its replicas (503 revocation_unconfirmed)
+  // is already refused; repeating it is safe, so the page repeats it a few times itself.
+  async function revoke(key) {
+    const path = `/api/keys/${encodeURIComponent(key.id)}`;
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await request("DELETE", path);
+      } catch (error) {
+        if (error.code !== "revocation_unconfirmed" || attempt >= REVOKE_ATTEMPTS) {
+          throw error;
+        }
+        el.deleteError.textContent = "Confirming the deletion…";
+        await new Promise((resolve) => setTimeout(resolve, REVOKE_RETRY_MS));
+      }
+    }
+  }
+
   el.deleteConfirm.addEventListener("click", async () => {
     const { key } = pendingDelete;
     el.deleteConfirm.disabled = true;
     try {
-      await request("DELETE", `/api/keys/${encodeURIComponent(key.id)}`);
+      await revoke(key);
     } catch (error) {
       el.deleteConfirm.disabled = false;
-      el.deleteError.textContent = describe(error);
+      el.deleteError.textContent = error.code === "revocation_unconfirmed"
+        ? "The key already no longer works, but the deletion is not confirmed yet. " +
+          "Press Delete again in a moment."
+        : describe(error);
       if (error.code === "not_found") {
         load(); // already gone (deleted elsewhere): refresh the list behind the dialog
       }

@@ -79,9 +79,16 @@ class CommandRecorder:
         self._thread.join(10)
 
     def sent_by_clients(self) -> Counter[str]:
-        """Command names as clients sent them, connection set-up excluded."""
+        """Command names as clients sent them, connection set-up excluded, and so are the
+        sentinels' and replicas' own connections (their PING, INFO, PUBLISH, REPLCONF)."""
+        infrastructure = {
+            client["addr"] for client in self.client.client_list()
+            if client.get("name", "").startswith("sentinel-") or "S" in client.get("flags", "")
+        }
         names = Counter(
-            e["command"].split()[0].upper() for e in self.commands if e.get("client_type") != "lua"
+            e["command"].split()[0].upper() for e in self.commands
+            if e.get("client_type") != "lua"
+            and f"{e.get('client_address')}:{e.get('client_port')}" not in infrastructure
         )
         for name in SETUP_COMMANDS:
             names.pop(name, None)

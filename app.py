@@ -74,6 +74,9 @@ def register_endpoint_limiter(app: Flask) -> None:
     """
     hooks = (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs)
     saved = [list(funcs[None]) for funcs in hooks]
+    # flask-limiter merges each app's RATELIMIT_STORAGE_OPTIONS into what earlier apps of the
+    # process left (one Limiter serves every app): start from this app's options alone.
+    limiter._storage_options.clear()
     limiter.init_app(app)
     # Its teardown only resets a context that lives on the request context, which dies with
     # the request anyway: it goes too.

@@ -194,7 +194,7 @@ def limits_storage(
     where = target.sentinel
     # limits reads the service name from the path and would send the data nodes' password to
     # the sentinels too; so the URI names only the sentinels, and the rest goes as options.
-    hosts = ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in where.sentinels)
+    hosts = redis_url.host_list(where.sentinels)
     options = {
         **timeouts,
         "db": where.db,

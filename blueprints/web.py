@@ -32,8 +32,7 @@ def _logged_in() -> bool:
     token = request.cookies.get(current_app.config["SESSION_COOKIE_NAME"], "")
     if not token:
         return False
-    store = storage()
-    return bool(store.redis.exists(store.names.session(sessions.token_digest(token))))
+    return sessions.exists(storage(), token)
 
 
 def _to_login() -> Response:

@@ -18,6 +18,19 @@ KEY_PREFIX = "genmb_sk_"
 RANDOM_LENGTH = 32
 # How long a revocation is remembered, so that a retried DELETE (after a 503) answers 204.
 REVOCATION_MEMORY_SECONDS = 7 * 24 * 3600
+
+
+class KeyCollision(Exception):
+    """Marker: the new key's digest is taken (create retries with another key)."""
+
+
+# What create_key.lua answers instead of "ok", and what each means.
+REFUSALS: dict[str, type[Exception]] = {
+    "plan_required": PlanRequired,
+    "key_limit_reached": KeyLimitReached,
+    "no_user": NotFound,
+    "collision": KeyCollision,
+}
 KEY_PATTERN = re.compile(rf"^{KEY_PREFIX}[A-Za-z0-9_-]{{{RANDOM_LENGTH}}}$")
 
 
@@ -60,9 +73,13 @@ def create(
         raw = generate()
         info = KeyInfo(new_id("key"), name, raw[: len(KEY_PREFIX) + 4], iso(utcnow()), None)
         key_digest = digest(raw)
+        # The owner index is claimed first (its own slot on Cluster): the claim is the
+        # uniqueness check, and a claim left behind by a refused create points at no record.
+        if not storage.redis.set(names.key_owner(key_digest), user_id, nx=True):
+            continue
         outcome, replication = run_replicated(
             storage, "create_key",
-            [names.user(user_id), names.user_keys(user_id), names.api_key(key_digest)],
+            [names.user(user_id), names.user_keys(user_id), names.api_key(user_id, key_digest)],
             [max_keys, info.id, user_id, name, info.prefix, info.created_at, key_digest,
              " ".join(key_plans)],
         )
@@ -71,12 +88,12 @@ def create(
                 log.warning("api_key.created_unreplicated key_id=%s user_id=%s replicas=%d/%d",
                             info.id, user_id, replication.confirmed, replication.needed)
             return info, raw
-        if outcome == "plan_required":
-            raise PlanRequired(user_id)
-        if outcome == "key_limit_reached":
-            raise KeyLimitReached(user_id)
-        if outcome == "no_user":
-            raise NotFound(user_id)
+        storage.redis.delete(names.key_owner(key_digest))
+        refusal = REFUSALS.get(outcome)
+        if refusal is None:  # only a collision may be retried: anything else is a bug
+            raise RuntimeError(f"create_key.lua answered {outcome!r}")
+        if refusal is not KeyCollision:
+            raise refusal(user_id)
     raise RuntimeError("could not allocate a unique key")
 
 
@@ -87,7 +104,7 @@ def list_for_user(storage: Storage, user_id: str) -> list[KeyInfo]:
         return []
     with storage.redis.pipeline(transaction=False) as pipe:
         for key_digest in digests.values():
-            pipe.hgetall(storage.names.api_key(key_digest))
+            pipe.hgetall(storage.names.api_key(user_id, key_digest))
         records = pipe.execute()
     keys = [
         KeyInfo(r["id"], r["name"], r["prefix"], r["created_at"], r.get("last_used_at"))
@@ -107,12 +124,20 @@ def revoke(storage: Storage, user_id: str, key_id: str) -> str:
     if not is_id("key", key_id):
         raise NotFound(key_id)
     names = storage.names
+    # The record is named by the digest, which only the index knows: read it, then revoke in
+    # one script that checks the index still says the same (nothing derived inside a script).
+    key_digest = storage.redis.hget(names.user_keys(user_id), key_id) or ""
+    keys = [names.user_keys(user_id), names.user_revoked_keys(user_id)]
+    if key_digest:
+        keys.append(names.api_key(user_id, key_digest))
     reply, replication = run_replicated(
-        storage, "delete_key", [names.user_keys(user_id), names.user_revoked_keys(user_id)],
-        [key_id, names.api_key_prefix, REVOCATION_MEMORY_SECONDS],
+        storage, "delete_key", keys, [key_id, key_digest, REVOCATION_MEMORY_SECONDS]
     )
     if not reply:
         raise NotFound(key_id)
     if not replication.confirmed_enough:
         raise RevocationUnconfirmed(replication.needed, replication.confirmed)
+    if reply[0] == "revoked":
+        # Tidy only: a dangling owner index names no record, so nothing depends on this.
+        storage.redis.delete(names.key_owner(key_digest))
     return str(reply[1])

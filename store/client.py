@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import NoScriptError
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
@@ -44,6 +49,16 @@ def connect(url: str, timeout: float, sentinel_password: str | None = None) -> r
         # double the wait of an outage.
         "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
     }
+    if target.cluster is not None:
+        nodes = target.cluster
+        options.pop("retry")  # the cluster client retries and re-reads the slot map itself
+        return RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in nodes.nodes],
+            username=nodes.username, password=nodes.password,
+            require_full_coverage=True, read_from_replicas=False,
+            # A dead primary: a few quick attempts (each re-reads the slot map), then 503.
+            cluster_error_retry_attempts=2, **options,
+        )
     if target.sentinel is None:
         return redis.Redis.from_url(url, **options)
     where = target.sentinel
@@ -58,6 +73,47 @@ def connect(url: str, timeout: float, sentinel_password: str | None = None) -> r
     )
 
 
+OWNER_CACHE_SIZE = 10_000  # digests -> user ids remembered per process (about 2 MB)
+
+
+class OwnerCache:
+    """A bounded LRU of credential digest -> user id. Safe to cache: a digest never changes
+    owner, and the credential's own record is still read on every request, so a revoked key
+    or an ended session is refused however long its owner stays cached here."""
+
+    def __init__(self, size: int = OWNER_CACHE_SIZE) -> None:
+        self.size = size
+        self._entries: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, digest: str) -> str | None:
+        """The cached owner, refreshed as most recently used; None when not cached."""
+        with self._lock:
+            owner = self._entries.get(digest)
+            if owner is not None:
+                self._entries.move_to_end(digest)
+            return owner
+
+    def put(self, digest: str, owner: str) -> None:
+        """Remember an owner, evicting the least recently used beyond the size."""
+        with self._lock:
+            self._entries[digest] = owner
+            self._entries.move_to_end(digest)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+
+def load_script(path: Path) -> str:
+    """A script's source with the libraries it names on its first line ("-- uses: a b")
+    prepended, so that shared Lua (store/lua/lib/) is written once."""
+    source = path.read_text()
+    first = source.split("\n", 1)[0]
+    if not first.startswith("-- uses:"):
+        return source
+    libraries = [(LUA_DIR / "lib" / f"{name}.lua").read_text() for name in first[8:].split()]
+    return "\n".join([*libraries, source])
+
+
 @dataclass
 class Storage:
     """A Redis client, the key names under one prefix, the Lua scripts and the replica wait."""
@@ -66,14 +122,46 @@ class Storage:
     names: KeyNames
     wait: ReplicaWait = field(default_factory=ReplicaWait)  # for writes that must survive failover
     scripts: dict[str, redis.commands.core.Script] = field(default_factory=dict)
+    owners: OwnerCache = field(default_factory=OwnerCache)
 
     def __post_init__(self) -> None:
         # The embedded store is one process's memory: no replicas, nothing to wait for.
         self.embedded = type(self.redis).__module__.startswith("fakeredis")
+        # On Redis Cluster a script may only touch keys of one slot (names.py says which).
+        self.cluster = isinstance(self.redis, RedisCluster)
         for path in sorted(LUA_DIR.glob("*.lua")):
             # register_script sends nothing now: EVALSHA first, SCRIPT LOAD only on NOSCRIPT.
-            self.scripts[path.stem] = self.redis.register_script(path.read_text())
+            self.scripts[path.stem] = self.redis.register_script(load_script(path))
 
-    def run(self, script: str, keys: list[str], args: list[object]) -> object:
+    def run(self, script: str, keys: list[str], args: list[object]) -> Any:
         """Run one registered Lua script: one EVALSHA round trip."""
         return self.scripts[script](keys=keys, args=args)
+
+    def run_together(self, calls: list[tuple[str, list[str], list[object]]]) -> list[Any]:
+        """Run several scripts in one pipeline (on Cluster: sent to their nodes together,
+        then every reply read), loading them first if a node does not know one yet."""
+        for attempt in range(2):
+            with self.redis.pipeline(transaction=False) as pipe:
+                for script, keys, args in calls:
+                    pipe.evalsha(self.scripts[script].sha, len(keys), *keys, *args)
+                replies = pipe.execute(raise_on_error=False)
+            missing = [calls[i][0] for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+            if not missing or attempt:
+                break
+            for script in missing:
+                self.redis.script_load(self.scripts[script].script)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    def owner_of(self, kind: str, digest: str) -> str | None:
+        """The user id a key or session digest belongs to: from the process's cache, else one
+        GET of its owner index (cached when found; an unknown digest is never cached)."""
+        cached = self.owners.get(digest)
+        if cached is not None:
+            return cached
+        owner = self.redis.get(self.names.credential_owner(kind, digest))
+        if owner is not None:
+            self.owners.put(digest, owner)
+        return owner

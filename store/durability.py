@@ -17,7 +17,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    ConnectionError,
+    MovedError,
+    NoScriptError,
+    ReadOnlyError,
+    ResponseError,
+    TimeoutError,
+    TryAgainError,
+)
 
 if TYPE_CHECKING:
     from store.client import Storage
@@ -60,7 +70,7 @@ def run_replicated(
     if storage.embedded:
         return storage.run(script, keys, args), Replication(0, 0)
     registered = storage.scripts[script]
-    pool = storage.redis.connection_pool
+    pool = _pool_for(storage, keys[0])
     connection = pool.get_connection()
     try:
         result, role = _script_and_role(connection, registered, keys, args)
@@ -73,12 +83,39 @@ def run_replicated(
         timeout = policy.wait_ms / 1000 + (connection.socket_timeout or 0) + REPLY_MARGIN_SECONDS
         confirmed = int(connection.read_response(timeout=timeout))
         return result, Replication(needed, confirmed)
-    except BaseException:
+    except BaseException as exc:
         # Whatever was half-read stays on this socket: never hand it to another caller.
         connection.disconnect()
+        if storage.cluster and isinstance(exc, SLOT_MAP_STALE):
+            _refresh_slot_map(storage)
+            raise ConnectionError(f"cluster topology changed: {type(exc).__name__}") from exc
         raise
     finally:
         pool.release(connection)
+
+
+# Errors that mean the cluster's slot map this process holds is out of date (a failover).
+SLOT_MAP_STALE = (ConnectionError, TimeoutError, MovedError, AskError, ClusterDownError,
+                  TryAgainError, ReadOnlyError)
+
+
+def _refresh_slot_map(storage: Storage) -> None:
+    """Re-read the slot map now, so the client's retry goes to the new primary."""
+    try:
+        storage.redis.nodes_manager.initialize()
+    except Exception:  # noqa: BLE001 - still failing over: the next request tries again
+        pass
+
+
+def _pool_for(storage: Storage, key: str) -> Any:
+    """The connection pool of the primary that holds `key` (on Cluster: its slot's node; a
+    bare WAIT through the cluster client would go to an arbitrary node and count wrongly)."""
+    if not storage.cluster:
+        return storage.redis.connection_pool
+    node = storage.redis.get_node_from_key(key, replica=False)
+    if node.redis_connection is None:  # not connected yet: the cluster client makes it
+        storage.redis.nodes_manager.create_redis_connections([node])
+    return node.redis_connection.connection_pool
 
 
 def _script_and_role(connection: Any, registered: Any, keys: list[str], args: list[object]):

@@ -45,24 +45,39 @@ def check(
     window_ms: int,
     credential: tuple[str, str] | None,
 ) -> GateResult:
-    """Count the request for client_ip and resolve the credential: ("key"|"session", digest)."""
+    """Count the request for client_ip and resolve the credential: ("key"|"session", digest).
+
+    Steady state, one round trip: the credential's owner comes from the process's cache, and
+    one script counts, authenticates and attributes (on Cluster: two scripts, one per slot,
+    sent together). A digest not cached yet costs one GET of its owner index first.
+    """
     names = storage.names
-    keys = [names.ip_window(client_ip)]
-    kind = "none"
-    if credential is not None:
-        kind, cred_digest = credential
-        keys.append(names.api_key(cred_digest) if kind == "key" else names.session(cred_digest))
     now = utcnow()
-    reply = storage.run(
-        "gate",
-        keys,
-        [limit, window_ms, secrets.token_hex(8), kind, iso(now), names.user_prefix,
-         names.credits_prefix, month_of(now)],
-    )
-    admitted, remaining, reset_us, status = reply[:4]
+    window_args: list[object] = [limit, window_ms, secrets.token_hex(8)]
+    kind, owner, credential_keys = "none", None, []
+    if credential is not None:
+        kind, digest = credential
+        owner = storage.owner_of(kind, digest)
+        if owner is not None:
+            credential_keys = [names.credential(kind, owner, digest), names.user(owner),
+                               names.credits(owner, month_of(now))]
+    if storage.cluster:
+        calls = [("gate_window", [names.ip_window(client_ip)], window_args)]
+        if credential_keys:
+            calls.append(("gate_credential", credential_keys, [kind, iso(now)]))
+        replies = storage.run_together(calls)
+        window = replies[0]
+        who = replies[1] if credential_keys else ["none" if credential is None else "unknown"]
+    else:
+        reply = storage.run("gate", [names.ip_window(client_ip), *credential_keys],
+                            [*window_args, kind if credential_keys else "none", iso(now)])
+        window, who = reply[:3], reply[3:]
+        if who[0] == "none" and credential is not None:
+            who = ["unknown"]  # a credential nobody owns
+    admitted, remaining, reset_us = window[:3]
     rate = RateState(limit, int(remaining), int(reset_us) / 1_000_000, bool(admitted))
     identity = None
-    if status == "ok":
-        user_id, email, plan, key_id, used = reply[4:9]
+    if admitted and who[0] == "ok":
+        user_id, email, plan, key_id, used = who[1:6]
         identity = Identity(user_id, email, plan, key_id or None, int(used))
     return GateResult(rate, identity)

@@ -1,6 +1,12 @@
-"""Every Redis key name the service uses, defined once.
+"""Every Redis key name the service uses, defined once; docs/storage.md is the table of them.
 
-Records are hashes; indexes are explicit sets or hashes (the service never runs KEYS or SCAN).
+One layout for a single Redis, Sentinel and Cluster. Everything that must change together is
+under the user's hash tag `{<user id>}`, so it lives in one cluster slot and one Lua script can
+touch it atomically: the user's record, key index, key records, sessions, apps, job lists,
+credits counters and recent revocations. What is found by something other than the user id
+(an email, a key or session digest, a client IP) has a small index or record of its own, in
+its own slot. Records are hashes; indexes are explicit hashes or strings (the service never
+runs KEYS or SCAN).
 """
 
 from __future__ import annotations
@@ -14,62 +20,62 @@ class KeyNames:
 
     prefix: str = "genmb"
 
+    def _user_tagged(self, user_id: str, *rest: str) -> str:
+        """A name in the user's slot: prefix:user:{<user id>}[:rest...]."""
+        return ":".join((f"{self.prefix}:user:{{{user_id}}}", *rest))
+
     def user(self, user_id: str) -> str:
         """Hash: id, email, plan, password_hash, created_at."""
-        return f"{self.prefix}:user:{user_id}"
-
-    @property
-    def user_prefix(self) -> str:
-        """Prefix the gate script appends a user id to (it learns the id from the key record)."""
-        return f"{self.prefix}:user:"
+        return self._user_tagged(user_id)
 
     def user_by_email(self, email: str) -> str:
-        """String: the user id owning this (lower-cased) email."""
+        """String: the user id owning this (lower-cased) email. Written last at signup."""
         return f"{self.prefix}:email:{email}"
 
     def user_keys(self, user_id: str) -> str:
         """Hash: key id -> key digest, the user's live API keys (its length is the cap)."""
-        return f"{self.prefix}:user:{user_id}:keys"
+        return self._user_tagged(user_id, "keys")
+
+    def api_key(self, user_id: str, digest: str) -> str:
+        """Hash: id, user_id, name, prefix, created_at, last_used_at; named by SHA-256 digest."""
+        return self._user_tagged(user_id, "apikey", digest)
+
+    def key_owner(self, digest: str) -> str:
+        """String: the user id a key digest belongs to (never changes; may outlive the key)."""
+        return f"{self.prefix}:keyowner:{digest}"
 
     def user_revoked_keys(self, user_id: str) -> str:
         """Hash: key id -> display prefix of keys revoked lately (a retried revoke answers 204)."""
-        return f"{self.prefix}:user:{user_id}:revoked"
+        return self._user_tagged(user_id, "revoked")
 
-    def api_key(self, digest: str) -> str:
-        """Hash: id, user_id, name, prefix, created_at, last_used_at; found by SHA-256 digest."""
-        return f"{self.prefix}:apikey:{digest}"
+    def session(self, user_id: str, token_digest: str) -> str:
+        """Hash: user_id, created_at; named by the SHA-256 digest of the cookie token."""
+        return self._user_tagged(user_id, "session", token_digest)
 
-    @property
-    def api_key_prefix(self) -> str:
-        """Prefix the delete script appends a digest to."""
-        return f"{self.prefix}:apikey:"
+    def session_owner(self, token_digest: str) -> str:
+        """String: the user id a session digest belongs to (expires with the session)."""
+        return f"{self.prefix}:sessionowner:{token_digest}"
 
-    def session(self, token_digest: str) -> str:
-        """Hash: user_id, created_at; found by the SHA-256 digest of the cookie token."""
-        return f"{self.prefix}:session:{token_digest}"
+    def credential(self, kind: str, user_id: str, digest: str) -> str:
+        """The record a presented credential names: an API key's or a session's."""
+        return self.api_key(user_id, digest) if kind == "key" else self.session(user_id, digest)
+
+    def credential_owner(self, kind: str, digest: str) -> str:
+        """The owner index of a presented credential."""
+        return self.key_owner(digest) if kind == "key" else self.session_owner(digest)
 
     def user_apps(self, user_id: str) -> str:
         """Hash: app id -> JSON app record."""
-        return f"{self.prefix}:user:{user_id}:apps"
+        return self._user_tagged(user_id, "apps")
 
     def app_jobs(self, user_id: str, app_id: str) -> str:
         """List: JSON job records of one app, newest last."""
-        return f"{self.prefix}:user:{user_id}:app:{app_id}:jobs"
+        return self._user_tagged(user_id, "app", app_id, "jobs")
 
     def credits(self, user_id: str, month: str) -> str:
         """String counter: credits used by the user in a calendar month (YYYY-MM, UTC)."""
-        return f"{self.prefix}:credits:{user_id}:{month}"
-
-    @property
-    def credits_prefix(self) -> str:
-        """Prefix the gate script appends "<user id>:<month>" to."""
-        return f"{self.prefix}:credits:"
+        return self._user_tagged(user_id, "credits", month)
 
     def ip_window(self, client_ip: str) -> str:
         """Sorted set: admitted request stamps of one client IP in the rolling window."""
         return f"{self.prefix}:rl:ip:{client_ip}"
-
-    @property
-    def limiter_prefix(self) -> str:
-        """Key prefix handed to flask-limiter for the per-endpoint limits."""
-        return f"{self.prefix}:limiter"

@@ -1,9 +1,11 @@
-"""REDIS_URL, understood once: one server, a Sentinel-managed primary, or the embedded store.
+"""REDIS_URL, understood once: one server, a Sentinel-managed primary, a Redis Cluster, or the
+embedded store.
 
-redis-py parses redis://, rediss:// and unix:// itself, but has no URL form for Sentinel:
+redis-py parses redis://, rediss:// and unix:// itself, but has no URL form for Sentinel or
+Cluster; these are parsed here (the notation the `limits` library and most clients use):
 redis+sentinel://[[user]:password@]host1:port1[,host2:port2...]/<service_name>[/db]
-is parsed here (the same notation the `limits` library and most Redis clients use). The
-password is the data nodes'; sentinels with a password of their own get it from
+redis+cluster://[[user]:password@]host1:port1[,host2:port2...]
+The password is the data nodes'; sentinels with a password of their own get it from
 REDIS_SENTINEL_PASSWORD.
 """
 
@@ -16,7 +18,9 @@ from urllib.parse import unquote
 EMBEDDED_URL = "memory://"
 SINGLE_SCHEMES = ("redis://", "rediss://", "unix://")
 SENTINEL_SCHEME = "redis+sentinel://"
+CLUSTER_SCHEME = "redis+cluster://"
 DEFAULT_SENTINEL_PORT = 26379
+DEFAULT_REDIS_PORT = 6379
 
 _HOST_PORT = re.compile(
     r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9.-]+))(?::(?P<port>\d+))?$"
@@ -40,12 +44,22 @@ class SentinelTarget:
 
 
 @dataclass(frozen=True)
+class ClusterTarget:
+    """A Redis Cluster: the startup nodes (any of its primaries or replicas) and the login."""
+
+    nodes: tuple[tuple[str, int], ...]
+    username: str | None
+    password: str | None
+
+
+@dataclass(frozen=True)
 class RedisTarget:
-    """What REDIS_URL points at: mode is "single", "sentinel" or "embedded"."""
+    """What REDIS_URL points at: mode is "single", "sentinel", "cluster" or "embedded"."""
 
     mode: str
     url: str
     sentinel: SentinelTarget | None = None
+    cluster: ClusterTarget | None = None
 
 
 def parse(url: str) -> RedisTarget:
@@ -55,18 +69,21 @@ def parse(url: str) -> RedisTarget:
     if url.startswith(SINGLE_SCHEMES):
         return RedisTarget("single", url)
     if url.startswith(SENTINEL_SCHEME):
-        return RedisTarget("sentinel", url, _parse_sentinel(url[len(SENTINEL_SCHEME):]))
+        return RedisTarget("sentinel", url, sentinel=_parse_sentinel(url[len(SENTINEL_SCHEME):]))
+    if url.startswith(CLUSTER_SCHEME):
+        return RedisTarget("cluster", url, cluster=_parse_cluster(url[len(CLUSTER_SCHEME):]))
     scheme = url.split("://", 1)[0] if "://" in url else url
     raise RedisUrlError(
         f"REDIS_URL has an unsupported scheme {scheme!r}: use redis://, rediss://, unix://, "
-        "redis+sentinel:// or memory://"
+        "redis+sentinel://, redis+cluster:// or memory://"
     )
 
 
-def _parse_sentinel(rest: str) -> SentinelTarget:
-    """Parse what follows redis+sentinel:// (never echoing the password in an error)."""
+def _split(rest: str, mode: str, default_port: int):
+    """(username, password, hosts, path) of what follows the scheme; errors never echo the
+    password."""
     if "?" in rest or "#" in rest:
-        raise RedisUrlError("REDIS_URL (sentinel): query strings and fragments are not supported")
+        raise RedisUrlError(f"REDIS_URL ({mode}): query strings and fragments are not supported")
     userinfo, _, hostpart = rest.rpartition("@")
     username = password = None
     if userinfo:
@@ -77,8 +94,22 @@ def _parse_sentinel(rest: str) -> SentinelTarget:
             username, password = None, unquote(user)
     hosts, _, path = hostpart.partition("/")
     if not hosts:
-        raise RedisUrlError("REDIS_URL (sentinel) names no sentinel host")
-    sentinels = tuple(_host_port(item) for item in hosts.split(","))
+        raise RedisUrlError(f"REDIS_URL ({mode}) names no host")
+    nodes = tuple(_host_port(item, mode, default_port) for item in hosts.split(","))
+    return username, password, nodes, path
+
+
+def _parse_cluster(rest: str) -> ClusterTarget:
+    """Parse what follows redis+cluster:// (a cluster has database 0 only: no path)."""
+    username, password, nodes, path = _split(rest, "cluster", DEFAULT_REDIS_PORT)
+    if path:
+        raise RedisUrlError("REDIS_URL (cluster) takes no path: a cluster has database 0 only")
+    return ClusterTarget(nodes, username, password)
+
+
+def _parse_sentinel(rest: str) -> SentinelTarget:
+    """Parse what follows redis+sentinel://."""
+    username, password, sentinels, path = _split(rest, "sentinel", DEFAULT_SENTINEL_PORT)
     segments = path.split("/") if path else []
     if not segments or not segments[0]:
         raise RedisUrlError(
@@ -99,20 +130,17 @@ def _parse_sentinel(rest: str) -> SentinelTarget:
     return SentinelTarget(sentinels, segments[0], db, username, password)
 
 
-def _host_port(item: str) -> tuple[str, int]:
-    """One "host[:port]" of the sentinel list."""
+def _host_port(item: str, mode: str, default_port: int) -> tuple[str, int]:
+    """One "host[:port]" of the host list."""
     match = _HOST_PORT.fullmatch(item.strip())
     if not match:
-        raise RedisUrlError(f"REDIS_URL (sentinel) has a malformed host {item.strip()!r}")
-    port = int(match["port"]) if match["port"] else DEFAULT_SENTINEL_PORT
+        raise RedisUrlError(f"REDIS_URL ({mode}) has a malformed host {item.strip()!r}")
+    port = int(match["port"]) if match["port"] else default_port
     if not 0 < port < 65536:
-        raise RedisUrlError(f"REDIS_URL (sentinel) port out of range: {port}")
+        raise RedisUrlError(f"REDIS_URL ({mode}) port out of range: {port}")
     return match["v6"] or match["name"], port
 
 
-def describe(target: RedisTarget) -> str:
-    """A log-safe description of the target (no password)."""
-    if target.sentinel is None:
-        return target.mode
-    hosts = ",".join(f"{host}:{port}" for host, port in target.sentinel.sentinels)
-    return f"sentinel service {target.sentinel.service_name!r} via {hosts}"
+def host_list(nodes: tuple[tuple[str, int], ...]) -> str:
+    """"host:port,host:port" (IPv6 hosts in brackets), as URLs write them."""
+    return ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in nodes)

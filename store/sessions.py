@@ -17,14 +17,29 @@ def token_digest(token: str) -> str:
 def create(storage: Storage, user_id: str, lifetime_seconds: int) -> str:
     """Start a session for a user and return its cookie token."""
     token = secrets.token_urlsafe(32)
-    key = storage.names.session(token_digest(token))
-    with storage.redis.pipeline(transaction=True) as pipe:
-        pipe.hset(key, mapping={"user_id": user_id, "created_at": iso(utcnow())})
-        pipe.expire(key, lifetime_seconds)
+    digest = token_digest(token)
+    names = storage.names
+    with storage.redis.pipeline(transaction=True) as pipe:  # one slot: the user's
+        pipe.hset(names.session(user_id, digest),
+                  mapping={"user_id": user_id, "created_at": iso(utcnow())})
+        pipe.expire(names.session(user_id, digest), lifetime_seconds)
         pipe.execute()
+    # The owner index (its own slot) is written last, and dies with the session.
+    storage.redis.set(names.session_owner(digest), user_id, ex=lifetime_seconds)
     return token
+
+
+def exists(storage: Storage, token: str) -> bool:
+    """Whether the token names a live session (the gate does this itself on /api)."""
+    digest = token_digest(token)
+    owner = storage.owner_of("session", digest)
+    return bool(owner and storage.redis.exists(storage.names.session(owner, digest)))
 
 
 def destroy(storage: Storage, token: str) -> None:
     """End a session everywhere: every worker reads the same record, now gone."""
-    storage.redis.delete(storage.names.session(token_digest(token)))
+    digest = token_digest(token)
+    owner = storage.owner_of("session", digest)
+    if owner:
+        storage.redis.delete(storage.names.session(owner, digest))
+    storage.redis.delete(storage.names.session_owner(digest))

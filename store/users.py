@@ -28,15 +28,22 @@ def normalize_email(email: str) -> str:
 
 
 def create(storage: Storage, email: str, password: str, plan: str, scrypt_n: int) -> User:
-    """Create a user, or raise EmailTaken; the email claim and the write are one script."""
+    """Create a user, or raise EmailTaken.
+
+    The record is written first under a fresh id, then the email is claimed (SET NX): the
+    claim is the commit point, and it is a separate step because on Redis Cluster the email
+    index and the user's slot differ. A refused claim removes the record again; a record
+    whose claim never happened is unreachable, never a second owner of the email.
+    """
     email = normalize_email(email)
     user_id = new_id("usr")
-    created = storage.run(
-        "create_user",
-        [storage.names.user_by_email(email), storage.names.user(user_id)],
-        [user_id, email, plan, hash_password(password, scrypt_n), iso(utcnow())],
-    )
-    if not created:
+    names = storage.names
+    storage.redis.hset(names.user(user_id), mapping={
+        "id": user_id, "email": email, "plan": plan,
+        "password_hash": hash_password(password, scrypt_n), "created_at": iso(utcnow()),
+    })
+    if not storage.redis.set(names.user_by_email(email), user_id, nx=True):
+        storage.redis.delete(names.user(user_id))
         raise EmailTaken(email)
     return User(user_id, email, plan)
 
@@ -56,10 +63,12 @@ def set_plan(storage: Storage, email: str, plan: str) -> tuple[User, Replication
     """Move a user to another plan (from their next request); waits for replicas like a
     revocation, and reports how many confirmed it (a downgrade must survive a failover)."""
     email = normalize_email(email)
-    user_id, replication = run_replicated(
-        storage, "set_plan", [storage.names.user_by_email(email)],
-        [storage.names.user_prefix, plan],
-    )
+    user_id = storage.redis.get(storage.names.user_by_email(email))
     if not user_id:
+        raise NotFound(email)
+    changed, replication = run_replicated(
+        storage, "set_plan", [storage.names.user(user_id)], [plan]
+    )
+    if not changed:
         raise NotFound(email)
     return User(user_id, email, plan), replication

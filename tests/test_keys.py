@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from store.names import KeyNames
 from tests.conftest import create_key, login
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
@@ -180,9 +181,9 @@ def test_redis_holds_digest_not_key(pro, rdb):
     client, csrf, user = pro
     key = create_key(client, csrf)
     digest = hashlib.sha256(key["key"].encode()).hexdigest()
-    record = rdb.hgetall(f"genmb:apikey:{digest}")
+    record = rdb.hgetall(KeyNames().api_key(user.id, digest))
     assert record["user_id"] == user.id and record["prefix"] == key["prefix"]
-    assert rdb.hgetall(f"genmb:user:{user.id}:keys") == {key["id"]: digest}
+    assert rdb.hgetall(KeyNames().user_keys(user.id)) == {key["id"]: digest}
     random_part = key["key"][len("genmb_sk_"):]
     for value in record.values():
         assert random_part not in value

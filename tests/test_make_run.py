@@ -22,6 +22,7 @@ import pytest
 import redis
 import requests
 
+from store.names import KeyNames
 from tests.conftest import PASSWORD
 from tests.servers import LOOPBACK, ROOT, RedisServer, free_port
 
@@ -339,7 +340,7 @@ def test_redis_url_set_uses_that_redis_and_leaves_it_running(
     _signup_and_login(run.url, email).close()
     rdb = redis_server.client()
     user_id = rdb.get(f"genmb:email:{email}")
-    assert user_id and rdb.hget(f"genmb:user:{user_id}", "email") == email
+    assert user_id and rdb.hget(KeyNames().user(user_id), "email") == email
 
     before = [*workers, *session_processes(run.sid)]
     assert run.ctrl_c() == 0, run.output()

@@ -27,6 +27,7 @@ from mcp.types import CallToolResult
 
 from config import load_settings
 from store import users
+from store.names import KeyNames
 from tests.conftest import LiveSession
 from tests.servers import ROOT, Gunicorn, RedisServer
 
@@ -199,7 +200,7 @@ def test_each_tool_acts_as_the_key_owner_and_shows_through_rest(owner, rdb):
     # get_usage ran after both charges, in the same terms as GET /api/me
     assert usage.structured_content == {"email": me["email"], "plan": "pro",
                                         "credits": me["credits"]}
-    jobs = rdb.lrange(f"genmb:user:{me['id']}:app:{app['id']}:jobs", 0, -1)
+    jobs = rdb.lrange(KeyNames().app_jobs(me["id"], app["id"]), 0, -1)
     assert sorted(json.loads(j)["kind"] for j in jobs) == ["codegen", "deploy"]
     assert json.loads([j for j in jobs if "codegen" in j][0])["prompt"] == "a todo list"
 
@@ -299,7 +300,7 @@ def test_tool_calls_charge_credits_visible_in_me(owner, make_user, rdb):
     assert other.me()["credits"]["used"] == 0
 
     month = datetime.now(UTC).strftime("%Y-%m")
-    rdb.set(f"genmb:credits:{owner.user.id}:{month}", 995)  # 5 credits left; codegen costs 10
+    rdb.set(KeyNames().credits(owner.user.id, month), 995)  # 5 credits left; codegen costs 10
     broke = call(owner.base_url, owner.headers, "start_codegen",
                  {"app_id": app_id, "prompt": "one more"})
     assert broke.is_error is True
@@ -625,6 +626,7 @@ def loaded():
             [t.name for t in threading.enumerate() if t.name == "genmb-mcp-loop"])
 print("before", loaded())
 from mcp_server.runtime import runtime_for
+from store.names import KeyNames
 runtime = runtime_for(app)
 assert runtime_for(app) is runtime and runtime.pid == os.getpid()
 print("after", loaded())

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
+from store.names import KeyNames
 from tests.conftest import LiveSession, create_key, login, make_app
 from tests.servers import Gunicorn
 
@@ -54,8 +55,8 @@ def test_fifty_racing_codegens_with_credit_for_three(scarce, redis_url, make_use
     me = requests.get(f"{scarce.url}/api/me", headers={"X-MCP-API-Key": key}, timeout=10).json()
     assert me["credits"] == {**me["credits"], "limit": 35, "used": 30, "remaining": 5}
     month = datetime.now(UTC).strftime("%Y-%m")
-    assert rdb.get(f"genmb:credits:{me['id']}:{month}") == "30"
-    assert len(rdb.lrange(f"genmb:user:{me['id']}:app:{app_id}:jobs", 0, -1)) == 3
+    assert rdb.get(KeyNames().credits(me["id"], month)) == "30"
+    assert len(rdb.lrange(KeyNames().app_jobs(me["id"], app_id), 0, -1)) == 3
 
 
 def test_key_and_session_share_one_counter(scarce, redis_url, make_user):

@@ -100,20 +100,22 @@ def _short_session(redis_url, make_user, lifetime: int):
     """An app with SESSION_LIFETIME_SECONDS=lifetime, and a fresh login's cookie token."""
     app = make_app(redis_url, SESSION_LIFETIME_SECONDS=lifetime)
     web = app.test_client()
-    login(web, make_user("pro").email)
-    return app, web.get_cookie(COOKIE).value
+    user = make_user("pro")
+    login(web, user.email)
+    token = web.get_cookie(COOKIE).value
+    return app, token, names_of(app).session(user.id, sessions.token_digest(token))
 
 
 def test_session_record_lives_no_longer_than_the_session_lifetime(redis_url, rdb, make_user):
     """The server-side session carries a TTL of at most SESSION_LIFETIME_SECONDS."""
-    app, token = _short_session(redis_url, make_user, lifetime=30)
-    ttl_ms = rdb.pttl(names_of(app).session(sessions.token_digest(token)))
+    app, token, record = _short_session(redis_url, make_user, lifetime=30)
+    ttl_ms = rdb.pttl(record)
     assert 0 < ttl_ms <= 30_000, f"session PTTL {ttl_ms} (-1 means it never expires)"
 
 
 def test_expired_session_is_refused_even_if_the_cookie_is_kept(redis_url, rdb, make_user):
     """With a 1-second lifetime, a client replaying its cookie after 1.3 s gets 401."""
-    app, token = _short_session(redis_url, make_user, lifetime=1)
+    app, token, record = _short_session(redis_url, make_user, lifetime=1)
     started = time.monotonic()
     replay = app.test_client()
     replay.set_cookie(COOKIE, token)  # no max-age: the client never drops it by itself
@@ -122,7 +124,7 @@ def test_expired_session_is_refused_even_if_the_cookie_is_kept(redis_url, rdb, m
     assert replay.get("/auth/session").status_code == 401
     me = replay.get("/api/me")
     assert me.status_code == 401 and me.json["error"]["code"] == "missing_credentials"
-    assert entries(rdb, names_of(app).session(sessions.token_digest(token))) == 0
+    assert entries(rdb, record) == 0
 
 
 # ---- jobs and credits -------------------------------------------------------------------
@@ -186,18 +188,22 @@ def test_unknown_key_leaves_no_key_record_behind(app, rdb, header, path):
         if path == "/mcp" else app.test_client().get(path, headers={header: value})
     assert response.status_code == 401
     digest = apikeys.digest(key)
-    assert entries(rdb, names_of(app).api_key(digest)) == 0
     assert list(rdb.scan_iter(match=f"*{digest}*", count=1000)) == []
 
 
 def test_revoked_key_leaves_no_key_record_behind(client, app, rdb, make_user):
     """Using a key after its revocation is refused and does not bring its record back."""
-    csrf = login(client, make_user("pro").email)
+    user = make_user("pro")
+    csrf = login(client, user.email)
     key = create_key(client, csrf)
+    # Used once first: this process now knows the key's owner, so the refused request below
+    # reaches the credential check itself (not just a missing owner index).
+    assert app.test_client().get("/api/me", headers={"X-MCP-API-Key": key["key"]}
+                                 ).status_code == 200
     assert client.delete(f"/api/keys/{key['id']}", headers={"X-CSRF-Token": csrf}
                          ).status_code == 204
     response = app.test_client().get("/api/me", headers={"X-MCP-API-Key": key["key"]})
     assert response.status_code == 401
     digest = apikeys.digest(key["key"])
-    assert entries(rdb, names_of(app).api_key(digest)) == 0
+    assert entries(rdb, names_of(app).api_key(user.id, digest)) == 0
     assert list(rdb.scan_iter(match=f"*{digest}*", count=1000)) == []

@@ -24,6 +24,7 @@ import requests
 
 import logs
 from store import apikeys
+from store.names import KeyNames
 from tests.conftest import LiveSession, make_app
 from tests.servers import LOOPBACK, Gunicorn, RedisServer
 
@@ -217,10 +218,10 @@ def test_no_raw_key_in_redis_or_logs_after_a_full_key_life(
     blob = "\n".join(dumped)
     # The dump really covers the key records: each live key is there under its digest...
     for key in created[:3]:
-        assert f"genmb:apikey:{_digest(key['key'])}" in dumped
+        assert KeyNames().api_key(user.id, _digest(key["key"])) in dumped
         assert key["prefix"] in dumped and key["id"] in dumped
     # ...and the revoked one is gone.
-    assert f"genmb:apikey:{_digest(revoked['key'])}" not in dumped
+    assert KeyNames().api_key(user.id, _digest(revoked["key"])) not in dumped
     assert _leaks(blob, secrets) == [], "Redis holds raw key material"
 
     # ---- Logs: the requests were recorded, redacted ----------------------------------------

@@ -566,7 +566,9 @@ def test_key_lifecycle_on_fakeredis(fake_app):
     assert gone.json["error"]["code"] == "invalid_api_key"
     assert 'error="invalid_token"' in gone.headers["WWW-Authenticate"]
     assert web.get("/api/keys").json["keys"] == []
-    assert web.delete(f"/api/keys/{key_id}", headers=csrf).status_code == 404
+    # Repeating a revoke is safe (CONTRACT §11); an id the user never held is 404.
+    assert web.delete(f"/api/keys/{key_id}", headers=csrf).status_code == 204
+    assert web.delete("/api/keys/key_0123456789abcdef", headers=csrf).status_code == 404
 
 
 def test_key_cap_and_plan_check_on_fakeredis(fake_app):

@@ -1,14 +1,15 @@
 -- delete_key.lua: revoke one of a user's keys; the record and the index entry go together.
 -- KEYS[1]  the user's key index (hash: key id -> digest)
 -- KEYS[2]  the user's recent revocations (hash: key id -> display prefix)
+-- KEYS[3]  (when the caller found the key in the index) the key's record
 -- ARGV[1]  key id
--- ARGV[2]  key record prefix (the digest read from the index is appended)
+-- ARGV[2]  the digest the caller read from the index ("" when it found none)
 -- ARGV[3]  how long a revocation is remembered, in seconds
 -- Returns {"revoked", prefix} or {"already", prefix} (a repeated revoke of a key the user
 -- held), or false when the user never had such a key (or revoked it too long ago).
 
 local digest = redis.call('HGET', KEYS[1], ARGV[1])
-if not digest then
+if not digest or digest ~= ARGV[2] or not KEYS[3] then
   local prefix = redis.call('HGET', KEYS[2], ARGV[1])
   if not prefix then
     return false
@@ -18,9 +19,8 @@ if not digest then
   redis.call('HSET', KEYS[2], ARGV[1], prefix)
   return {'already', prefix}
 end
-local record = ARGV[2] .. digest
-local prefix = redis.call('HGET', record, 'prefix') or ''
-redis.call('DEL', record)
+local prefix = redis.call('HGET', KEYS[3], 'prefix') or ''
+redis.call('DEL', KEYS[3])
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], prefix)
 redis.call('EXPIRE', KEYS[2], ARGV[3])

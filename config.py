@@ -186,6 +186,11 @@ def limits_storage(
     if target.mode == "embedded":
         return target.url, {}
     timeouts: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    if target.cluster is not None:
+        nodes = target.cluster
+        # redis-py's cluster client reads from primaries only unless told otherwise.
+        options = {**timeouts, "username": nodes.username, "password": nodes.password}
+        return f"redis+cluster://{redis_url.host_list(nodes.nodes)}", options
     if target.sentinel is None:
         url = target.url
         if url.startswith("unix://"):

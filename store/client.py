@@ -51,13 +51,14 @@ def connect(url: str, timeout: float, sentinel_password: str | None = None) -> r
     }
     if target.cluster is not None:
         nodes = target.cluster
-        options.pop("retry")  # the cluster client retries and re-reads the slot map itself
+        # The cluster client's own retry: a moved slot or a dead primary is tried again at
+        # once, twice, each time after re-reading the slot map; then the answer is 503.
+        options["retry"] = Retry(NoBackoff(), 2)
         return RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in nodes.nodes],
             username=nodes.username, password=nodes.password,
-            require_full_coverage=True, read_from_replicas=False,
-            # A dead primary: a few quick attempts (each re-reads the slot map), then 503.
-            cluster_error_retry_attempts=2, **options,
+            require_full_coverage=True,  # and no load_balancing_strategy: primaries only
+            **options,
         )
     if target.sentinel is None:
         return redis.Redis.from_url(url, **options)
@@ -143,7 +144,13 @@ class Storage:
         for attempt in range(2):
             with self.redis.pipeline(transaction=False) as pipe:
                 for script, keys, args in calls:
-                    pipe.evalsha(self.scripts[script].sha, len(keys), *keys, *args)
+                    # execute_command: the cluster pipeline blocks its evalsha() method. The
+                    # node is named here from the slot map, or the pipeline would ask a
+                    # server for the keys of every EVALSHA (COMMAND GETKEYS).
+                    target = {"target_nodes": self.redis.get_node_from_key(keys[0])} \
+                        if self.cluster else {}
+                    pipe.execute_command("EVALSHA", self.scripts[script].sha, len(keys), *keys,
+                                         *args, **target)
                 replies = pipe.execute(raise_on_error=False)
             missing = [calls[i][0] for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
             if not missing or attempt:

@@ -13,7 +13,7 @@ from app import create_app
 from store import users
 from store.client import Storage, connect
 from store.names import KeyNames
-from tests.servers import Gunicorn, RedisServer, SentinelGroup
+from tests.servers import ClusterGroup, Gunicorn, RedisServer, SentinelGroup
 
 # The tests talk to 127.0.0.1 only: never through a proxy a CI machine may have configured.
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
@@ -22,12 +22,14 @@ PASSWORD = "correct horse battery"
 FAST_HASH = 2**10  # scrypt cost for tests; production default is 2**14
 
 
-# The contract suites run twice: on one redis-server, and on a primary with two replicas and
-# three sentinels behind a redis+sentinel:// URL (the same tests, not copies).
+# The contract suites run three times: on one redis-server, on a primary with two replicas and
+# three sentinels behind a redis+sentinel:// URL, and on a six-node Redis Cluster behind a
+# redis+cluster:// URL (the same tests, not copies).
 TOPOLOGY_SUITES = frozenset(
     {"test_keys", "test_gate", "test_metering", "test_mcp", "test_concurrency"}
 )
-TOPOLOGIES = ("single", "sentinel")
+TOPOLOGIES = ("single", "sentinel", "cluster")
+SERVERS = {"single": RedisServer, "sentinel": SentinelGroup, "cluster": ClusterGroup}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -40,7 +42,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(scope="session")
 def redis_topologies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """Each topology's servers, started on first use and stopped at the end of the run."""
-    started: dict[str, RedisServer | SentinelGroup] = {}
+    started: dict[str, RedisServer | SentinelGroup | ClusterGroup] = {}
     yield started
     for server in started.values():
         server.stop()
@@ -49,14 +51,12 @@ def redis_topologies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]
 @pytest.fixture(scope="session")
 def redis_server(
     request: pytest.FixtureRequest, redis_topologies: dict, tmp_path_factory
-) -> RedisServer | SentinelGroup:
-    """A real Redis of the tests' own on free ports: one server, or a Sentinel group."""
+) -> RedisServer | SentinelGroup | ClusterGroup:
+    """A real Redis of the tests' own on free ports: one server, Sentinel, or a cluster."""
     topology = getattr(request, "param", "single")
     if topology not in redis_topologies:
         directory = tmp_path_factory.mktemp(f"redis-{topology}")
-        redis_topologies[topology] = (
-            SentinelGroup(directory) if topology == "sentinel" else RedisServer(directory)
-        ).start()
+        redis_topologies[topology] = SERVERS[topology](directory).start()
     return redis_topologies[topology]
 
 

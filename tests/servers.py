@@ -16,6 +16,7 @@ from typing import Any
 
 import redis
 import requests
+from redis.cluster import RedisCluster
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
@@ -44,6 +45,12 @@ def wait_until(check, timeout: float = 10.0, interval: float = 0.05) -> None:
 
 # A client announcing itself on a new pooled connection, and our own stop marker.
 SETUP_COMMANDS = frozenset({"CLIENT", "HELLO", "SELECT", "ECHO", "AUTH"})
+
+
+def is_setup(command: str) -> bool:
+    """A command a client sends to set up a connection, or the cluster client's one-time
+    bare COMMAND (its command table); COMMAND GETKEYS on the request path is not set-up."""
+    return command.split()[0].upper() in SETUP_COMMANDS or command.strip().upper() == "COMMAND"
 
 
 class CommandRecorder:
@@ -78,21 +85,50 @@ class CommandRecorder:
         self.client.echo(self.STOP)
         self._thread.join(10)
 
-    def sent_by_clients(self) -> Counter[str]:
-        """Command names as clients sent them, connection set-up excluded, and so are the
-        sentinels' and replicas' own connections (their PING, INFO, PUBLISH, REPLCONF)."""
+    def client_commands(self) -> list[str]:
+        """Every command clients sent (no script-internal ones), as MONITOR shows it, without
+        the sentinels' and replicas' own connections (their PING, INFO, PUBLISH, REPLCONF)."""
         infrastructure = {
             client["addr"] for client in self.client.client_list()
             if client.get("name", "").startswith("sentinel-") or "S" in client.get("flags", "")
         }
-        names = Counter(
-            e["command"].split()[0].upper() for e in self.commands
+        return [
+            e["command"] for e in self.commands
             if e.get("client_type") != "lua"
             and f"{e.get('client_address')}:{e.get('client_port')}" not in infrastructure
+        ]
+
+    def sent_by_clients(self) -> Counter[str]:
+        """Command names as clients sent them, connection set-up excluded."""
+        return Counter(
+            command.split()[0].upper() for command in self.client_commands()
+            if not is_setup(command)
         )
-        for name in SETUP_COMMANDS:
-            names.pop(name, None)
-        return names
+
+
+class NodeRecorders:
+    """A CommandRecorder on every primary of a server, Sentinel group or cluster; the counts
+    are summed (on Cluster one request's scripts go to different nodes)."""
+
+    def __init__(self, server) -> None:  # noqa: ANN001 - RedisServer, SentinelGroup, Cluster
+        self.recorders = [CommandRecorder(client) for client in server.primary_clients()]
+
+    def __enter__(self) -> NodeRecorders:
+        for recorder in self.recorders:
+            recorder.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for recorder in self.recorders:
+            recorder.__exit__(*exc)
+
+    def sent_by_clients(self) -> Counter[str]:
+        """Command names as clients sent them, over every primary."""
+        return sum((r.sent_by_clients() for r in self.recorders), Counter())
+
+    def client_commands(self) -> list[str]:
+        """Every command clients sent, over every primary."""
+        return [command for r in self.recorders for command in r.client_commands()]
 
 
 def stop_process(process: subprocess.Popen[bytes] | None, grace: float = 15) -> None:
@@ -127,6 +163,10 @@ class RedisServer:
         """A fresh client with short timeouts."""
         return redis.Redis(host=LOOPBACK, port=self.port, decode_responses=True,
                            socket_timeout=2, socket_connect_timeout=2)
+
+    def primary_clients(self) -> list[redis.Redis]:
+        """A plain client of each primary: this one."""
+        return [self.client()]
 
     def start(self) -> RedisServer:
         """Start (or restart) the server on the same port and directory."""
@@ -291,6 +331,10 @@ class SentinelGroup:
         """A plain client of the current primary."""
         return self.primary().client()
 
+    def primary_clients(self) -> list[redis.Redis]:
+        """A plain client of each primary: the current one."""
+        return [self.client()]
+
     def wait_settled(self, primary_port: int, timeout: float = 30) -> None:
         """Every sentinel names `primary_port` as primary and sees every replica and sentinel."""
         replicas, others = len(self.nodes) - 1, len(self.sentinel_ports) - 1
@@ -327,5 +371,97 @@ class SentinelGroup:
         """Stop the sentinels, then the data nodes."""
         for process in self.sentinel_processes:
             stop_process(process, grace=5)
+        for node in self.nodes:
+            node.stop()
+
+
+class ClusterGroup:
+    """A Redis Cluster of three primaries and three replicas on free loopback ports.
+
+    Offers what the tests use of a RedisServer (`url`, `client()`, a cluster client that
+    routes each key to its node); `primary_clients()` reaches each primary directly.
+    """
+
+    NODE_TIMEOUT_MS = 1000
+
+    def __init__(self, directory: Path, nodes: int = 6) -> None:
+        self.directory = directory
+        self.nodes = [RedisServer(directory / f"node{i}") for i in range(nodes)]
+
+    @property
+    def url(self) -> str:
+        """redis+cluster://127.0.0.1:<p1>,...:<p6>."""
+        return "redis+cluster://" + ",".join(f"{LOOPBACK}:{n.port}" for n in self.nodes)
+
+    def start(self) -> ClusterGroup:
+        """Start the nodes, join them with redis-cli --cluster create, wait for state ok."""
+        for node in self.nodes:
+            node.directory.mkdir(parents=True, exist_ok=True)
+            node.extra_args = ["--cluster-enabled", "yes", "--cluster-config-file",
+                               str(node.directory / "nodes.conf"),
+                               "--cluster-node-timeout", str(self.NODE_TIMEOUT_MS),
+                               # The bus port defaults to port + 10000, past 65535 for a
+                               # high free port: pick one of its own.
+                               "--cluster-port", str(free_port())]
+            node.start()
+        subprocess.run(
+            [shutil.which("redis-cli") or "redis-cli", "--cluster", "create",
+             *(f"{LOOPBACK}:{n.port}" for n in self.nodes), "--cluster-replicas", "1",
+             "--cluster-yes"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
+        )
+        self.wait_healthy()
+        return self
+
+    def live_nodes(self) -> list[RedisServer]:
+        """The nodes whose process runs."""
+        return [n for n in self.nodes if n.process and n.process.poll() is None]
+
+    def wait_healthy(self, timeout: float = 30) -> None:
+        """Every running node reports cluster_state ok, all slots served, and three primaries
+        with a replica each (so the next failover has a replica to promote)."""
+        def healthy() -> bool:
+            for node in self.live_nodes():
+                with node.client() as c:
+                    info = c.cluster("info")
+                    if info["cluster_state"] != "ok" or int(info["cluster_slots_ok"]) != 16384:
+                        return False
+            roles = Counter(self._role(n) for n in self.live_nodes())
+            return roles["master"] == 3 and roles["slave"] == len(self.live_nodes()) - 3
+
+        wait_until(healthy, timeout=timeout, interval=0.1)
+
+    @staticmethod
+    def _role(node: RedisServer) -> str:
+        with node.client() as c:
+            info = c.info("replication")
+            if info["role"] == "slave" and info.get("master_link_status") != "up":
+                return "syncing"
+            return info["role"]
+
+    def primaries(self) -> list[RedisServer]:
+        """The running nodes that are primaries now."""
+        return [n for n in self.live_nodes() if self._role(n) == "master"]
+
+    def primary_for(self, key: str) -> RedisServer:
+        """The primary that serves `key`'s slot."""
+        with self.live_nodes()[0].client() as c:
+            slot = c.cluster("keyslot", key)
+            for start, end, primary, *_ in c.cluster("slots"):
+                if start <= slot <= end:
+                    return next(n for n in self.nodes if n.port == int(primary[1]))
+        raise LookupError(key)
+
+    def primary_clients(self) -> list[redis.Redis]:
+        """A plain client of each primary (MONITOR, INFO: one node at a time)."""
+        return [n.client() for n in self.primaries()]
+
+    def client(self) -> RedisCluster:
+        """A cluster client of the tests' own: routes each key to its node."""
+        return RedisCluster(host=LOOPBACK, port=self.live_nodes()[0].port,
+                            decode_responses=True, socket_timeout=2, socket_connect_timeout=2)
+
+    def stop(self) -> None:
+        """Stop every node."""
         for node in self.nodes:
             node.stop()

@@ -179,10 +179,6 @@ def register_error_handlers(app: Flask) -> None:
                 return error_response(status, code, message)
         raise exc
 
-    @app.errorhandler(redis.ConnectionError)
-    @app.errorhandler(redis.TimeoutError)
-    @app.errorhandler(redis.exceptions.OutOfMemoryError)  # maxmemory + noeviction: refuse writes
-    @app.errorhandler(redis.exceptions.ReadOnlyError)  # a replica mid-failover
     def _storage_down(exc: redis.RedisError) -> Response:
         # No traceback: the cause is outside the app, and the message says all there is.
         log.error("storage unavailable: %s", exc.__class__.__name__)
@@ -190,3 +186,6 @@ def register_error_handlers(app: Flask) -> None:
             503, "service_unavailable", "The service is temporarily unavailable; retry shortly.",
             {"Retry-After": "1"},
         )
+
+    for kind in domain.UNAVAILABLE:  # one list, shared with /healthz and the MCP tools
+        app.register_error_handler(kind, _storage_down)

@@ -17,7 +17,6 @@ import logging
 from collections.abc import Callable
 from typing import Annotated, Any
 
-import redis
 from flask import Flask
 from marshmallow import ValidationError
 from mcp.server.mcpserver import Context, MCPServer
@@ -33,7 +32,7 @@ from security.gate import Principal
 from services import jobs, limits
 from services.credits import summary
 from store import apps
-from store.errors import StoreError
+from store.errors import UNAVAILABLE, StoreError
 
 log = logging.getLogger("genmb.mcp")
 
@@ -127,7 +126,7 @@ def _refusal(exc: Exception) -> ToolRefusal | None:
     if isinstance(exc, limits.EndpointLimited):
         return ToolRefusal("rate_limited", exc.args[0], limit=exc.limit,
                            retry_after=exc.retry_after)
-    if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+    if isinstance(exc, UNAVAILABLE):
         return ToolRefusal("service_unavailable",
                            "The service is temporarily unavailable; retry shortly.")
     return None

@@ -18,6 +18,7 @@ from redis.sentinel import Sentinel
 
 from store import redis_url
 from store.durability import ReplicaWait
+from store.errors import SLOT_MAP_STALE
 from store.names import KeyNames
 
 log = logging.getLogger(__name__)
@@ -142,16 +143,12 @@ class Storage:
         """Run several scripts in one pipeline (on Cluster: sent to their nodes together,
         then every reply read), loading them first if a node does not know one yet."""
         for attempt in range(2):
-            with self.redis.pipeline(transaction=False) as pipe:
-                for script, keys, args in calls:
-                    # execute_command: the cluster pipeline blocks its evalsha() method. The
-                    # node is named here from the slot map, or the pipeline would ask a
-                    # server for the keys of every EVALSHA (COMMAND GETKEYS).
-                    target = {"target_nodes": self.redis.get_node_from_key(keys[0])} \
-                        if self.cluster else {}
-                    pipe.execute_command("EVALSHA", self.scripts[script].sha, len(keys), *keys,
-                                         *args, **target)
-                replies = pipe.execute(raise_on_error=False)
+            try:
+                replies = self._pipeline(calls)
+            except SLOT_MAP_STALE:
+                if self.cluster:  # the next request goes by the new slot map
+                    self.refresh_slot_map()
+                raise
             missing = [calls[i][0] for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
             if not missing or attempt:
                 break
@@ -159,8 +156,31 @@ class Storage:
                 self.redis.script_load(self.scripts[script].script)
         for reply in replies:
             if isinstance(reply, Exception):
+                if self.cluster and isinstance(reply, SLOT_MAP_STALE):
+                    self.refresh_slot_map()
                 raise reply
         return replies
+
+    def _pipeline(self, calls: list[tuple[str, list[str], list[object]]]) -> list[Any]:
+        """Send every call's EVALSHA, then read every reply (errors as values)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for script, keys, args in calls:
+                # execute_command: the cluster pipeline blocks its evalsha() method. The
+                # node is named here from the slot map, or the pipeline would ask a server
+                # for the keys of every EVALSHA (COMMAND GETKEYS).
+                target = {"target_nodes": self.redis.get_node_from_key(keys[0])} \
+                    if self.cluster else {}
+                pipe.execute_command("EVALSHA", self.scripts[script].sha, len(keys), *keys,
+                                     *args, **target)
+            return pipe.execute(raise_on_error=False)
+
+    def refresh_slot_map(self) -> None:
+        """Cluster: re-read the slot map now (after a failover), so the next command goes to
+        the new primary; a failure is left to the next request to retry."""
+        try:
+            self.redis.nodes_manager.initialize()
+        except Exception:  # noqa: BLE001 - still failing over
+            log.warning("could not re-read the cluster's slot map yet")
 
     def owner_of(self, kind: str, digest: str) -> str | None:
         """The user id a key or session digest belongs to: from the process's cache, else one

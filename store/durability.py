@@ -17,17 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import (
-    AskError,
-    ClusterDownError,
-    ConnectionError,
-    MovedError,
-    NoScriptError,
-    ReadOnlyError,
-    ResponseError,
-    TimeoutError,
-    TryAgainError,
-)
+from redis.exceptions import ConnectionError, NoScriptError, ResponseError
+
+from store.errors import SLOT_MAP_STALE
 
 if TYPE_CHECKING:
     from store.client import Storage
@@ -87,24 +79,11 @@ def run_replicated(
         # Whatever was half-read stays on this socket: never hand it to another caller.
         connection.disconnect()
         if storage.cluster and isinstance(exc, SLOT_MAP_STALE):
-            _refresh_slot_map(storage)
+            storage.refresh_slot_map()
             raise ConnectionError(f"cluster topology changed: {type(exc).__name__}") from exc
         raise
     finally:
         pool.release(connection)
-
-
-# Errors that mean the cluster's slot map this process holds is out of date (a failover).
-SLOT_MAP_STALE = (ConnectionError, TimeoutError, MovedError, AskError, ClusterDownError,
-                  TryAgainError, ReadOnlyError)
-
-
-def _refresh_slot_map(storage: Storage) -> None:
-    """Re-read the slot map now, so the client's retry goes to the new primary."""
-    try:
-        storage.redis.nodes_manager.initialize()
-    except Exception:  # noqa: BLE001 - still failing over: the next request tries again
-        pass
 
 
 def _pool_for(storage: Storage, key: str) -> Any:

@@ -2,6 +2,27 @@
 
 from __future__ import annotations
 
+from redis import exceptions as redis_errors
+
+# Redis is unreachable or cannot take writes now: every caller answers 503 for these.
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    redis_errors.ConnectionError,  # MasterNotFoundError (Sentinel) is one of these
+    redis_errors.TimeoutError,
+    redis_errors.OutOfMemoryError,  # maxmemory + noeviction: writes refused
+    redis_errors.ReadOnlyError,  # a replica mid-failover
+    redis_errors.ClusterDownError,  # Cluster: a slot without a primary
+    redis_errors.TryAgainError,  # Cluster: a slot being moved
+    redis_errors.SlotNotCoveredError,  # Cluster: the client's slot map has a hole
+    redis_errors.MovedError,  # Cluster: the slot moved (the client re-reads the map)
+    redis_errors.ClusterError,  # Cluster: redirected too often while the slot map settles
+)
+# On Cluster, these mean this process's slot map is out of date (a failover happened).
+SLOT_MAP_STALE: tuple[type[Exception], ...] = (
+    redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.MovedError,
+    redis_errors.AskError, redis_errors.ClusterDownError, redis_errors.TryAgainError,
+    redis_errors.ReadOnlyError, redis_errors.SlotNotCoveredError,
+)
+
 
 class StoreError(Exception):
     """Base of every domain error."""

@@ -445,12 +445,19 @@ class ClusterGroup:
 
     def primary_for(self, key: str) -> RedisServer:
         """The primary that serves `key`'s slot."""
-        with self.live_nodes()[0].client() as c:
-            slot = c.cluster("keyslot", key)
-            for start, end, primary, *_ in c.cluster("slots"):
-                if start <= slot <= end:
-                    return next(n for n in self.nodes if n.port == int(primary[1]))
-        raise LookupError(key)
+        with self.client() as c:
+            node = c.get_node_from_key(key)
+        return next(n for n in self.nodes if n.port == int(node.port))
+
+    def replicas_of(self, primary: RedisServer) -> list[RedisServer]:
+        """The running nodes that replicate `primary`."""
+        found = []
+        for node in self.live_nodes():
+            with node.client() as c:
+                info = c.info("replication")
+            if info["role"] == "slave" and int(info["master_port"]) == primary.port:
+                found.append(node)
+        return found
 
     def primary_clients(self) -> list[redis.Redis]:
         """A plain client of each primary (MONITOR, INFO: one node at a time)."""

@@ -83,6 +83,7 @@ class Load:
 
     instances: list[Gunicorn]
     key: str
+    network: int = 10  # first octet of the forwarded addresses: two loads must not share them
     started: float = field(default_factory=time.monotonic)
     answers: list[tuple[float, int, int, str]] = field(default_factory=list)  # t, app, status, code
     stop: threading.Event = field(default_factory=threading.Event)
@@ -95,7 +96,7 @@ class Load:
             index = n % len(self.instances)
             # A fresh address every REQUESTS_PER_ADDRESS requests (through the trusted proxy
             # header): the per-IP window never refuses this load.
-            address = f"10.{thread}.{n // REQUESTS_PER_ADDRESS % 250}.1"
+            address = f"{self.network}.{thread}.{n // REQUESTS_PER_ADDRESS % 250}.1"
             try:
                 r = requests.get(f"{self.instances[index].url}/api/me", timeout=5, headers={
                     "Authorization": f"Bearer {self.key}", "X-Forwarded-For": address})

@@ -39,8 +39,10 @@ REDIS_PORT = 6379  # inside the compose network; make stack picks a free loopbac
 # ---- High availability: Redis Sentinel (docs/deploy.md, "High availability") ----------------
 REDIS_TOPOLOGIES = ("single", "sentinel")
 # The data nodes, each with REDIS_SETTINGS and the password (requirepass, and masterauth: any
-# of them may become a replica of another); the first starts as the primary.
-REDIS_NODES = ("redis1", "redis2", "redis3")
+# of them may become a replica of another). The first starts as the primary; it is the single
+# topology's server (same data directory under make stack), so switching topologies keeps
+# the data.
+REDIS_NODES = (REDIS_SERVICE, "redis2", "redis3")
 SENTINELS = ("sentinel1", "sentinel2", "sentinel3")
 SENTINEL_PORT = 26379  # inside the compose network; make stack picks free loopback ports
 SENTINEL_SERVICE_NAME = "genmb"  # what the sentinels call the primary: REDIS_URL's /<service>

@@ -6,7 +6,8 @@ docker-compose.yml (hand-written, so it can carry comments; tests/test_compose.p
 it names the same services and settings as this module).
 
 Redis comes in two topologies (REDIS_TOPOLOGIES): one server ("single", the default), or a
-primary, two replicas and three sentinels ("sentinel", `make stack STACK_REDIS=sentinel`).
+primary, two replicas and three sentinels ("sentinel": `make stack STACK_REDIS=sentinel`, and
+docker-compose.sentinel.yml on top of docker-compose.yml).
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ REDIS_PORT = 6379  # inside the compose network; make stack picks a free loopbac
 REDIS_TOPOLOGIES = ("single", "sentinel")
 # The data nodes, each with REDIS_SETTINGS and the password (requirepass, and masterauth: any
 # of them may become a replica of another). The first starts as the primary; it is the single
-# topology's server (same data directory under make stack), so switching topologies keeps
-# the data.
+# topology's server (same data directory under make stack, same service and volume in
+# compose), so switching topologies keeps the data. docker-compose.sentinel.yml adds the
+# others to docker-compose.yml (tests/test_compose.py checks it against this module).
 REDIS_NODES = (REDIS_SERVICE, "redis2", "redis3")
 SENTINELS = ("sentinel1", "sentinel2", "sentinel3")
 SENTINEL_PORT = 26379  # inside the compose network; make stack picks free loopback ports

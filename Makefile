@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 WORKERS ?= 2
-export PORT WORKERS
+STACK_REDIS ?= single
+export PORT WORKERS STACK_REDIS
 
 .PHONY: run stack test lint bench clean
 
@@ -25,6 +26,7 @@ run: $(VENV)/.runtime
 	@scripts/run.sh
 
 # The production topology without Docker: redis + two gunicorn instances + nginx on $(PORT).
+# STACK_REDIS=sentinel: a primary, two replicas and three sentinels instead of one redis.
 stack: $(VENV)/.runtime
 	@$(BIN)/python -m deploy.stack
 

@@ -6,7 +6,11 @@ them: each part started, health-checked, and stopped cleanly (Ctrl-C or TERM) by
 command. Everything it writes is under var/stack/: the Redis data, nginx's rendered
 configuration and temporary files, and one log per process.
 
-    python -m deploy.stack     # PORT (default 8000) for nginx, WORKERS per instance (2)
+With STACK_REDIS=sentinel, Redis is a primary, two replicas and three sentinels instead
+(deploy/topology.py), and the app instances get a redis+sentinel:// URL.
+
+    python -m deploy.stack     # PORT (default 8000) for nginx, WORKERS per instance (2),
+                               # STACK_REDIS: single (default) or sentinel
 
 The tests import `Stack` and start the same topology on free ports in a temporary directory.
 """
@@ -16,71 +20,31 @@ from __future__ import annotations
 import os
 import pwd
 import secrets
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from deploy import topology
+from deploy.parts import (
+    LOOPBACK,
+    ROOT,
+    START_TIMEOUT,
+    Part,
+    StackError,
+    free_port,
+    http_ok,
+    program,
+    wait_until,
+)
 
-ROOT = topology.DEPLOY_DIR.parent
-LOOPBACK = "127.0.0.1"
-START_TIMEOUT = 30.0
-STOP_TIMEOUT = 15.0
-
-
-class StackError(RuntimeError):
-    """A part of the stack could not be started."""
-
-
-def free_port() -> int:
-    """A TCP port on the loopback that nobody listens on right now (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
-
-
-def wait_until(check: Callable[[], object], timeout: float, what: str,
-               process: subprocess.Popen[bytes] | None = None, log: Path | None = None) -> None:
-    """Poll check() until it is truthy; fail after `timeout` s, or at once if `process` ends."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise StackError(f"{what} exited with code {process.returncode}{_tail(log)}")
-        try:
-            if check():
-                return
-        except Exception as exc:  # noqa: BLE001 - not up yet
-            last = exc
-        time.sleep(0.05)
-    raise StackError(f"{what} not healthy after {timeout:.0f} s ({last!r}){_tail(log)}")
-
-
-def http_ok(url: str) -> bool:
-    """True when GET url answers 200 within 2 s (stdlib only: make stack needs no extras)."""
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def _tail(log: Path | None, lines: int = 15) -> str:
-    if log is None or not log.exists():
-        return ""
-    text = log.read_text(errors="replace").splitlines()[-lines:]
-    return f"; last lines of {log}:\n" + "\n".join(text)
+__all__ = ["LOOPBACK", "ROOT", "Part", "Stack", "StackError", "free_port", "wait_until"]
 
 
 def _secret(env: Mapping[str, str], name: str, path: Path) -> str:
@@ -96,76 +60,12 @@ def _secret(env: Mapping[str, str], name: str, path: Path) -> str:
     return path.read_text().strip()
 
 
-@dataclass
-class Part:
-    """One process of the stack: its command, environment, log file and health check."""
-
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    log: Path
-    healthy: Callable[[], object]
-    stop_signal: int = signal.SIGTERM
-    process: subprocess.Popen[bytes] | None = None
-    _log_file: IO[bytes] | None = field(default=None, repr=False)
-
-    def start(self) -> None:
-        """Start the process in a process group of its own, appending to its log."""
-        self._log_file = open(self.log, "ab")  # noqa: SIM115 - closed in stop()
-        # Its own process group: a terminal's Ctrl-C reaches only the supervisor, which then
-        # stops the parts in order; and a test can kill one part with all its workers.
-        self.process = subprocess.Popen(
-            self.argv, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
-            stdout=self._log_file, stderr=subprocess.STDOUT, process_group=0,
-        )
-
-    def wait_healthy(self, timeout: float = START_TIMEOUT) -> None:
-        """Poll the health check (bounded); fail early if the process ends."""
-        wait_until(self.healthy, timeout, self.name, self.process, self.log)
-
-    @property
-    def running(self) -> bool:
-        """True while the process has not exited."""
-        return self.process is not None and self.process.poll() is None
-
-    def signal_group(self, sig: int) -> None:
-        """Send a signal to the part's whole process group (the master and its workers)."""
-        if self.process is not None:
-            try:
-                os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                pass
-
-    def kill(self) -> None:
-        """SIGKILL the whole group and wait until none of it is left (Linux: /proc)."""
-        if self.process is None:
-            return
-        self.signal_group(signal.SIGKILL)
-        self.process.wait(timeout=10)
-        # The workers die with the master, but are reaped by someone else: wait until none
-        # holds the listening socket any more, so a connection after kill() is refused.
-        wait_until(lambda: not _live_members(self.process.pid), 10,  # type: ignore[union-attr]
-                   f"the end of {self.name}'s processes")
-
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """Stop gracefully; SIGKILL the group if it is still there after `timeout` s."""
-        if self.process is not None:
-            if self.process.poll() is None:
-                self.process.send_signal(self.stop_signal)
-                self.signal_group(signal.SIGCONT)  # a paused part must wake up to stop
-                try:
-                    self.process.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    self.signal_group(signal.SIGKILL)
-                    self.process.wait(timeout=10)
-            self.signal_group(signal.SIGKILL)  # a worker that outlived its master
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-
-
 class Stack:
-    """Redis, the app instances and nginx in front, all on the loopback, data under `var`."""
+    """Redis, the app instances and nginx in front, all on the loopback, data under `var`.
+
+    redis_topology "single": one redis-server; "sentinel": a primary, two replicas and three
+    sentinels (deploy/topology.py).
+    """
 
     def __init__(
         self,
@@ -174,17 +74,24 @@ class Stack:
         workers: int = 2,
         env: Mapping[str, str] | None = None,
         instances: tuple[str, ...] = topology.APP_INSTANCES,
+        redis_topology: str = "single",
     ) -> None:
         self.env = dict(os.environ if env is None else env)
         self.var = var.resolve()
         self.dir = self.var / "stack"
         self.port = port or free_port()
         self.workers = workers
-        self.redis_port = free_port()
+        self.redis_topology = redis_topology
+        self.node_ports = {name: free_port() for name in topology.redis_nodes(redis_topology)}
+        sentinels = topology.SENTINELS if redis_topology == "sentinel" else ()
+        self.sentinel_ports = {name: free_port() for name in sentinels}
         self.app_ports = {name: free_port() for name in instances}
         self.secret_key = _secret(self.env, "SECRET_KEY", self.var / "secret_key")
         self.redis_password = _secret(self.env, "REDIS_PASSWORD", self.var / "redis_password")
-        self.redis_part = self._redis_part()
+        self.first_primary = self._recorded_primary()
+        self.redis_parts = {name: self._redis_part(name, p) for name, p in self.node_ports.items()}
+        self.sentinels = {name: self._sentinel_part(name, p)
+                          for name, p in self.sentinel_ports.items()}
         self.apps = {name: self._app_part(name, p) for name, p in self.app_ports.items()}
         self.nginx = self._nginx_part()
 
@@ -202,45 +109,136 @@ class Stack:
     @property
     def redis_url(self) -> str:
         """The REDIS_URL every app instance gets (with the password)."""
+        if self.sentinel_ports:
+            return topology.sentinel_url(
+                self.redis_password, ((LOOPBACK, p) for p in self.sentinel_ports.values()))
         return topology.redis_url(self.redis_password, LOOPBACK, self.redis_port)
 
-    def redis_client(self, timeout: float = 2.0) -> redis.Redis:
-        """A fresh client on the stack's Redis."""
-        return redis.Redis(host=LOOPBACK, port=self.redis_port, password=self.redis_password,
-                           decode_responses=True, socket_timeout=timeout,
-                           socket_connect_timeout=timeout)
+    @property
+    def sentinel_password(self) -> str | None:
+        """REDIS_SENTINEL_PASSWORD: the sentinels require the data nodes' password too."""
+        return self.redis_password if self.sentinel_ports else None
+
+    @property
+    def redis_port(self) -> int:
+        """The port of the Redis primary (now: the sentinels may have moved it)."""
+        return self.node_ports[self.primary_name()]
+
+    @property
+    def redis_part(self) -> Part:
+        """The Redis primary's part (now)."""
+        return self.redis_parts[self.primary_name()]
+
+    def redis_client(self, timeout: float = 2.0, port: int | None = None) -> redis.Redis:
+        """A fresh client on the stack's Redis primary, or on the Redis process at `port`
+        (no retries: its callers poll, and a refused connection must fail at once)."""
+        return redis.Redis(host=LOOPBACK, port=port or self.redis_port,
+                           password=self.redis_password, decode_responses=True,
+                           socket_timeout=timeout, socket_connect_timeout=timeout,
+                           retry=Retry(NoBackoff(), 0))
+
+    def primary_name(self) -> str:
+        """The data node that is the primary, as the first sentinel that answers says."""
+        if not self.sentinel_ports:
+            return next(iter(self.node_ports))
+        by_port = {port: name for name, port in self.node_ports.items()}
+        last: Exception | None = None
+        for port in self.sentinel_ports.values():
+            try:
+                with self.redis_client(1.0, port) as sentinel:
+                    _, primary = sentinel.sentinel_get_master_addr_by_name(
+                        topology.SENTINEL_SERVICE_NAME)
+                return by_port[int(primary)]
+            except (redis.RedisError, TypeError) as exc:  # TypeError: no address yet
+                last = exc
+        raise StackError(f"no sentinel names the primary ({last!r})")
+
+    def sentinel_view(self, port: int) -> str | None:
+        """The primary the sentinel at `port` names, if it finds it up and sees every replica
+        (linked to it) and every other sentinel; else None."""
+        service = topology.SENTINEL_SERVICE_NAME
+        with self.redis_client(1.0, port) as sentinel:
+            state = sentinel.sentinel_master(service)
+            replicas = [r for r in sentinel.sentinel_slaves(service)
+                        if not (r["is_sdown"] or r["is_odown"])
+                        and r["master-link-status"] == "ok"]
+        complete = (not (state["is_sdown"] or state["is_odown"])
+                    and len(replicas) >= len(self.node_ports) - 1
+                    and state["num-other-sentinels"] >= len(self.sentinel_ports) - 1)
+        by_port = {port: name for name, port in self.node_ports.items()}
+        return by_port.get(int(state["port"])) if complete else None
+
+    def settled_primary(self) -> str | None:
+        """The primary, once every sentinel names the same one with a complete view."""
+        views = {self.sentinel_view(port) for port in self.sentinel_ports.values()}
+        return views.pop() if len(views) == 1 else None
 
     @property
     def parts(self) -> list[Part]:
         """Every part, in start order."""
-        return [self.redis_part, *self.apps.values(), self.nginx]
+        return [*self.redis_parts.values(), *self.sentinels.values(), *self.apps.values(),
+                self.nginx]
 
     # ---- the parts ------------------------------------------------------------------
 
-    def _redis_part(self) -> Part:
-        conf = self.dir / "redis.conf"
+    def _ping(self, port: int) -> bool:
+        with self.redis_client(1.0, port) as client:
+            return bool(client.ping())
 
-        def ping() -> bool:
-            client = self.redis_client(timeout=1.0)
-            try:
-                return bool(client.ping())
-            finally:
-                client.close()
+    def _redis_part(self, name: str, port: int) -> Part:
+        return Part(name, [program("redis-server"), str(self.dir / f"{name}.conf")],
+                    dict(self.env), self.dir / f"{name}.log", lambda: self._ping(port))
 
-        return Part("redis", [_which("redis-server"), str(conf)], dict(self.env),
-                    self.dir / "redis.log", ping)
+    def _sentinel_part(self, name: str, port: int) -> Part:
+        # Healthy once it sees the primary, both replicas and the other sentinels.
+        return Part(name, [program("redis-server"), str(self.dir / f"{name}.conf"), "--sentinel"],
+                    dict(self.env), self.dir / f"{name}.log", lambda: self.sentinel_view(port))
 
-    def _write_redis_conf(self) -> None:
-        lines = [
-            "# Written by deploy/stack.py from deploy/topology.py; holds the password.",
-            f"bind {LOOPBACK}",
-            f"port {self.redis_port}",
-            f"dir {self.dir / 'redis'}",
-            "daemonize no",
-            *topology.redis_config_lines(),
-            f"requirepass {self.redis_password}",
-        ]
-        _write_private(self.dir / "redis.conf", "\n".join(lines) + "\n")
+    def _write_redis_confs(self) -> None:
+        """Each data node's and sentinel's configuration, rewritten at every start."""
+        primary = self.node_ports[self.first_primary]
+        for name, port in {**self.node_ports, **self.sentinel_ports}.items():
+            (self.dir / name).mkdir(exist_ok=True)
+            lines = [
+                "# Written by deploy/stack.py from deploy/topology.py; holds the password.",
+                f"bind {LOOPBACK}",
+                f"port {port}",
+                f"dir {self.dir / name}",
+                "daemonize no",
+            ]
+            if name in self.sentinel_ports:
+                # Sentinel rewrites this file as it learns; var/ is the owner's only (0700).
+                lines += topology.sentinel_config_lines((LOOPBACK, primary), self.redis_password)
+            else:
+                lines += [*topology.redis_config_lines(), f"requirepass {self.redis_password}"]
+            if name in self.node_ports and self.sentinel_ports:
+                # Any node may have to follow another after a failover.
+                lines.append(f"masterauth {self.redis_password}")
+                if port != primary:
+                    lines.append(f"replicaof {LOOPBACK} {primary}")
+            _write_private(self.dir / f"{name}.conf", "\n".join(lines) + "\n")
+
+    # Which node was the primary when the stack last looked: the next start makes it the
+    # primary again, so a node left behind by a failover never overwrites the newer data.
+    def _recorded_primary(self) -> str:
+        nodes = list(self.node_ports)
+        path = self.dir / "primary"
+        recorded = path.read_text().strip() if path.exists() else ""
+        return recorded if recorded in nodes else nodes[0]
+
+    def record_primary(self) -> str | None:
+        """Note the current primary in var/stack/primary; returns its name if it changed."""
+        if not self.sentinel_ports:
+            return None
+        path = self.dir / "primary"
+        try:
+            name = self.primary_name()
+        except StackError:
+            return None
+        if path.exists() and path.read_text().strip() == name:
+            return None
+        path.write_text(name + "\n")
+        return name
 
     def _app_part(self, name: str, port: int) -> Part:
         env = {
@@ -249,6 +247,7 @@ class Stack:
             "GENMB_ENV": self.env.get("GENMB_ENV", "development"),
             **topology.APP_SETTINGS,
             "REDIS_URL": self.redis_url,
+            **self._sentinel_setting(),
             "SECRET_KEY": self.secret_key,
             "WORKERS": str(self.workers),
             "BIND": f"{LOOPBACK}:{port}",
@@ -261,9 +260,14 @@ class Stack:
         url = f"http://{LOOPBACK}:{port}/healthz"
         return Part(name, argv, env, self.dir / f"{name}.log", lambda: http_ok(url))
 
+    def _sentinel_setting(self) -> dict[str, str]:
+        """REDIS_SENTINEL_PASSWORD, for the Sentinel topology only."""
+        password = self.sentinel_password
+        return {"REDIS_SENTINEL_PASSWORD": password} if password else {}
+
     def _nginx_part(self) -> Part:
         prefix = self.dir / "nginx"
-        argv = [_which("nginx"), "-p", f"{prefix}/", "-c", str(prefix / "nginx.conf"),
+        argv = [program("nginx"), "-p", f"{prefix}/", "-c", str(prefix / "nginx.conf"),
                 "-e", str(self.dir / "nginx-error.log")]
         url = f"{self.url}/healthz"
         # QUIT: finish the requests in flight, then exit.
@@ -313,31 +317,37 @@ class Stack:
     # ---- lifecycle ------------------------------------------------------------------
 
     def start(self) -> Stack:
-        """Start Redis, then the app instances, then nginx, each checked healthy in turn."""
+        """Start Redis (data nodes, then sentinels), then the app instances, then nginx: each
+        stage checked healthy before the next."""
         self.dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.var, 0o700)
-        (self.dir / "redis").mkdir(exist_ok=True)
-        self._write_redis_conf()
+        self._write_redis_confs()
         self._write_nginx_conf()
+        settings = {"REDIS_URL": self.redis_url, **self._sentinel_setting(),
+                    "SECRET_KEY": self.secret_key,
+                    "GENMB_ENV": self.apps[next(iter(self.apps))].env["GENMB_ENV"]}
         _write_private(self.dir / "stack.env",
-                       f"REDIS_URL={self.redis_url}\nSECRET_KEY={self.secret_key}\n"
-                       f"GENMB_ENV={self.apps[next(iter(self.apps))].env['GENMB_ENV']}\n")
+                       "".join(f"{name}={value}\n" for name, value in settings.items()))
+        stages = [self.redis_parts, self.sentinels, self.apps, {"nginx": self.nginx}]
         try:
-            self.redis_part.start()
-            self.redis_part.wait_healthy()
-            for app in self.apps.values():
-                app.start()
-            for app in self.apps.values():
-                app.wait_healthy()
-            self.nginx.start()
-            self.nginx.wait_healthy()
+            for stage in filter(None, stages):
+                for part in stage.values():
+                    part.start()
+                for part in stage.values():
+                    part.wait_healthy()
+                if stage is self.sentinels:
+                    wait_until(self.settled_primary, START_TIMEOUT, "the sentinels' agreement")
+                    self.record_primary()
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
-        """Stop nginx, then the app instances, then Redis (which syncs its append-only file)."""
+        """Stop nginx, then the app instances, then the sentinels (no failover while Redis
+        stops), then Redis (which syncs its append-only file)."""
+        if any(part.running for part in self.sentinels.values()):
+            self.record_primary()
         for part in reversed(self.parts):
             part.stop()
 
@@ -360,9 +370,11 @@ class Stack:
         part.start()
         part.wait_healthy()
 
-    def kill_redis(self) -> None:
-        """SIGKILL Redis: no shutdown, no final fsync."""
-        self.redis_part.kill()
+    def kill_redis(self) -> str:
+        """SIGKILL Redis (the primary): no shutdown, no final fsync. Returns its name."""
+        name = self.primary_name()
+        self.redis_parts[name].kill()
+        return name
 
     def restart_redis(self) -> None:
         """Start Redis again on the same port and data directory (it loads the AOF)."""
@@ -377,28 +389,6 @@ class Stack:
     def resume_redis(self) -> None:
         """SIGCONT Redis."""
         self.redis_part.signal_group(signal.SIGCONT)
-
-
-def _which(name: str) -> str:
-    """The full path of a program; nginx is looked for in sbin too (Debian puts it there)."""
-    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin")
-    if path is None:
-        package = "redis-server" if name == "redis-server" else name
-        raise StackError(f"{name} is not installed (apt-get install {package})")
-    return path
-
-
-def _live_members(pgid: int) -> list[int]:
-    """Processes of a process group that have not exited (zombies have: they hold nothing)."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            members.append(int(stat.parent.name))
-    return members
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -420,20 +410,26 @@ def main() -> int:
     signal.signal(signal.SIGTERM, request_stop)
     try:
         stack = Stack(ROOT / "var", port=int(os.environ.get("PORT", "8000")),
-                      workers=int(os.environ.get("WORKERS", "2")))
-        print(f"starting: redis-server on {LOOPBACK}:{stack.redis_port}, "
-              + ", ".join(f"{n} on {LOOPBACK}:{p}" for n, p in stack.app_ports.items())
-              + f", nginx on {LOOPBACK}:{stack.port}", flush=True)
+                      workers=int(os.environ.get("WORKERS", "2")),
+                      redis_topology=os.environ.get("STACK_REDIS") or "single")
+        ports = {**stack.node_ports, **stack.sentinel_ports, **stack.app_ports,
+                 "nginx": stack.port}
+        print("starting: " + ", ".join(f"{n} on {LOOPBACK}:{p}" for n, p in ports.items()),
+              flush=True)
         stack.start()
-    except StackError as exc:
+    except (StackError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if stack.sentinels:
+        print(f"redis: {stack.first_primary} is the primary, sentinels on "
+              + ", ".join(f"{LOOPBACK}:{p}" for p in stack.sentinel_ports.values()), flush=True)
     print(f"serving on {stack.url} (nginx -> {', '.join(stack.apps)}; "
           f"{stack.workers} worker(s) each); logs and data in var/stack/; Ctrl-C to stop",
           flush=True)
     print("operator CLI: set -a; . var/stack/stack.env; set +a; .venv/bin/flask --app app ...",
           flush=True)
     reported: set[str] = set()
+    next_look = time.monotonic()
     try:
         while not stopping:
             for part in stack.parts:
@@ -441,9 +437,14 @@ def main() -> int:
                     reported.add(part.name)
                     print(f"warning: {part.name} exited ({part.process.returncode}); "  # type: ignore[union-attr]
                           f"see {part.log}", file=sys.stderr, flush=True)
+            if stack.sentinels and time.monotonic() >= next_look:
+                next_look = time.monotonic() + 1.0
+                if moved := stack.record_primary():
+                    print(f"failover: {moved} is the primary now", flush=True)
             time.sleep(0.2)
     finally:
-        print("stopping: nginx, the app instances, redis", flush=True)
+        print("stopping: nginx, the app instances, "
+              + ("the sentinels, " if stack.sentinels else "") + "redis", flush=True)
         stack.stop()
     print("stopped", flush=True)
     return 0

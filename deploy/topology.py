@@ -4,6 +4,10 @@ instance is told, and the nginx template in front.
 Two things are built on it: `make stack` (deploy/stack.py, for machines without Docker) and
 docker-compose.yml (hand-written, so it can carry comments; tests/test_compose.py checks that
 it names the same services and settings as this module).
+
+Redis comes in two topologies (REDIS_TOPOLOGIES): one server ("single", the default), or a
+primary, two replicas and three sentinels ("sentinel": `make stack STACK_REDIS=sentinel`, and
+docker-compose.sentinel.yml on top of docker-compose.yml).
 """
 
 from __future__ import annotations
@@ -33,6 +37,27 @@ REDIS_SETTINGS: dict[str, str] = {
 }
 REDIS_PORT = 6379  # inside the compose network; make stack picks a free loopback port
 
+# ---- High availability: Redis Sentinel (docs/deploy.md, "High availability") ----------------
+REDIS_TOPOLOGIES = ("single", "sentinel")
+# The data nodes, each with REDIS_SETTINGS and the password (requirepass, and masterauth: any
+# of them may become a replica of another). The first starts as the primary; it is the single
+# topology's server (same data directory under make stack, same service and volume in
+# compose), so switching topologies keeps the data. docker-compose.sentinel.yml adds the
+# others to docker-compose.yml (tests/test_compose.py checks it against this module).
+REDIS_NODES = (REDIS_SERVICE, "redis2", "redis3")
+SENTINELS = ("sentinel1", "sentinel2", "sentinel3")
+SENTINEL_PORT = 26379  # inside the compose network; make stack picks free loopback ports
+SENTINEL_SERVICE_NAME = "genmb"  # what the sentinels call the primary: REDIS_URL's /<service>
+SENTINEL_QUORUM = 2  # sentinels that must find the primary down before a failover starts
+# `sentinel <name> <service> <value>` lines. down-after: a primary silent this long is down
+# (failover then takes about another second); failover-timeout also spaces out retries of a
+# failed failover (twice this); parallel-syncs: replicas resyncing with a new primary at once.
+SENTINEL_SETTINGS: dict[str, str] = {
+    "down-after-milliseconds": "1000",
+    "failover-timeout": "10000",
+    "parallel-syncs": "1",
+}
+
 # What every app instance is told, on top of REDIS_URL and the secrets. Exactly one proxy
 # (nginx) appends to X-Forwarded-For, so the app takes the last hop: the address nginx saw.
 APP_SETTINGS: dict[str, str] = {
@@ -61,6 +86,46 @@ def upstream_servers(addresses: Iterable[str]) -> str:
 def redis_url(password: str, host: str, port: int) -> str:
     """The REDIS_URL an app instance gets (the password must be URL-safe: see .env.example)."""
     return f"redis://:{password}@{host}:{port}/0"
+
+
+def redis_nodes(redis_topology: str = "single") -> tuple[str, ...]:
+    """The Redis data nodes of a topology: ("redis",), or REDIS_NODES for "sentinel"."""
+    if redis_topology == "single":
+        return (REDIS_SERVICE,)
+    if redis_topology == "sentinel":
+        return REDIS_NODES
+    raise ValueError(
+        f"unknown Redis topology {redis_topology!r}: use {' or '.join(REDIS_TOPOLOGIES)}")
+
+
+def services(redis_topology: str = "single") -> tuple[str, ...]:
+    """Every service of a topology, in start order (SERVICES for "single")."""
+    sentinels = SENTINELS if redis_topology == "sentinel" else ()
+    return (*redis_nodes(redis_topology), *sentinels, *APP_INSTANCES, PROXY_SERVICE)
+
+
+def sentinel_url(password: str, sentinels: Iterable[tuple[str, int]]) -> str:
+    """The REDIS_URL for the Sentinel topology (the data nodes' password; the sentinels' own
+    goes in REDIS_SENTINEL_PASSWORD)."""
+    hosts = ",".join(f"{host}:{port}" for host, port in sentinels)
+    return f"redis+sentinel://:{password}@{hosts}/{SENTINEL_SERVICE_NAME}/0"
+
+
+def sentinel_config_lines(primary: tuple[str, int], password: str) -> list[str]:
+    """A sentinel's sentinel.conf lines: what to monitor, SENTINEL_SETTINGS, the passwords.
+
+    The sentinels require the same password as the data nodes (requirepass; Sentinel also
+    uses it to authenticate to the other sentinels): an open sentinel would let anyone who
+    reaches it trigger failovers or point the service at a Redis of their choosing.
+    """
+    service = SENTINEL_SERVICE_NAME
+    host, port = primary
+    return [
+        f"sentinel monitor {service} {host} {port} {SENTINEL_QUORUM}",
+        *(f"sentinel {name} {service} {value}" for name, value in SENTINEL_SETTINGS.items()),
+        f"sentinel auth-pass {service} {password}",
+        f"requirepass {password}",
+    ]
 
 
 def redis_config_lines(settings: Mapping[str, str] | None = None) -> list[str]:

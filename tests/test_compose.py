@@ -1,6 +1,7 @@
-"""docker-compose.yml, the Dockerfile and .env.example, checked by reading them: this project's
-machines have no Docker engine, so the compose stack is never run here. What they must say is
-what deploy/topology.py says, which `make stack` runs and tests/test_stack.py exercises.
+"""docker-compose.yml, docker-compose.sentinel.yml, the Dockerfile and .env.example, checked by
+reading them: this project's machines have no Docker engine, so the compose stack is never run
+by the tests. What they must say is what deploy/topology.py says, which `make stack` runs and
+tests/test_stack.py and tests/test_stack_sentinel.py exercise.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from deploy import topology
 from tests.servers import ROOT
 
 COMPOSE_PATH = ROOT / "docker-compose.yml"
+SENTINEL_OVERRIDE_PATH = ROOT / "docker-compose.sentinel.yml"
 INTERPOLATION = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::?[-?][^}]*)?\}")
 
 
@@ -133,6 +135,65 @@ def test_template_uses_exactly_the_declared_variables() -> None:
     assert names == set(topology.TEMPLATE_VARIABLES)
     with pytest.raises(ValueError, match="missing"):
         topology.render_nginx({"GENMB_LISTEN": "8080"})
+
+
+# ---- docker-compose.sentinel.yml against deploy/topology.py --------------------------------
+
+
+@pytest.fixture(scope="module")
+def sentinel_override() -> dict[str, Any]:
+    """docker-compose.sentinel.yml, parsed."""
+    return yaml.safe_load(SENTINEL_OVERRIDE_PATH.read_text())
+
+
+def _script(service: dict[str, Any]) -> str:
+    """The `sh -c` script of a service's command, as the shell sees it ($$ is compose's $)."""
+    command = [str(part) for part in service["command"]]
+    assert command[:2] == ["sh", "-c"], command
+    return command[2].replace("$$", "$")
+
+
+def test_sentinel_override_adds_the_sentinel_topology(
+    compose: dict[str, Any], sentinel_override: dict[str, Any],
+) -> None:
+    """With the override: the data nodes, sentinels and settings of topology.py, passwords
+    from .env only, nothing published, every configuration file in a named volume."""
+    services = sentinel_override["services"]
+    assert set(compose["services"]) | set(services) == set(topology.services("sentinel"))
+    assert not any("ports" in service for service in services.values())
+    flags = ["sh", *topology.redis_command_flags()]
+    for node in topology.REDIS_NODES:
+        script = _script(services[node])
+        assert [str(part) for part in services[node]["command"]][3:] == flags, node
+        assert '"requirepass $REDIS_PASSWORD" "masterauth $REDIS_PASSWORD"' in script
+        assert f"[ \"$NODE_NAME\" = {topology.REDIS_NODES[0]} ] || echo " \
+               f"\"replicaof {topology.REDIS_NODES[0]} {topology.REDIS_PORT}\"" in script
+        env = {**_env(compose["services"].get(node, {})), **_env(services[node])}
+        assert env["NODE_NAME"] == node
+        _secret_ref(env["REDIS_PASSWORD"], "REDIS_PASSWORD")
+        _secret_ref(env["REDISCLI_AUTH"], "REDIS_PASSWORD")
+    for node in topology.REDIS_NODES[1:]:
+        volume, _, target = services[node]["volumes"][0].partition(":")
+        assert target == "/data" and volume in sentinel_override["volumes"], node
+    primary = (topology.REDIS_NODES[0], topology.REDIS_PORT)
+    for name in topology.SENTINELS:
+        sentinel = services[name]
+        script = _script(sentinel)
+        for line in (f"port {topology.SENTINEL_PORT}",
+                     *topology.sentinel_config_lines(primary, "$REDIS_PASSWORD")):
+            assert f'"{line}"' in script, (name, line)
+        assert "--sentinel" in script
+        volume, _, target = sentinel["volumes"][0].partition(":")
+        assert target == "/data" and volume in sentinel_override["volumes"], name
+        _secret_ref(_env(sentinel)["REDIS_PASSWORD"], "REDIS_PASSWORD")
+    sentinels = [(name, topology.SENTINEL_PORT) for name in topology.SENTINELS]
+    for name in topology.APP_INSTANCES:
+        app = services[name]
+        env = _env(app)
+        password = _secret_ref(env["REDIS_URL"], "REDIS_PASSWORD")
+        assert env["REDIS_URL"] == topology.sentinel_url(password, sentinels)
+        _secret_ref(env["REDIS_SENTINEL_PASSWORD"], "REDIS_PASSWORD")
+        assert set(app["depends_on"]) == set(topology.SENTINELS)
 
 
 # ---- no secret in the repository ------------------------------------------------------------

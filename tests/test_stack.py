@@ -50,8 +50,9 @@ def require_nginx() -> None:
 def stack_env(**extra: str) -> dict[str, str]:
     """This process's environment without settings of its own that the stack would inherit."""
     env = {k: v for k, v in os.environ.items()
-           if k not in ("REDIS_URL", "SECRET_KEY", "REDIS_PASSWORD", "PORT", "WORKERS", "BIND",
-                        "GENMB_ENV", "ACCESS_LOG", "TRUSTED_PROXY_COUNT")}
+           if k not in ("REDIS_URL", "SECRET_KEY", "REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD",
+                        "STACK_REDIS", "PORT", "WORKERS", "BIND", "GENMB_ENV", "ACCESS_LOG",
+                        "TRUSTED_PROXY_COUNT")}
     return {**env, **STACK_ENV, **extra}
 
 
@@ -77,7 +78,7 @@ def client(source: str) -> requests.Session:
 
 def make_pro_user(stack: Stack, email: str) -> None:
     """A pro user with PASSWORD, straight in the stack's Redis."""
-    store = Storage(connect(stack.redis_url, 2.0), KeyNames())
+    store = Storage(connect(stack.redis_url, 2.0, stack.sentinel_password), KeyNames())
     users.create(store, email, PASSWORD, "pro", FAST_HASH)
     store.redis.close()
 
@@ -352,14 +353,20 @@ def repo(tmp_path: Path) -> Path:
     return dest
 
 
+@pytest.mark.parametrize(("redis_topology", "stop_signal"), [
+    pytest.param("single", signal.SIGINT, id="single-ctrl-c"),  # the terminal's foreground group
+    pytest.param("sentinel", signal.SIGTERM, id="sentinel-term"),  # a service manager
+])
 def test_make_stack_command_serves_prints_url_and_ctrl_c_stops_every_part(
-    repo: Path, tmp_path: Path,
+    repo: Path, tmp_path: Path, redis_topology: str, stop_signal: int,
 ) -> None:
-    """`python -m deploy.stack` (make stack): URL printed, all healthy, Ctrl-C ends every part."""
+    """`python -m deploy.stack` (make stack, STACK_REDIS=single or sentinel): URL printed, all
+    healthy, Ctrl-C or TERM ends every part."""
     require_nginx()
     port = free_port()
     out_path = tmp_path / "stack.out"
-    env = stack_env(PORT=str(port), WORKERS="1", PYTHONUNBUFFERED="1")
+    env = stack_env(PORT=str(port), WORKERS="1", PYTHONUNBUFFERED="1",
+                    STACK_REDIS=redis_topology)
     with open(out_path, "wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "deploy.stack"], cwd=repo, env=env,
                                    stdout=out, stderr=subprocess.STDOUT,
@@ -373,20 +380,24 @@ def test_make_stack_command_serves_prints_url_and_ctrl_c_stops_every_part(
             assert time.monotonic() < deadline, out_path.read_text()
             time.sleep(0.1)
         groups = _process_groups(process.pid)
-        assert len(groups) == 4, groups  # redis, app1, app2, nginx: each its own group
+        # redis (or 3 data nodes and 3 sentinels), app1, app2, nginx: each its own group
+        assert len(groups) == len(topology.services(redis_topology)), groups
         r = requests.get(f"{url}/healthz", timeout=10)
         assert r.status_code == 200, r.text
         var = repo / "var" / "stack"
-        for log in ("redis.log", "app1.log", "app2.log", "nginx-access.log"):
-            assert (var / log).stat().st_size > 0, log
-        assert (var / "redis" / "appendonlydir").is_dir()
-        assert (var / "redis.conf").stat().st_mode & 0o077 == 0  # it holds the password
-        conf = (var / "redis.conf").read_text()
-        password = re.search(r"^requirepass (\S+)$", conf, re.M)
-        assert password, conf
-        assert password.group(1) == (repo / "var" / "redis_password").read_text().strip()
+        for name in (*topology.services(redis_topology)[:-1], "nginx-access"):
+            assert (var / f"{name}.log").stat().st_size > 0, name
+        stored = (repo / "var" / "redis_password").read_text().strip()
+        for node in topology.redis_nodes(redis_topology):
+            assert (var / node / "appendonlydir").is_dir()
+            assert (var / f"{node}.conf").stat().st_mode & 0o077 == 0  # it holds the password
+            conf = (var / f"{node}.conf").read_text()
+            password = re.search(r"^requirepass (\S+)$", conf, re.M)
+            assert password, conf
+            assert password.group(1) == stored
+        assert (repo / "var").stat().st_mode & 0o077 == 0  # sentinels rewrite their files 0644
 
-        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in a terminal: the foreground group
+        os.killpg(process.pid, stop_signal)
         assert process.wait(timeout=30) == 0, out_path.read_text()
         assert out_path.read_text().rstrip().endswith("stopped")
         deadline = time.monotonic() + 10

@@ -5,10 +5,12 @@ from __future__ import annotations
 from flask import Response, current_app, g
 from flask_limiter import Limiter
 from flask_smorest import Api as SmorestApi
+from flask_smorest import Blueprint as SmorestBlueprint
 from werkzeug.exceptions import HTTPException
 
 from errors import http_exception_response
 from schemas.common import ErrorSchema
+from security.jsonbody import StrictJsonParser
 from store.client import Storage
 
 # The credentials /openapi.json declares (blueprints/docs.py says which view takes which).
@@ -43,6 +45,12 @@ class Api(SmorestApi):
     def handle_http_exception(self, error: HTTPException) -> Response:
         """Render werkzeug and validation errors as {"error": {...}}."""
         return http_exception_response(error)
+
+
+class Blueprint(SmorestBlueprint):
+    """flask-smorest's Blueprint, parsing JSON bodies that cannot become a 500."""
+
+    ARGUMENTS_PARSER = StrictJsonParser()
 
 
 def user_limit_key(user_id: str) -> str:

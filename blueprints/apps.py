@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
-
 from blueprints.docs import (
     BODY_CHECKED,
     COUNTED,
@@ -14,7 +12,7 @@ from blueprints.docs import (
     KEY_OR_SESSION_WRITE,
     errors,
 )
-from extensions import storage
+from extensions import Blueprint, storage
 from schemas.apps import AppCreateSchema, AppListSchema, AppSchema, CodegenSchema, JobEnvelopeSchema
 from security.gate import current_principal
 from services import jobs, limits

@@ -6,7 +6,6 @@ import logging
 from typing import Any
 
 from flask import Response, current_app, make_response, request
-from flask_smorest import Blueprint
 
 from blueprints.docs import (
     ANONYMOUS,
@@ -18,7 +17,7 @@ from blueprints.docs import (
     errors,
 )
 from errors import ApiError
-from extensions import storage
+from extensions import Blueprint, storage
 from schemas.users import CredentialsSchema, LoginSchema, SessionSchema, UserEnvelopeSchema
 from security import csrf
 from security.gate import optional_principal

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from schemas.common import TrimmedName
+from schemas.common import STORED_TEXT, TrimmedName
 
 
 class AppSchema(Schema):
@@ -30,7 +30,8 @@ class AppListSchema(Schema):
 class CodegenSchema(Schema):
     """{"prompt"}."""
 
-    prompt = fields.String(required=True, validate=validate.Length(min=1, max=20000))
+    prompt = fields.String(required=True,
+                           validate=[validate.Length(min=1, max=20000), *STORED_TEXT])
 
 
 class JobSchema(Schema):

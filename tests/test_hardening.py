@@ -7,15 +7,24 @@ nothing in front, so a client can send X-Forwarded-For itself, as the reviewers 
 from __future__ import annotations
 
 import io
+import json
 import logging
 import re
 import socket
+import statistics
+import time
+import unicodedata
 from collections.abc import Iterator
 
+import hypothesis.strategies as st
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
 
 import logs
+from schemas import common
+from store import apikeys, users
+from tests.conftest import PASSWORD, login, make_app
 from tests.servers import LOOPBACK, Gunicorn, RedisServer, wait_until
 
 pytestmark = [pytest.mark.integration]
@@ -99,3 +108,197 @@ def test_a_path_cannot_forge_a_log_line(front: Gunicorn) -> None:
     assert sum("usr_admin" in line for line in lines) == 6, lines
     assert [line for line in lines if not LINE_SHAPES.match(line)] == []
     assert not any(line.startswith("2026-12-01 09:99:99") for line in lines)
+
+
+# ---- 3. login with a password no account can have ------------------------------------------
+
+
+def _median_login_seconds(client, email: str, password: str, rounds: int = 5) -> float:
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        response = client.post("/auth/login", json={"email": email, "password": password})
+        times.append(time.perf_counter() - start)
+        assert response.status_code == 401, response.json
+        assert response.json == {"error": {"code": "invalid_credentials",
+                                           "message": "Wrong email or password."}}
+    return statistics.median(times)
+
+
+def test_lone_surrogate_password_is_the_same_401_for_known_and_unknown_emails(
+    redis_url: str, storage
+) -> None:
+    """Both run scrypt at the production cost: same body, same time (no 500, no shortcut)."""
+    cost = 2**14
+    users.create(storage, "known@example.test", PASSWORD, "pro", cost)
+    client = make_app(redis_url, PASSWORD_SCRYPT_N=cost, PROPAGATE_EXCEPTIONS=False,
+                      RATELIMIT_GLOBAL="1000 per minute").test_client()
+    bad = "x\ud800"
+    known = _median_login_seconds(client, "known@example.test", bad)
+    unknown = _median_login_seconds(client, "nobody@example.test", bad)
+    wrong = _median_login_seconds(client, "known@example.test", "wrong password")
+    print(f"login with a lone surrogate: known {known * 1000:.1f} ms, "
+          f"unknown {unknown * 1000:.1f} ms, ordinary wrong password {wrong * 1000:.1f} ms")
+    assert known > wrong / 2 and unknown > wrong / 2  # scrypt ran in both cases
+    assert 0.5 < known / unknown < 2
+
+
+# ---- 4. bodies that used to be 500s ---------------------------------------------------------
+
+
+@pytest.fixture
+def hard_app(redis_url: str):
+    """The app on the real Redis, answering a bug with a 500 (not raising it into the test)."""
+    return make_app(redis_url, PROPAGATE_EXCEPTIONS=False, RATELIMIT_GLOBAL="100000 per minute")
+
+
+@pytest.fixture
+def signed_in(hard_app, make_user):
+    """A pro user's logged-in test client, its CSRF token and one app id."""
+    user = make_user("pro")
+    client = hard_app.test_client()
+    token = login(client, user.email)
+    app_id = client.post("/api/apps", json={"name": "target"},
+                         headers={"X-CSRF-Token": token}).json["id"]
+    return client, token, app_id
+
+
+def _post_raw(client, path: str, raw: str | bytes, token: str | None = None):
+    headers = {"X-CSRF-Token": token} if token else {}
+    return client.post(path, data=raw, content_type="application/json", headers=headers)
+
+
+def _assert_refused_cleanly(response, caplog) -> None:
+    """A 400/422 in the envelope, and no warning or error logged for it."""
+    assert response.status_code in (400, 422), response.get_data(as_text=True)
+    assert response.json["error"]["code"] == "validation_error"
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+REVIEW_BODIES = [
+    ("/auth/signup", '{"email": "a@example.test", "password": ' + "1" * 5000 + "}"),
+    ("/auth/login", "[" * 50000 + "]" * 50000),
+    ("/api/keys", '{"name": "a\\ud800b"}'),
+    ("/auth/signup", '{"email": "b@example.test", "password": "long enough \\udc00"}'),
+    ("/api/apps", '{"name": "x\\udfff"}'),
+    ("/api/apps", '{"name": 1e999}'),
+    ("/api/apps", '{"name": NaN}'),
+    ("/auth/login", b'{"email": "a@example.test", "password": "\xed\xa0\x80"}'),
+]
+
+
+@pytest.mark.parametrize(("path", "raw"), REVIEW_BODIES)
+def test_the_reviews_odd_bodies_are_400_or_422(signed_in, path, raw, caplog) -> None:
+    """A huge integer, deep nesting, lone surrogates, non-finite numbers: refused, not 500."""
+    client, token, _app_id = signed_in
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        response = _post_raw(client, path, raw, token)
+    _assert_refused_cleanly(response, caplog)
+    assert len(caplog.records) <= 1
+
+
+def test_key_name_with_lone_surrogate_is_422_for_a_pro_user(signed_in, rdb) -> None:
+    """The key name reaches validation (pro plan), and nothing is written."""
+    client, token, _ = signed_in
+    response = _post_raw(client, "/api/keys", '{"name": "CI \\ud800"}', token)
+    assert response.status_code == 422 and "name" in response.json["error"]["fields"]
+    assert client.get("/api/keys").json["keys"] == []
+
+
+# Raw JSON texts of the classes that used to crash the parser, and ordinary JSON values.
+_scalars = (st.none() | st.booleans() | st.integers() | st.text()
+            | st.floats(allow_nan=False, allow_infinity=False))
+_values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=3)
+                       | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=8)
+_odd_text = st.one_of(
+    st.integers(4000, 6000).map(lambda n: "9" * n),  # over the int() digit limit
+    st.integers(21, 200).map(lambda n: "-" + "1" * n),
+    st.integers(30, 60000).map(lambda n: "[" * n + "]" * n),  # deep nesting
+    st.integers(30, 3000).map(lambda n: '{"a":' * n + "1" + "}" * n),
+    st.sampled_from(["NaN", "Infinity", "-Infinity", "1e999", "-1e999"]),
+    st.sampled_from(["\\ud800", "\\udfff", "a\\udc00b", "\\ud83d", "x\\ud83d\\u0041"])
+    .map(lambda s: f'"{s}"'),
+    _values.map(json.dumps),
+)
+
+
+@st.composite
+def _bodies(draw) -> str:
+    """A body: an odd text alone, or as the value of one of the fields the API reads."""
+    value = draw(_odd_text)
+    shape = draw(st.sampled_from(["bare", "email", "password", "name", "prompt", "both"]))
+    if shape == "bare":
+        return value
+    if shape == "both":
+        return f'{{"email": {value}, "password": {value}}}'
+    other = {"email": '"fuzz@example.test"', "password": '"a long password"'}
+    fields = {**other, "name": '"n"', "prompt": '"p"', shape: value}
+    return "{" + ", ".join(f'"{k}": {v}' for k, v in fields.items()) + "}"
+
+
+@settings(max_examples=40, derandomize=True, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.data_too_large])
+@given(body=_bodies(), target=st.sampled_from(["signup", "login", "keys", "apps", "codegen"]))
+def test_fuzzed_json_bodies_never_answer_500(signed_in, body: str, target: str) -> None:
+    """Every JSON-reading route answers odd bodies with the envelope, never a 5xx."""
+    client, token, app_id = signed_in
+    path = {"signup": "/auth/signup", "login": "/auth/login", "keys": "/api/keys",
+            "apps": "/api/apps", "codegen": f"/api/apps/{app_id}/codegen"}[target]
+    response = _post_raw(client, path, body, token)
+    assert response.status_code < 500, (path, body[:200], response.get_data(as_text=True))
+    if response.status_code >= 400:
+        assert set(response.json["error"]) >= {"code", "message"}
+
+
+# ---- 7. invisible characters in names -----------------------------------------------------
+
+INVISIBLE = ["\u200b", "\u200e", "\u200f", "\u061c", "\ufeff", "\u2060", "\u206a", "\ufff9",
+             "\U000e0041", "\u00ad", "\ud800", "\udc00", "\ue000", "\U000f0000", "\x07",
+             "\x85", "\u2028", "\u202e"]
+
+
+@pytest.mark.parametrize("char", INVISIBLE, ids=[f"U+{ord(c):04X}" for c in INVISIBLE])
+def test_names_refuse_format_control_surrogate_and_private_use(signed_in, char) -> None:
+    """Key and app names with any of the review's characters: 422, nothing stored."""
+    client, token, _ = signed_in
+    body = json.dumps({"name": f"CI{char}deploy"})  # ensure_ascii: surrogates travel escaped
+    for path in ("/api/keys", "/api/apps"):
+        response = _post_raw(client, path, body, token)
+        assert response.status_code == 422, (path, response.json)
+        assert list(response.json["error"]["fields"]) == ["name"]
+    assert client.get("/api/keys").json["keys"] == []
+    assert [a["name"] for a in client.get("/api/apps").json["apps"]] == ["target"]
+
+
+def test_names_are_normalized_to_nfc(signed_in) -> None:
+    """A decomposed name is stored composed: one name looks one way."""
+    client, token, _ = signed_in
+    created = client.post("/api/keys", json={"name": " Cafe\u0301 "},
+                          headers={"X-CSRF-Token": token})
+    assert created.status_code == 201 and created.json["name"] == "Caf\u00e9"
+    app = client.post("/api/apps", json={"name": "Cafe\u0301"}, headers={"X-CSRF-Token": token})
+    assert app.status_code == 201 and app.json["name"] == "Caf\u00e9"
+
+
+def test_a_key_pasted_into_a_name_or_prompt_is_refused(signed_in, rdb) -> None:
+    """Redis never holds a raw key, not even inside a name (CONTRACT §8)."""
+    client, token, app_id = signed_in
+    raw = apikeys.generate()
+    for path, body in (("/api/keys", {"name": f"key {raw}"}), ("/api/apps", {"name": raw}),
+                       (f"/api/apps/{app_id}/codegen", {"prompt": f"use {raw} to deploy"})):
+        response = client.post(path, json=body, headers={"X-CSRF-Token": token})
+        assert response.status_code == 422, response.json
+        assert raw[9:] not in response.get_data(as_text=True)
+    dump = " ".join(f"{k} {rdb.dump(k)!r}" for k in rdb.keys("*"))
+    assert raw[9:17] not in dump
+
+
+def test_refused_characters_table_matches_unicode() -> None:
+    """schemas.common's table is exactly Cc, Cf, Cs, Co, Zl and Zp of this Python's Unicode."""
+    refused = re.compile(f"[{common._REFUSED}]")
+    categories = {"Cc", "Cf", "Cs", "Co", "Zl", "Zp"}
+    wrong = [hex(c) for c in range(0x110000)
+             if bool(refused.match(chr(c))) != (unicodedata.category(chr(c)) in categories)]
+    assert wrong == []

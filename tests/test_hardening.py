@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 import logs
 from schemas import common
 from store import apikeys, users
-from tests.conftest import PASSWORD, login, make_app
+from tests.conftest import PASSWORD, LiveSession, login, make_app
 from tests.servers import LOOPBACK, Gunicorn, RedisServer, wait_until
 
 pytestmark = [pytest.mark.integration]
@@ -302,3 +302,85 @@ def test_refused_characters_table_matches_unicode() -> None:
     wrong = [hex(c) for c in range(0x110000)
              if bool(refused.match(chr(c))) != (unicodedata.category(chr(c)) in categories)]
     assert wrong == []
+
+
+# ---- 2. MCP never echoes any part of a key -----------------------------------------------
+
+FRAGMENT = 6  # any 6 characters of a random part (the display prefix shows 4)
+
+
+def _fragments(raw: str) -> set[str]:
+    random_part = raw[len(apikeys.KEY_PREFIX):]
+    return {random_part[i:i + FRAGMENT] for i in range(len(random_part) - FRAGMENT + 1)}
+
+
+def _leaked(text: str, raw: str) -> list[str]:
+    return sorted(f for f in _fragments(raw) if f in text)
+
+
+class McpOwner:
+    """A pro user with a live key, talking raw JSON-RPC to /mcp."""
+
+    def __init__(self, base_url: str, make_user) -> None:
+        self.base_url = base_url
+        self.session = LiveSession(base_url, make_user("pro").email)
+        self.key = self.session.create_key("mcp").json()["key"]
+        self.headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json",
+                        "Accept": "application/json, text/event-stream",
+                        "MCP-Protocol-Version": "2025-11-25"}
+
+    def post(self, raw: str) -> requests.Response:
+        return requests.post(f"{self.base_url}/mcp", data=raw.encode(), headers=self.headers,
+                             timeout=30)
+
+    def call(self, tool: str, arguments: dict) -> requests.Response:
+        return self.post(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                     "params": {"name": tool, "arguments": arguments}}))
+
+
+def _placements(secret: str) -> dict[str, str]:
+    """A secret at the start, in the middle, at the end of a too-long value, and repeated."""
+    return {
+        "start": secret + " and then some words" * 10,
+        "middle": "Deploy bot " * 10 + secret + " and more" * 10,
+        "end": "Deploy bot that authenticates with the key " * 3 + secret,
+        "review": "Deploy bot for the staging cluster; authenticates with the key " + secret,
+        "repeated": secret * 4,
+        "repeated-spaced": " ".join([secret] * 4),
+    }
+
+
+@pytest.mark.gunicorn
+def test_mcp_validation_errors_carry_no_part_of_a_key(front: Gunicorn, make_user) -> None:
+    """Too-long arguments and malformed params: fields and rules come back, the input never."""
+    owner = McpOwner(front.url, make_user)
+    secrets = [owner.key, apikeys.generate()]  # the caller's own key, and someone else's
+    answers = []
+    for secret in secrets:
+        for _where, value in _placements(secret).items():
+            answers.append(owner.call("create_app", {"name": value}))
+            answers.append(owner.call("start_codegen", {"app_id": value, "prompt": value * 2000}))
+            answers.append(owner.call("start_deploy", {"app_id": 7, "extra": value}))
+            answers.append(owner.post(json.dumps({"jsonrpc": "2.0", "id": 1,
+                                                  "method": "tools/call", "params": value})))
+            answers.append(owner.post(json.dumps({"jsonrpc": "2.0", "id": value,
+                                                  "method": value, "params": {}})))
+            answers.append(owner.call(value, {}))
+            answers.append(owner.post('{"jsonrpc": "2.0", "id": 1, "method": "tools/call", '
+                                      f'"params": {{"name": "create_app", "arguments": '
+                                      f'{{"name": {json.dumps(value)}, "x": [1, }}}}}}'))
+    assert len(answers) == 2 * 6 * 7
+    for response in answers:
+        assert response.status_code in (200, 400), response.text
+        for secret in secrets:
+            assert _leaked(response.text, secret) == [], response.text
+    too_long = answers[0].json()["result"]
+    assert too_long["isError"] is True
+    assert "name" in too_long["content"][0]["text"]
+    assert "at most 100 characters" in too_long["content"][0]["text"]
+    malformed = answers[3].json()
+    assert answers[3].status_code == 400 and "params" in malformed["error"]["message"]
+    assert "input_value" not in malformed["error"]["message"]
+    logs_text = front.logs()
+    for secret in secrets:
+        assert _leaked(logs_text, secret) == []

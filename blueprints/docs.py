@@ -39,8 +39,9 @@ DESCRIPTIONS = {
          "`not_logged_in`.",
     402: "`insufficient_credits`: not enough credits left this month.",
     403: "`plan_required` (the key's owner is on the free plan), `csrf_failed` (a session "
-         "write without the session's X-CSRF-Token) or `session_required` (key management "
-         "with an API key).",
+         "write without the session's X-CSRF-Token), `session_required` (key management "
+         "with an API key) or, on /auth, `cross_site_request` (a write whose Origin or "
+         "Sec-Fetch-Site names another site).",
     404: "`not_found`: unknown, or someone else's.",
     409: "`email_taken` or `key_limit_reached`.",
     413: "`payload_too_large`: the body is over 1 MiB.",

@@ -384,3 +384,74 @@ def test_mcp_validation_errors_carry_no_part_of_a_key(front: Gunicorn, make_user
     logs_text = front.logs()
     for secret in secrets:
         assert _leaked(logs_text, secret) == []
+
+
+# ---- 5. cross-site requests on /auth ------------------------------------------------------
+
+COOKIE = "genmb_session"
+CROSS_SITE = [
+    {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},  # a modern browser
+    {"Origin": "https://evil.example"},  # Origin only
+    {"Sec-Fetch-Site": "cross-site"},  # Sec-Fetch-Site only
+    {"Sec-Fetch-Site": "same-site", "Origin": "https://sub.localhost"},
+    {"Origin": "null"},  # a sandboxed frame or a redirect chain
+]
+
+
+@pytest.mark.parametrize("headers", CROSS_SITE, ids=range(len(CROSS_SITE)))
+def test_cross_site_logout_form_is_refused_and_keeps_cookie_and_session(
+    hard_app, make_user, headers
+) -> None:
+    """The review's <form method=POST action=/auth/logout enctype=text/plain>: 403, and
+    neither the cookie nor the session is touched."""
+    user = make_user("pro")
+    client = hard_app.test_client()
+    login(client, user.email)
+    response = client.post("/auth/logout", data=b"", content_type="text/plain",
+                           headers=headers)
+    assert response.status_code == 403, response.json
+    assert response.json["error"]["code"] == "cross_site_request"
+    assert "Set-Cookie" not in response.headers
+    assert client.get("/auth/session").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/auth/login", "/auth/signup", "/auth/logout"])
+def test_every_auth_write_refuses_cross_site(hard_app, make_user, path) -> None:
+    """Login CSRF (into the attacker's account) and signup are refused the same way."""
+    user = make_user("pro")
+    response = hard_app.test_client().post(
+        path, json={"email": user.email, "password": PASSWORD},
+        headers={"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"})
+    assert response.status_code == 403 and response.json["error"]["code"] == "cross_site_request"
+    assert "Set-Cookie" not in response.headers
+
+
+def test_same_origin_pages_and_scripts_still_work(hard_app, make_user) -> None:
+    """The web app's own fetch (same-origin) and non-browser clients (no headers) log in and
+    out as before."""
+    user = make_user("pro")
+    own = {"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"}
+    for headers in (own, {}):
+        client = hard_app.test_client()
+        r = client.post("/auth/login", json={"email": user.email, "password": PASSWORD},
+                        headers=headers)
+        assert r.status_code == 200, r.json
+        out = client.post("/auth/logout", headers={**headers,
+                                                   "X-CSRF-Token": r.json["csrf_token"]})
+        assert out.status_code == 204
+        assert f"{COOKIE}=;" in out.headers["Set-Cookie"]  # cleared: the session proved itself
+        assert client.get("/auth/session").status_code == 401
+
+
+def test_logout_clears_no_cookie_without_proof_of_the_session(hard_app, make_user) -> None:
+    """No CSRF token: 403 and no Set-Cookie; no live session: 204 and no Set-Cookie."""
+    user = make_user("pro")
+    client = hard_app.test_client()
+    login(client, user.email)
+    refused = client.post("/auth/logout")
+    assert refused.status_code == 403 and "Set-Cookie" not in refused.headers
+    assert client.get("/auth/session").status_code == 200
+    stranger = hard_app.test_client()
+    stranger.set_cookie(COOKIE, "not-a-live-session")
+    nothing = stranger.post("/auth/logout")
+    assert nothing.status_code == 204 and "Set-Cookie" not in nothing.headers

@@ -42,9 +42,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 def refuse_invisible_characters(value: str) -> None:
     """Refuse Unicode control, format, surrogate and private-use characters in a name."""
-    if _REFUSED_CHARACTER.search(value):
-        raise ValidationError("Must not contain control, format (invisible), surrogate or "
-                              "private-use characters.")
+    if _REFUSED_CHARACTER.search(value):  # one message for all of them, as before
+        raise ValidationError("Must not contain control characters.")
 
 
 def refuse_surrogates(value: str) -> None:

@@ -131,6 +131,10 @@ def load_settings(
     if s["PUBLIC_URL"] and not _is_base_url(s["PUBLIC_URL"]):
         raise RuntimeError("PUBLIC_URL must be an http(s) URL such as https://genmb.example.com")
     s["SESSION_COOKIE_SECURE"] = not development
+    if s["SESSION_COOKIE_SECURE"] and s["SESSION_COOKIE_NAME"] == "genmb_session":
+        # __Host-: browsers take it only Secure, for Path=/ and without Domain, so neither a
+        # sibling subdomain nor a plain-HTTP page can set or shadow the session cookie.
+        s["SESSION_COOKIE_NAME"] = "__Host-genmb_session"
     for name in ("MCP_ALLOWED_HOSTS", "MCP_ALLOWED_ORIGINS"):
         s[name] = comma_list(s[name])
     if not s["MCP_ALLOWED_HOSTS"]:

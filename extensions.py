@@ -40,6 +40,8 @@ class Api(SmorestApi):
         """Set up the API, then declare the credentials the views refer to."""
         super().init_app(app, spec_kwargs=spec_kwargs)
         for name, scheme in SECURITY_SCHEMES.items():
+            if name == SCHEME_SESSION:  # __Host-genmb_session in production (config.py)
+                scheme = {**scheme, "name": app.config["SESSION_COOKIE_NAME"]}
             self.spec.components.security_scheme(name, scheme)
 
     def handle_http_exception(self, error: HTTPException) -> Response:

@@ -28,7 +28,8 @@ def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:  # 
     code = "_".join(reason.lower().split()) or "bad_request"
     body = json.dumps({"error": {"code": code, "message": f"{reason}: the request is malformed."}})
     head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+            f"Content-Type: application/json\r\nX-Content-Type-Options: nosniff\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
     util.write_nonblock(sock, (head + body).encode("latin1"))
 
 

@@ -455,3 +455,125 @@ def test_logout_clears_no_cookie_without_proof_of_the_session(hard_app, make_use
     stranger.set_cookie(COOKIE, "not-a-live-session")
     nothing = stranger.post("/auth/logout")
     assert nothing.status_code == 204 and "Set-Cookie" not in nothing.headers
+
+
+# ---- 6. the forwarded address -------------------------------------------------------------
+
+
+@pytest.mark.gunicorn
+def test_only_a_valid_forwarded_ip_gets_a_window_of_its_own(front: Gunicorn, rdb) -> None:
+    """TRUSTED_PROXY_COUNT=1 and nothing in front: a key, garbage or ip:port in the header
+    count under the TCP peer, are logged once each (redacted), and never reach Redis."""
+    raw = apikeys.generate()
+    bad = [raw, "garbage", "1.1.1.1:80", "[::1]", "1.1.1.1.1", "::1%", f"1.2.3.4 {raw}"]
+    remaining = []
+    for value in bad:
+        r = requests.get(f"{front.url}/api/me", headers={"X-Forwarded-For": value}, timeout=10)
+        assert r.status_code == 401
+        remaining.append(int(r.headers["X-RateLimit-Remaining"]))
+    # One window, the peer's: every request took one from the same count.
+    assert remaining == list(range(remaining[0], remaining[0] - len(bad), -1))
+    good = requests.get(f"{front.url}/api/me", headers={"X-Forwarded-For": "203.0.113.9"},
+                        timeout=10)
+    assert int(good.headers["X-RateLimit-Remaining"]) > remaining[-1]  # a window of its own
+    windows = sorted(k for k in rdb.keys("*") if ":rl:ip:" in k)
+    assert windows == ["genmb:rl:ip:127.0.0.1", "genmb:rl:ip:203.0.113.9"], windows
+    wait_until(lambda: front.logs().count("proxy.bad_forwarded_for") >= len(bad))
+    text = front.logs()
+    assert text.count("proxy.bad_forwarded_for") == len(bad)
+    assert _leaked(text, raw) == [] and "value=garbage peer=127.0.0.1" in text
+    everything = " ".join(f"{k} {rdb.dump(k)!r}" for k in rdb.keys("*"))
+    assert _leaked(everything, raw) == []
+
+
+def test_forwarded_values_are_checked_in_process(redis_url: str) -> None:
+    """The same rule without gunicorn: IPv4 and IPv6 accepted, anything else is the peer."""
+    client = make_app(redis_url, TRUSTED_PROXY_COUNT=1).test_client()
+    seen = {}
+    for value in ("198.51.100.7", "2001:db8::1", "nonsense", "1.1.1.1:80"):
+        r = client.get("/api/me", headers={"X-Forwarded-For": value},
+                       environ_base={"REMOTE_ADDR": "192.0.2.1"})
+        seen[value] = r.status_code
+    assert set(seen.values()) == {401}
+    windows = sorted(k.rsplit(":rl:ip:", 1)[1] for k in RedisServerKeys(redis_url))
+    assert windows == ["192.0.2.1", "198.51.100.7", "2001:db8::/64"], windows
+
+
+def RedisServerKeys(redis_url: str) -> list[str]:  # noqa: N802 - reads like a value
+    """Every rate-limit window key on the test database."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        return [k for k in client.keys("*") if ":rl:ip:" in k]
+    finally:
+        client.close()
+
+
+# ---- 8. headers, the cookie prefix, the Host ------------------------------------------------
+
+
+def test_api_responses_say_nosniff(hard_app) -> None:
+    """Not only pages: API answers, errors and the health check too."""
+    client = hard_app.test_client()
+    for response in (client.get("/api/me"), client.get("/auth/session"), client.get("/healthz"),
+                     client.get("/no/such/path"), client.post("/auth/login", json={})):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.gunicorn
+def test_hsts_over_https_through_the_trusted_proxy_only(front: Gunicorn, redis_url) -> None:
+    """HSTS when the trusted proxy says https; never over plain HTTP."""
+    https = requests.get(f"{front.url}/healthz", headers={"X-Forwarded-Proto": "https"},
+                         timeout=10)
+    assert https.headers["Strict-Transport-Security"] == "max-age=31536000"
+    plain = requests.get(f"{front.url}/api/me", timeout=10)
+    assert "Strict-Transport-Security" not in plain.headers
+    assert plain.headers["X-Content-Type-Options"] == "nosniff"
+    odd = requests.get(f"{front.url}/healthz", headers={"X-Forwarded-Proto": "javascript"},
+                       timeout=10)
+    assert "Strict-Transport-Security" not in odd.headers and odd.ok
+
+
+def test_no_hsts_when_no_proxy_is_trusted(hard_app) -> None:
+    """Without a trusted proxy, X-Forwarded-Proto is the client's word: no HSTS."""
+    response = hard_app.test_client().get("/healthz", headers={"X-Forwarded-Proto": "https"})
+    assert "Strict-Transport-Security" not in response.headers
+
+
+@pytest.fixture
+def production(redis_url: str):
+    """The app as production runs it (Secure cookie, Host check), with a public URL."""
+    return make_app(redis_url, TESTING=False, ENV="production",
+                    PUBLIC_URL="https://genmb.example.com")
+
+
+def test_production_cookie_has_the_host_prefix(production, make_user) -> None:
+    """__Host-genmb_session: Secure, Path=/, no Domain; and it authenticates."""
+    user = make_user("pro")
+    client = production.test_client()
+    r = client.post("/auth/login", json={"email": user.email, "password": PASSWORD},
+                    base_url="https://localhost")
+    cookie = r.headers["Set-Cookie"]
+    assert cookie.startswith("__Host-genmb_session=") and "Secure" in cookie
+    assert "Path=/" in cookie and "Domain" not in cookie
+    assert client.get("/auth/session", base_url="https://localhost").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/login", "/settings", "/api/me", "/auth/session",
+                                  "/openapi.json", "/mcp"])
+def test_production_refuses_a_host_outside_the_allow_list(production, path) -> None:
+    """An arbitrary Host is 421 host_not_allowed, never reflected; probes are not checked."""
+    client = production.test_client()
+    response = client.get(path, headers={"Host": "evil.example"})
+    assert response.status_code == 421, response.get_data(as_text=True)[:200]
+    assert "evil.example" not in response.get_data(as_text=True)
+    assert client.get("/healthz", headers={"Host": "10.0.0.5:8000"}).status_code == 200
+
+
+def test_the_mcp_panel_url_comes_from_public_url(production) -> None:
+    """Pages show $PUBLIC_URL/mcp whatever allowed Host the request used."""
+    client = production.test_client()
+    for host in ("genmb.example.com", "localhost:8000", "127.0.0.1"):
+        page = client.get("/login", headers={"Host": host}).get_data(as_text=True)
+        assert 'data-mcp-url="https://genmb.example.com/mcp"' in page, host

@@ -63,6 +63,10 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str, str]] = {
         409, "key_limit_reached", "You already have the maximum number of API keys; "
         "delete one to create another.",
     ),
+    domain.AppLimitReached: (
+        409, "app_limit_reached", "You already have the most apps your plan allows; "
+        "delete one to create another, or upgrade.",
+    ),
     domain.InsufficientCredits: (
         402, "insufficient_credits", "Not enough credits left this month for this action.",
     ),
@@ -138,11 +142,14 @@ def http_exception_response(exc: HTTPException) -> Response:
     data = getattr(exc, "data", None) or {}
     messages = data.get("messages")
     if messages is not None and status in (400, 422):
-        # webargs nests errors by location ({"json": {...}}); the body is the only location.
-        fields = messages.get("json", messages) if isinstance(messages, dict) else messages
+        # webargs nests errors by location ({"json": {...}}); a view reads one location.
+        fields = (messages.get("json", messages.get("query", messages))
+                  if isinstance(messages, dict) else messages)
         if not isinstance(fields, dict):  # not JSON at all: no field to blame, marshmallow's key
             fields = {"_schema": fields if isinstance(fields, list) else [fields]}
-        return error_response(status, "validation_error", "The request body is invalid.",
+        where = ("query parameters are" if isinstance(messages, dict) and "query" in messages
+                 else "request body is")
+        return error_response(status, "validation_error", f"The {where} invalid.",
                               fields=fields)
     headers = {}
     if isinstance(exc, MethodNotAllowed) and exc.valid_methods:

@@ -43,12 +43,14 @@ DESCRIPTIONS = {
          "with an API key) or, on /auth, `cross_site_request` (a write whose Origin or "
          "Sec-Fetch-Site names another site).",
     404: "`not_found`: unknown, or someone else's.",
-    409: "`email_taken` or `key_limit_reached`.",
+    409: "`email_taken`, `key_limit_reached` or `app_limit_reached` (the plan's app cap, "
+         "MAX_APPS_<PLAN>).",
     413: "`payload_too_large`: the body is over 1 MiB.",
     415: "`unsupported_media_type`: a body that is not `application/json`.",
     421: "`host_not_allowed` (production only): the Host header is neither PUBLIC_URL's host "
          "nor in MCP_ALLOWED_HOSTS.",
-    422: "`validation_error`: `fields` says which field is wrong and why.",
+    422: "`validation_error`: `fields` says which field (or query parameter) is wrong and "
+         "why.",
     429: "`rate_limited`: the client IP's rolling window (or, for codegen and deploy, the "
          "user's per-endpoint limit) is used up; retry after `Retry-After` seconds.",
     503: "`service_unavailable`: Redis is unreachable; nothing is authenticated without it.",

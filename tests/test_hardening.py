@@ -15,6 +15,7 @@ import statistics
 import time
 import unicodedata
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import hypothesis.strategies as st
 import pytest
@@ -22,8 +23,9 @@ import requests
 from hypothesis import HealthCheck, given, settings
 
 import logs
+from config import plans_from_env
 from schemas import common
-from store import apikeys, users
+from store import apikeys, apps, users
 from tests.conftest import PASSWORD, LiveSession, login, make_app
 from tests.servers import LOOPBACK, Gunicorn, RedisServer, wait_until
 
@@ -577,3 +579,96 @@ def test_the_mcp_panel_url_comes_from_public_url(production) -> None:
     for host in ("genmb.example.com", "localhost:8000", "127.0.0.1"):
         page = client.get("/login", headers={"Host": host}).get_data(as_text=True)
         assert 'data-mcp-url="https://genmb.example.com/mcp"' in page, host
+
+
+# ---- 9. apps: a cap per plan, and pages --------------------------------------------------
+
+
+def test_the_reviews_150_creates_stop_at_the_plans_cap(hard_app, make_user) -> None:
+    """MAX_APPS_PRO (100 by default): 100 created, then 409 app_limit_reached."""
+    client = hard_app.test_client()
+    token = login(client, make_user("pro").email)
+    codes = [client.post("/api/apps", json={"name": f"app {i}"},
+                         headers={"X-CSRF-Token": token}).status_code for i in range(150)]
+    assert codes == [201] * 100 + [409] * 50
+    refused = client.post("/api/apps", json={"name": "one more"}, headers={"X-CSRF-Token": token})
+    assert refused.json["error"]["code"] == "app_limit_reached"
+    first = client.get("/api/apps").json
+    assert len(first["apps"]) == 100 and "next_cursor" not in first
+
+
+def test_app_caps_come_from_the_environment(redis_url, make_user) -> None:
+    """MAX_APPS_<PLAN> configures each plan's cap; deleting an app frees a place."""
+    plans = plans_from_env({"MAX_APPS_FREE": "2", "MAX_APPS_PRO": "3"})
+    app = make_app(redis_url, PLANS=plans)
+    for plan, cap in (("free", 2), ("pro", 3)):
+        client = app.test_client()
+        token = login(client, make_user(plan).email)
+        made = [client.post("/api/apps", json={"name": f"a{i}"}, headers={"X-CSRF-Token": token})
+                for i in range(cap + 2)]
+        assert [r.status_code for r in made] == [201] * cap + [409, 409], plan
+        client.delete(f"/api/apps/{made[0].json['id']}", headers={"X-CSRF-Token": token})
+        again = client.post("/api/apps", json={"name": "again"}, headers={"X-CSRF-Token": token})
+        assert again.status_code == 201
+
+
+@pytest.mark.gunicorn
+def test_racing_creates_never_pass_the_cap(front: Gunicorn, make_user) -> None:
+    """30 concurrent creates (10 at a time) on 2 workers for a free user (cap 10): exactly 10."""
+    session = LiveSession(front.url, make_user("free").email)
+
+    def create(i: int) -> int:
+        return session.http.post(f"{front.url}/api/apps", json={"name": f"race {i}"},
+                                 headers={"X-CSRF-Token": session.csrf}, timeout=30).status_code
+
+    with ThreadPoolExecutor(10) as pool:
+        codes = list(pool.map(create, range(30)))
+    assert sorted(codes) == [201] * 10 + [409] * 20
+    listed = session.http.get(f"{front.url}/api/apps", timeout=10).json()["apps"]
+    assert len(listed) == 10
+
+
+@pytest.mark.gunicorn
+def test_mcp_create_app_shares_the_cap(front: Gunicorn, make_user, storage) -> None:
+    """At the cap, the MCP tool answers a tool error with the same code."""
+    owner = McpOwner(front.url, make_user)
+    user_id = owner.session.http.get(f"{front.url}/api/me", timeout=10).json()["id"]
+    for i in range(100):
+        apps.create(storage, user_id, f"seeded {i}")
+    result = owner.call("create_app", {"name": "one too many"}).json()["result"]
+    assert result["isError"] is True
+    assert result["structuredContent"]["error"]["code"] == "app_limit_reached"
+
+
+def test_pages_walk_every_app_once_in_order(hard_app, make_user, storage) -> None:
+    """?limit=N&cursor=...: every app exactly once, oldest first; limit at most 100."""
+    user = make_user("business")
+    for i in range(150):
+        apps.create(storage, user.id, f"app {i:03}")
+    order = [a.name for a in apps.list_for_user(storage, user.id)]  # (created_at, id)
+    client = hard_app.test_client()
+    token = login(client, user.email)
+    first = client.get("/api/apps").json
+    assert len(first["apps"]) == 100 and first["next_cursor"]
+    second = client.get(f"/api/apps?cursor={first['next_cursor']}").json
+    assert len(second["apps"]) == 50 and "next_cursor" not in second
+    seen, cursor, pages = [], None, 0
+    while pages < 30:  # bounded: 150 / 7 = 22 pages
+        query = f"?limit=7&cursor={cursor}" if cursor else "?limit=7"
+        page = client.get(f"/api/apps{query}").json
+        seen += [a["name"] for a in page["apps"]]
+        pages += 1
+        cursor = page.get("next_cursor")
+        if cursor is None:
+            break
+        if pages == 3:  # the app the cursor points at goes away: the walk goes on
+            doomed = page["apps"][-1]
+            client.delete(f"/api/apps/{doomed['id']}", headers={"X-CSRF-Token": token})
+            order.remove(doomed["name"])
+            seen.remove(doomed["name"])
+    assert pages == 22
+    assert seen == order and len(seen) == 149
+    for bad in ("limit=0", "limit=101", "limit=x", "cursor=abc", "cursor=2026-01-01~app_x"):
+        r = client.get(f"/api/apps?{bad}")
+        assert r.status_code == 422 and r.json["error"]["code"] == "validation_error", bad
+        assert set(r.json["error"]["fields"]) <= {"limit", "cursor"}

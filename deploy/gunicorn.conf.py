@@ -9,6 +9,7 @@ from gunicorn import util
 from gunicorn.glogging import Logger
 
 from logs import install_filter
+from store.client import EMBEDDED_URL
 
 
 class RedactingLogger(Logger):
@@ -37,7 +38,26 @@ def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:  # 
 util.write_error = write_json_error
 
 bind = os.environ.get("BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
-workers = int(os.environ.get("WORKERS", "2"))
+# The embedded store (REDIS_URL=memory://) lives inside one process: two workers would be two
+# stores (a user signed up on one is unknown to the other). One worker, whatever WORKERS or
+# --workers say (on_starting below overrides the command line too).
+EMBEDDED = os.environ.get("REDIS_URL", "").startswith(EMBEDDED_URL)
+workers = 1 if EMBEDDED else int(os.environ.get("WORKERS", "2"))
+
+
+def on_starting(server) -> None:  # noqa: ANN001 - gunicorn's Arbiter
+    """With the embedded store, run exactly one worker, and say so at start-up."""
+    if EMBEDDED:
+        server.num_workers = 1
+        server.log.warning(
+            "embedded in-process store (REDIS_URL=memory://): exactly 1 worker, whatever "
+            "WORKERS says; nothing survives a restart. Set REDIS_URL to a Redis for more.")
+
+
+def nworkers_changed(server, new_value: int, old_value: int | None) -> None:  # noqa: ANN001
+    """TTIN cannot add a second embedded store either."""
+    if EMBEDDED and new_value != 1:
+        server.num_workers = 1
 worker_class = "sync"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 10

@@ -9,9 +9,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
+import signal
 import socket
 import statistics
+import subprocess
 import time
 import unicodedata
 from collections.abc import Iterator
@@ -27,7 +30,7 @@ from config import plans_from_env
 from schemas import common
 from store import apikeys, apps, users
 from tests.conftest import PASSWORD, LiveSession, login, make_app
-from tests.servers import LOOPBACK, Gunicorn, RedisServer, wait_until
+from tests.servers import LOOPBACK, ROOT, Gunicorn, RedisServer, free_port, wait_until
 
 pytestmark = [pytest.mark.integration]
 
@@ -672,3 +675,65 @@ def test_pages_walk_every_app_once_in_order(hard_app, make_user, storage) -> Non
         r = client.get(f"/api/apps?{bad}")
         assert r.status_code == 422 and r.json["error"]["code"] == "validation_error", bad
         assert set(r.json["error"]["fields"]) <= {"limit", "cursor"}
+
+
+# ---- 11. the embedded store runs exactly one worker ---------------------------------------
+
+
+def _logins_all_succeed(base_url: str, email: str) -> list[int]:
+    """Sign up once, then 30 logins, 10 at a time; their status codes."""
+    r = requests.post(f"{base_url}/auth/signup", json={"email": email, "password": PASSWORD},
+                      timeout=10)
+    assert r.status_code == 201, r.text
+
+    def one(_: int) -> int:
+        return requests.post(f"{base_url}/auth/login",
+                             json={"email": email, "password": PASSWORD}, timeout=30).status_code
+
+    with ThreadPoolExecutor(10) as pool:
+        return list(pool.map(one, range(30)))
+
+
+@pytest.mark.gunicorn
+def test_direct_gunicorn_start_with_the_embedded_store_runs_one_worker(tmp_path) -> None:
+    """`gunicorn -c deploy/gunicorn.conf.py --workers 4` with REDIS_URL=memory://: one worker
+    (one store), said at start-up; 30 concurrent logins all succeed (split brain: 15 x 401)."""
+    server = Gunicorn("memory://", tmp_path / "log", workers=4).start()
+    try:
+        codes = _logins_all_succeed(server.url, "embedded@example.test")
+        text = server.logs()
+    finally:
+        server.stop()
+    assert codes == [200] * 30, codes
+    assert "embedded in-process store (REDIS_URL=memory://): exactly 1 worker" in text
+    assert text.count("Booting worker") == 1, text
+
+
+@pytest.mark.gunicorn
+def test_make_run_with_memory_url_runs_one_worker(tmp_path) -> None:
+    """scripts/run.sh (make run) with REDIS_URL=memory:// and WORKERS=3: one worker, and the
+    start-up line says why; it also says gunicorn alone belongs behind the proxy."""
+    port = free_port()
+    env = {**os.environ, "REDIS_URL": "memory://", "WORKERS": "3", "PORT": str(port),
+           "PASSWORD_SCRYPT_N": "1024", "PYTHONUNBUFFERED": "1", "SECRET_KEY": "run-test"}
+    out_path = tmp_path / "run.out"
+    with open(out_path, "wb") as out:
+        process = subprocess.Popen([str(ROOT / "scripts" / "run.sh")], cwd=ROOT, env=env,
+                                   stdout=out, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://{LOOPBACK}:{port}"
+    try:
+        wait_until(lambda: requests.get(f"{url}/healthz", timeout=2).ok, timeout=60)
+        codes = _logins_all_succeed(url, "make-run@example.test")
+    finally:
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the script's own session
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+    text = out_path.read_text(errors="replace")
+    assert codes == [200] * 30, codes
+    assert "with 1 worker(s) (embedded store: exactly one)" in text, text
+    assert "must sit behind the nginx proxy" in text, text
+    assert text.count("Booting worker") == 1, text

@@ -27,10 +27,22 @@ from hypothesis import HealthCheck, given, settings
 
 import logs
 from config import plans_from_env
+from deploy.stack import Stack
 from schemas import common
 from store import apikeys, apps, users
+from store.client import Storage
+from store.names import KeyNames
 from tests.conftest import PASSWORD, LiveSession, login, make_app
-from tests.servers import LOOPBACK, ROOT, Gunicorn, RedisServer, free_port, wait_until
+from tests.servers import (
+    LOOPBACK,
+    ROOT,
+    Gunicorn,
+    RedisServer,
+    free_port,
+    wait_until,
+    whole_and_empty,
+)
+from tests.test_stack import require_nginx, stack_env
 
 pytestmark = [pytest.mark.integration]
 
@@ -737,3 +749,70 @@ def test_make_run_with_memory_url_runs_one_worker(tmp_path) -> None:
     assert "with 1 worker(s) (embedded store: exactly one)" in text, text
     assert "must sit behind the nginx proxy" in text, text
     assert text.count("Booting worker") == 1, text
+
+
+# ---- the same reproductions through the nginx template (make stack's topology) ----------
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Redis, two gunicorn instances, nginx in front: as the reviewers' second target."""
+    require_nginx()
+    with Stack(tmp_path_factory.mktemp("hardening-stack") / "var", workers=2,
+               env=stack_env()) as running:
+        yield running
+
+
+@pytest.mark.gunicorn
+def test_reproductions_through_nginx_come_back_clean(stack: Stack) -> None:
+    """Forged log lines, XFF, the cross-site logout, odd bodies and MCP echoes via nginx:
+    no forged line in any log, no key fragment in any answer, log line or Redis key."""
+    whole_and_empty(stack)
+    url = stack.url
+    user = f"pro-{time.monotonic_ns()}@example.test"
+    admin = stack.redis_client()
+    try:
+        users.create(Storage(admin, KeyNames()), user, PASSWORD, "pro", 1024)
+    finally:
+        admin.close()
+    owner = McpOwner(url, lambda plan: users.User("", user, plan))
+    raw = owner.key
+    answers = []
+    # 1. forged access-log lines, on an API path and a page path
+    for path in (f"/api/x%0a{FORGED}", f"/settings%0d%0a{FORGED}"):
+        answers.append(requests.get(url + path, timeout=10))
+    # 6. the key as X-Forwarded-For: nginx appends the peer, which is what counts
+    answers.append(requests.get(f"{url}/api/me", headers={"X-Forwarded-For": raw}, timeout=10))
+    # 5. the cross-site logout form
+    form = owner.session.http.post(f"{url}/auth/logout", data=b"",
+                                   headers={"Content-Type": "text/plain",
+                                            "Origin": "https://evil.example",
+                                            "Sec-Fetch-Site": "cross-site"}, timeout=10)
+    assert form.status_code == 403 and "Set-Cookie" not in form.headers
+    assert owner.session.http.get(f"{url}/auth/session", timeout=10).status_code == 200
+    # 4. odd bodies
+    for path, body in REVIEW_BODIES[:2]:
+        r = requests.post(url + path, data=body, headers={"Content-Type": "application/json"},
+                          timeout=30)
+        assert r.status_code in (400, 422) and r.json()["error"]["code"] == "validation_error"
+        answers.append(r)
+    # 2. MCP echoes
+    for value in _placements(raw).values():
+        answers.append(owner.call("create_app", {"name": value}))
+        answers.append(owner.post(json.dumps({"jsonrpc": "2.0", "id": 1,
+                                              "method": "tools/call", "params": value})))
+    for response in answers:
+        assert response.status_code < 500, response.text
+        assert _leaked(response.text, raw) == [], response.text
+    time.sleep(0.5)  # the instances' log lines are written after the answers
+    for part in stack.apps.values():
+        lines = part.log.read_text(errors="replace").splitlines()
+        assert not any(line.startswith("2026-12-01 09:99:99") for line in lines)
+        assert [line for line in lines if not LINE_SHAPES.match(line)] == []
+        assert _leaked("\n".join(lines), raw) == []
+    admin = stack.redis_client()
+    try:
+        everything = " ".join(f"{k} {admin.dump(k)!r}" for k in admin.keys("*"))
+    finally:
+        admin.close()
+    assert _leaked(everything, raw) == []

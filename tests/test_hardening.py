@@ -816,3 +816,16 @@ def test_reproductions_through_nginx_come_back_clean(stack: Stack) -> None:
     finally:
         admin.close()
     assert _leaked(everything, raw) == []
+
+
+@pytest.mark.gunicorn
+def test_mcp_create_app_uses_the_same_name_validator(front: Gunicorn, make_user) -> None:
+    """Through MCP, the REST validator refuses the same characters (one validator)."""
+    owner = McpOwner(front.url, make_user)
+    for char in ("\u200b", "\u061c", "\U000e0041", "\ufeff"):
+        result = owner.call("create_app", {"name": f"CI{char}deploy"}).json()["result"]
+        assert result["isError"] is True
+        assert result["structuredContent"]["error"]["code"] == "validation_error"
+        assert list(result["structuredContent"]["error"]["fields"]) == ["name"]
+    made = owner.call("create_app", {"name": "Cafe\u0301"}).json()["result"]
+    assert made["structuredContent"]["name"] == "Caf\u00e9"

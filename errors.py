@@ -10,6 +10,7 @@ import redis
 from flask import Flask, Response, has_request_context, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from logs import remove_keys
 from store import errors as domain
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,15 @@ def _snake(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
+def _without_keys(fields: Any) -> Any:
+    """Field errors as sent: an unknown field's name is the client's text, and may be a key."""
+    if isinstance(fields, dict):
+        return {remove_keys(str(name)): _without_keys(value) for name, value in fields.items()}
+    if isinstance(fields, list):
+        return [_without_keys(item) for item in fields]
+    return remove_keys(fields) if isinstance(fields, str) else fields
+
+
 def http_exception_response(exc: HTTPException) -> Response:
     """Any werkzeug HTTPException (and flask-smorest/webargs validation errors) as JSON."""
     status = exc.code or 500
@@ -147,6 +157,7 @@ def http_exception_response(exc: HTTPException) -> Response:
                   if isinstance(messages, dict) else messages)
         if not isinstance(fields, dict):  # not JSON at all: no field to blame, marshmallow's key
             fields = {"_schema": fields if isinstance(fields, list) else [fields]}
+        fields = _without_keys(fields)
         where = ("query parameters are" if isinstance(messages, dict) and "query" in messages
                  else "request body is")
         return error_response(status, "validation_error", f"The {where} invalid.",

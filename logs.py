@@ -25,6 +25,16 @@ def redact(text: str) -> str:
     return KEY_SHAPE.sub(lambda m: f"genmb_sk_{unquote(m.group(1))}…[redacted]", text)
 
 
+# In an answer to a client not even the display prefix of a key is shown (the key's owner
+# sees it in KeyInfo; anyone else who sent a key back has no business seeing part of it).
+REDACTED_KEY = "genmb_sk_…[redacted]"
+
+
+def remove_keys(text: str) -> str:
+    """Replace every key-shaped run, display prefix included: for text sent to a client."""
+    return KEY_SHAPE.sub(REDACTED_KEY, text)
+
+
 def escape_controls(text: str) -> str:
     """Control characters as visible escapes (\\n, \\x1b, \\u2028): text stays on one line."""
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)

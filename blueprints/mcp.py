@@ -19,7 +19,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 
 from errors import ApiError, error_response
-from logs import KEY_SHAPE
+from logs import remove_keys
 from mcp_server import PRINCIPAL_ENVIRON_KEY
 from security.gate import current_principal
 
@@ -44,7 +44,6 @@ SDK_REFUSAL_MESSAGES = {
 }
 
 KEY_MARKER = "genmb"  # cheap pre-check before the redaction regex
-REDACTED_KEY = "genmb_sk_…[redacted]"  # not even the display prefix: no part of a key
 NO_STREAM = ("This MCP server is stateless and answers every POST with JSON: there is no "
              "event stream to GET and no session to DELETE.")
 
@@ -87,7 +86,7 @@ _INPUT_ECHO = re.compile(r"(\[type=[\w.]+), input_value=.*, input_type=[\w.]+\]$
 
 def scrub_text(text: str) -> str:
     """An SDK message without echoed input values, and without any key, not even its prefix."""
-    return KEY_SHAPE.sub(REDACTED_KEY, _INPUT_ECHO.sub(r"\1]", text))
+    return remove_keys(_INPUT_ECHO.sub(r"\1]", text))
 
 
 def _scrub(value: Any) -> Any:

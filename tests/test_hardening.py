@@ -829,3 +829,22 @@ def test_mcp_create_app_uses_the_same_name_validator(front: Gunicorn, make_user)
         assert list(result["structuredContent"]["error"]["fields"]) == ["name"]
     made = owner.call("create_app", {"name": "Cafe\u0301"}).json()["result"]
     assert made["structuredContent"]["name"] == "Caf\u00e9"
+
+
+def test_rest_validation_errors_never_echo_a_key_either(signed_in) -> None:
+    """An unknown field named by a key, or a key in a field: the answer holds none of it."""
+    client, token, _ = signed_in
+    raw = apikeys.generate()
+    answers = [
+        client.post("/api/apps", json={raw: 1, "name": "x"}, headers={"X-CSRF-Token": token}),
+        client.post("/api/keys", json={"name": "ok", f"x{raw}": [raw]},
+                    headers={"X-CSRF-Token": token}),
+        client.post("/auth/signup", json={"email": raw, "password": raw}),
+        client.post("/auth/login", json={"email": f"{raw}@example.test", "password": raw}),
+        client.get(f"/api/apps?limit={raw}&cursor={raw}"),
+        client.get(f"/api/apps/{raw}"),
+    ]
+    for response in answers:
+        assert response.status_code in (401, 404, 422), response.json
+        assert _leaked(response.get_data(as_text=True), raw) == [], response.json
+        assert raw[9:13] not in response.get_data(as_text=True)

@@ -848,3 +848,18 @@ def test_rest_validation_errors_never_echo_a_key_either(signed_in) -> None:
         assert response.status_code in (401, 404, 422), response.json
         assert _leaked(response.get_data(as_text=True), raw) == [], response.json
         assert raw[9:13] not in response.get_data(as_text=True)
+
+
+def test_pages_never_reflect_a_key_from_the_path_or_host(hard_app, make_user) -> None:
+    """A key pasted into a page URL or the Host header does not come back in the page."""
+    raw = apikeys.generate()
+    anonymous = hard_app.test_client()
+    user = make_user("pro")
+    member = hard_app.test_client()
+    login(member, user.email)
+    answers = [anonymous.get(f"/apps/{raw}"), anonymous.get(f"/login?next=/apps/{raw}"),
+               member.get(f"/apps/{raw}"), member.get("/settings", headers={"Host": raw})]
+    for response in answers:
+        text = response.get_data(as_text=True) + str(response.headers)
+        assert response.status_code in (200, 302), response.status_code
+        assert _leaked(text, raw) == [], text

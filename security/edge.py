@@ -31,9 +31,12 @@ SHOWN_VALUE = 80  # characters of a refused header value that go into the log li
 
 
 def is_ip_address(value: str | None) -> bool:
-    """True for a syntactically valid IPv4 or IPv6 address (no port, no brackets)."""
+    """True for a syntactically valid IPv4 or IPv6 address (no port, no brackets, and no
+    %zone: Python takes any text after the % as an IPv6 scope)."""
+    if not value or "%" in value:
+        return False
     try:
-        ipaddress.ip_address(value or "")
+        ipaddress.ip_address(value)
     except ValueError:
         return False
     return True

@@ -482,7 +482,8 @@ def test_only_a_valid_forwarded_ip_gets_a_window_of_its_own(front: Gunicorn, rdb
     """TRUSTED_PROXY_COUNT=1 and nothing in front: a key, garbage or ip:port in the header
     count under the TCP peer, are logged once each (redacted), and never reach Redis."""
     raw = apikeys.generate()
-    bad = [raw, "garbage", "1.1.1.1:80", "[::1]", "1.1.1.1.1", "::1%", f"1.2.3.4 {raw}"]
+    bad = [raw, "garbage", "1.1.1.1:80", "[::1]", "1.1.1.1.1", "::1%", f"1.2.3.4 {raw}",
+           f"fe80::1%{raw}"]
     remaining = []
     for value in bad:
         r = requests.get(f"{front.url}/api/me", headers={"X-Forwarded-For": value}, timeout=10)

@@ -7,7 +7,6 @@ from typing import Any
 
 from flask import Flask
 from flask.sessions import SessionInterface
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 import cli
 from blueprints import account, apps, auth, health, keys, mcp, web
@@ -15,7 +14,7 @@ from config import load_settings
 from errors import register_error_handlers
 from extensions import STORAGE_EXTENSION, api, limiter
 from logs import configure_logging
-from security import gate
+from security import edge, gate
 from store.client import Storage, connect
 from store.durability import ReplicaWait
 from store.names import KeyNames
@@ -42,9 +41,7 @@ def register_extensions(app: Flask) -> None:
     app.extensions[STORAGE_EXTENSION] = Storage(
         client, KeyNames(config["REDIS_KEY_PREFIX"]), wait=wait
     )
-    proxies = app.config["TRUSTED_PROXY_COUNT"]
-    if proxies:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
+    edge.init_app(app)  # proxy trust (validated), the Host check, security headers
     gate.init_app(app)
     register_endpoint_limiter(app)
     api.init_app(app)

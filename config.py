@@ -16,11 +16,12 @@ from store import redis_url
 
 @dataclass(frozen=True)
 class Plan:
-    """What a plan grants: a monthly credit allowance and whether it may hold API keys."""
+    """What a plan grants: monthly credits, whether it may hold API keys, how many apps."""
 
     name: str
     monthly_credits: int
     api_keys: bool
+    max_apps: int = 100
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -71,12 +72,21 @@ def comma_list(value: str | list[str] | tuple[str, ...]) -> list[str]:
 
 
 def plans_from_env(env: Mapping[str, str]) -> dict[str, Plan]:
-    """The plan table: monthly credits per plan (CREDITS_<PLAN>) and who may hold keys."""
+    """The plan table: monthly credits (CREDITS_<PLAN>), who may hold keys, and the most
+    apps a user may hold (MAX_APPS_<PLAN>)."""
     return {
-        "free": Plan("free", _int(env, "CREDITS_FREE", 50), api_keys=False),
-        "pro": Plan("pro", _int(env, "CREDITS_PRO", 1000), api_keys=True),
-        "business": Plan("business", _int(env, "CREDITS_BUSINESS", 10000), api_keys=True),
+        "free": Plan("free", _int(env, "CREDITS_FREE", 50), api_keys=False,
+                     max_apps=_int(env, "MAX_APPS_FREE", 10)),
+        "pro": Plan("pro", _int(env, "CREDITS_PRO", 1000), api_keys=True,
+                    max_apps=_int(env, "MAX_APPS_PRO", 100)),
+        "business": Plan("business", _int(env, "CREDITS_BUSINESS", 10000), api_keys=True,
+                         max_apps=_int(env, "MAX_APPS_BUSINESS", 1000)),
     }
+
+
+def app_caps(plans: Mapping[str, Plan]) -> dict[str, int]:
+    """Plan name -> most apps, as the app store takes it."""
+    return {name: plan.max_apps for name, plan in plans.items()}
 
 
 def load_settings(
@@ -146,6 +156,10 @@ def load_settings(
     if s["PUBLIC_URL"] and not _is_base_url(s["PUBLIC_URL"]):
         raise RuntimeError("PUBLIC_URL must be an http(s) URL such as https://genmb.example.com")
     s["SESSION_COOKIE_SECURE"] = not development
+    if s["SESSION_COOKIE_SECURE"] and s["SESSION_COOKIE_NAME"] == "genmb_session":
+        # __Host-: browsers take it only Secure, for Path=/ and without Domain, so neither a
+        # sibling subdomain nor a plain-HTTP page can set or shadow the session cookie.
+        s["SESSION_COOKIE_NAME"] = "__Host-genmb_session"
     for name in ("MCP_ALLOWED_HOSTS", "MCP_ALLOWED_ORIGINS"):
         s[name] = comma_list(s[name])
     if not s["MCP_ALLOWED_HOSTS"]:

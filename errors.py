@@ -10,6 +10,7 @@ import redis
 from flask import Flask, Response, has_request_context, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from logs import remove_keys
 from store import errors as domain
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,10 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str, str]] = {
     domain.KeyLimitReached: (
         409, "key_limit_reached", "You already have the maximum number of API keys; "
         "delete one to create another.",
+    ),
+    domain.AppLimitReached: (
+        409, "app_limit_reached", "You already have the most apps your plan allows; "
+        "delete one to create another, or upgrade.",
     ),
     domain.InsufficientCredits: (
         402, "insufficient_credits", "Not enough credits left this month for this action.",
@@ -133,17 +138,30 @@ def _snake(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
+def _without_keys(fields: Any) -> Any:
+    """Field errors as sent: an unknown field's name is the client's text, and may be a key."""
+    if isinstance(fields, dict):
+        return {remove_keys(str(name)): _without_keys(value) for name, value in fields.items()}
+    if isinstance(fields, list):
+        return [_without_keys(item) for item in fields]
+    return remove_keys(fields) if isinstance(fields, str) else fields
+
+
 def http_exception_response(exc: HTTPException) -> Response:
     """Any werkzeug HTTPException (and flask-smorest/webargs validation errors) as JSON."""
     status = exc.code or 500
     data = getattr(exc, "data", None) or {}
     messages = data.get("messages")
     if messages is not None and status in (400, 422):
-        # webargs nests errors by location ({"json": {...}}); the body is the only location.
-        fields = messages.get("json", messages) if isinstance(messages, dict) else messages
+        # webargs nests errors by location ({"json": {...}}); a view reads one location.
+        fields = (messages.get("json", messages.get("query", messages))
+                  if isinstance(messages, dict) else messages)
         if not isinstance(fields, dict):  # not JSON at all: no field to blame, marshmallow's key
             fields = {"_schema": fields if isinstance(fields, list) else [fields]}
-        return error_response(status, "validation_error", "The request body is invalid.",
+        fields = _without_keys(fields)
+        where = ("query parameters are" if isinstance(messages, dict) and "query" in messages
+                 else "request body is")
+        return error_response(status, "validation_error", f"The {where} invalid.",
                               fields=fields)
     headers = {}
     if isinstance(exc, MethodNotAllowed) and exc.valid_methods:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from flask import Response, current_app, g
 from flask_limiter import Limiter
 from flask_smorest import Api as SmorestApi
+from flask_smorest import Blueprint as SmorestBlueprint
 from werkzeug.exceptions import HTTPException
 
 from errors import http_exception_response
 from schemas.common import ErrorSchema
+from security.jsonbody import StrictJsonParser
 from store.client import Storage
 
 # The credentials /openapi.json declares (blueprints/docs.py says which view takes which).
@@ -38,11 +40,19 @@ class Api(SmorestApi):
         """Set up the API, then declare the credentials the views refer to."""
         super().init_app(app, spec_kwargs=spec_kwargs)
         for name, scheme in SECURITY_SCHEMES.items():
+            if name == SCHEME_SESSION:  # __Host-genmb_session in production (config.py)
+                scheme = {**scheme, "name": app.config["SESSION_COOKIE_NAME"]}
             self.spec.components.security_scheme(name, scheme)
 
     def handle_http_exception(self, error: HTTPException) -> Response:
         """Render werkzeug and validation errors as {"error": {...}}."""
         return http_exception_response(error)
+
+
+class Blueprint(SmorestBlueprint):
+    """flask-smorest's Blueprint, parsing JSON bodies that cannot become a 500."""
+
+    ARGUMENTS_PARSER = StrictJsonParser()
 
 
 def user_limit_key(user_id: str) -> str:

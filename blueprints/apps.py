@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
+from flask import current_app
 
 from blueprints.docs import (
     BODY_CHECKED,
@@ -14,8 +14,17 @@ from blueprints.docs import (
     KEY_OR_SESSION_WRITE,
     errors,
 )
-from extensions import storage
-from schemas.apps import AppCreateSchema, AppListSchema, AppSchema, CodegenSchema, JobEnvelopeSchema
+from config import app_caps
+from extensions import Blueprint, storage
+from schemas.apps import (
+    AppCreateSchema,
+    AppListQuerySchema,
+    AppListSchema,
+    AppSchema,
+    CodegenSchema,
+    JobEnvelopeSchema,
+    encode_cursor,
+)
 from security.gate import current_principal
 from services import jobs, limits
 from store import apps
@@ -24,20 +33,26 @@ bp = Blueprint("apps", __name__, url_prefix="/api/apps", description="Apps and j
 
 
 @bp.route("", methods=["GET"])
-@errors(bp, COUNTED, security=KEY_OR_SESSION)
+@errors(bp, COUNTED, 422, security=KEY_OR_SESSION)
+@bp.arguments(AppListQuerySchema, location="query")
 @bp.response(200, AppListSchema)
-def list_apps() -> dict[str, Any]:
-    """The user's apps, oldest first."""
-    return {"apps": apps.list_for_user(storage(), current_principal().user_id)}
+def list_apps(query: dict[str, Any]) -> dict[str, Any]:
+    """The user's apps, oldest first, a page at a time (follow next_cursor until null)."""
+    page, last = apps.page_for_user(storage(), current_principal().user_id, query["limit"],
+                                    query["cursor"])
+    if last is None:
+        return {"apps": page}  # the last page: {"apps": [...]} as before pagination
+    return {"apps": page, "next_cursor": encode_cursor(last.created_at, last.id)}
 
 
 @bp.route("", methods=["POST"])
-@errors(bp, COUNTED, BODY_CHECKED, JSON_BODY, security=KEY_OR_SESSION_WRITE)
+@errors(bp, COUNTED, BODY_CHECKED, JSON_BODY, 409, security=KEY_OR_SESSION_WRITE)
 @bp.arguments(AppCreateSchema)
 @bp.response(201, AppSchema)
 def create_app_record(body: dict[str, Any]) -> apps.App:
-    """Create an app."""
-    return apps.create(storage(), current_principal().user_id, body["name"])
+    """Create an app, within the plan's app cap (409 app_limit_reached)."""
+    return apps.create(storage(), current_principal().user_id, body["name"],
+                       app_caps(current_app.config["PLANS"]))
 
 
 @bp.route("/<app_id>", methods=["GET"])

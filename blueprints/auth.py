@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Response, current_app, make_response, request
-from flask_smorest import Blueprint
 
 from blueprints.docs import (
     ANONYMOUS,
@@ -18,14 +18,45 @@ from blueprints.docs import (
     errors,
 )
 from errors import ApiError
-from extensions import storage
+from extensions import Blueprint, storage
 from schemas.users import CredentialsSchema, LoginSchema, SessionSchema, UserEnvelopeSchema
 from security import csrf
-from security.gate import optional_principal
+from security.gate import UNSAFE_METHODS, optional_principal
 from store import sessions, users
 
 bp = Blueprint("auth", __name__, url_prefix="/auth", description="Session authentication")
 log = logging.getLogger("genmb.security")
+
+
+# Sec-Fetch-Site values of a request the user's own pages (or the user, typing) started.
+OWN_SITE = frozenset({"same-origin", "none"})
+
+
+def _own_origin(origin: str) -> bool:
+    """True when an Origin header names this service: the request's own host, or PUBLIC_URL."""
+    public = current_app.config.get("PUBLIC_URL") or ""
+    parts = urlsplit(origin)
+    return bool(parts.netloc) and (parts.netloc == request.host or origin == public)
+
+
+@bp.before_request
+def refuse_cross_site() -> None:
+    """No state-changing request on /auth from another site, whatever it carries.
+
+    SameSite=Lax keeps the cookie off a cross-site POST, so CSRF checks never even ran: a
+    cross-site form could log a browser in to an attacker's account or make it drop its
+    cookie. Browsers say where a request comes from (Sec-Fetch-Site, Origin); a client that
+    sends neither (curl, a script) is not a browser being abused.
+    """
+    if request.method not in UNSAFE_METHODS:
+        return
+    site = request.headers.get("Sec-Fetch-Site")
+    origin = request.headers.get("Origin")
+    if (site is not None and site not in OWN_SITE) or (origin is not None
+                                                       and not _own_origin(origin)):
+        log.info("auth.cross_site_refused path=%s ip=%s", request.path, request.remote_addr)
+        raise ApiError(403, "cross_site_request",
+                       "Cross-site requests to /auth are refused: use this site's own pages.")
 
 
 def _user_dict(user_id: str, email: str, plan: str) -> dict[str, str]:
@@ -91,13 +122,19 @@ def current_session() -> dict[str, Any]:
 @errors(bp, COUNTED, BODY_CHECKED, security=OPTIONAL_SESSION_WRITE)
 @bp.response(204)
 def logout() -> Response:
-    """End the session on the server (every worker) and clear the cookie."""
+    """End the session on the server (every worker) and clear the cookie.
+
+    Only a request that proves it owns the session (its cookie and its CSRF token) clears
+    the cookie: otherwise a browser could be made to drop a cookie whose session lives on.
+    Without a live session there is nothing to end: 204, and the cookie is left alone.
+    """
     principal = optional_principal()
-    if principal is not None and principal.method == "session":
-        csrf.require_valid(principal.session_token)
-        sessions.destroy(storage(), principal.session_token or "")
-        log.info("auth.logout user_id=%s ip=%s", principal.user_id, request.remote_addr)
     response = make_response("", 204)
+    if principal is None or principal.method != "session":
+        return response
+    csrf.require_valid(principal.session_token)
+    sessions.destroy(storage(), principal.session_token or "")
+    log.info("auth.logout user_id=%s ip=%s", principal.user_id, request.remote_addr)
     config = current_app.config
     response.delete_cookie(config["SESSION_COOKIE_NAME"], path="/", httponly=True,
                            samesite="Lax", secure=config["SESSION_COOKIE_SECURE"])

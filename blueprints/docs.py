@@ -26,7 +26,7 @@ ANONYMOUS: list[dict[str, list[str]]] = []  # none needed
 
 # Every route under /api and /auth passes the gate: counted per client IP, Redis needed, and a
 # presented key checked (a bad one is 401, a free plan's 403) even where none is required.
-COUNTED = (401, 403, 429, 503)
+COUNTED = (401, 403, 421, 429, 503)
 # Every POST/DELETE there has its body checked up front (size, then JSON).
 BODY_CHECKED = (413, 415)
 # A view that reads a JSON body: malformed JSON (400), invalid fields (422).
@@ -39,13 +39,18 @@ DESCRIPTIONS = {
          "`not_logged_in`.",
     402: "`insufficient_credits`: not enough credits left this month.",
     403: "`plan_required` (the key's owner is on the free plan), `csrf_failed` (a session "
-         "write without the session's X-CSRF-Token) or `session_required` (key management "
-         "with an API key).",
+         "write without the session's X-CSRF-Token), `session_required` (key management "
+         "with an API key) or, on /auth, `cross_site_request` (a write whose Origin or "
+         "Sec-Fetch-Site names another site).",
     404: "`not_found`: unknown, or someone else's.",
-    409: "`email_taken` or `key_limit_reached`.",
+    409: "`email_taken`, `key_limit_reached` or `app_limit_reached` (the plan's app cap, "
+         "MAX_APPS_<PLAN>).",
     413: "`payload_too_large`: the body is over 1 MiB.",
     415: "`unsupported_media_type`: a body that is not `application/json`.",
-    422: "`validation_error`: `fields` says which field is wrong and why.",
+    421: "`host_not_allowed` (production only): the Host header is neither PUBLIC_URL's host "
+         "nor in MCP_ALLOWED_HOSTS.",
+    422: "`validation_error`: `fields` says which field (or query parameter) is wrong and "
+         "why.",
     429: "`rate_limited`: the client IP's rolling window (or, for codegen and deploy, the "
          "user's per-endpoint limit) is used up; retry after `Retry-After` seconds.",
     503: "`service_unavailable`: Redis is unreachable (or a failover is under way); nothing "

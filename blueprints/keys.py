@@ -7,11 +7,10 @@ from dataclasses import asdict
 from typing import Any
 
 from flask import current_app, request
-from flask_smorest import Blueprint
 
 from blueprints.docs import BODY_CHECKED, COUNTED, JSON_BODY, SESSION, SESSION_WRITE, errors
 from errors import ApiError
-from extensions import storage
+from extensions import Blueprint, storage
 from schemas.keys import CreatedKeySchema, KeyCreateSchema, KeyListSchema
 from security.gate import current_principal
 from store import apikeys

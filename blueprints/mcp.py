@@ -11,12 +11,15 @@ through Flask, so the gate's X-RateLimit-* headers apply to MCP answers too.
 from __future__ import annotations
 
 import io
+import json
+import re
 from http import HTTPStatus
+from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
 from errors import ApiError, error_response
-from logs import redact
+from logs import remove_keys
 from mcp_server import PRINCIPAL_ENVIRON_KEY
 from security.gate import current_principal
 
@@ -69,12 +72,49 @@ def endpoint() -> Response:
     response = current_app.response_class.from_app(runtime, environ, buffered=True)
     if response.status_code >= 400 and not response.is_json:
         return _json_rpc_refusal(response)
-    # No answer but POST /api/keys may carry a raw key. The SDK echoes invalid tool arguments
-    # in its error text, so a key pasted into any argument would come back: redact it.
-    body = response.get_data(as_text=True)
-    if KEY_MARKER in body:
-        response.set_data(redact(body))
+    response.set_data(scrub_body(response.get_data(as_text=True)))
     return response
+
+
+# pydantic's rendering of one error: "[type=string_too_long, input_value='Deploy bot ...
+# ...w4KhAtJukbqKbDQI5dnGYtj', input_type=str]". The shortened input keeps the end of the
+# value, so a key pasted into an argument is not even recognisable as one any more: the
+# input never goes back, only the field (the line above it) and the rule. Greedy to the end
+# of the line: repr() escapes newlines, so the value cannot reach the next line.
+_INPUT_ECHO = re.compile(r"(\[type=[\w.]+), input_value=.*, input_type=[\w.]+\]$", re.M)
+
+
+def scrub_text(text: str) -> str:
+    """An SDK message without echoed input values, and without any key, not even its prefix."""
+    return remove_keys(_INPUT_ECHO.sub(r"\1]", text))
+
+
+def _scrub(value: Any) -> Any:
+    """Every string inside a JSON value, scrubbed."""
+    if isinstance(value, str):
+        return scrub_text(value)
+    if isinstance(value, list):
+        return [_scrub(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _scrub(item) for key, item in value.items()}
+    return value
+
+
+def scrub_body(body: str) -> str:
+    """The SDK's JSON answer with validation errors reduced to fields and rules, keys removed.
+
+    No answer but POST /api/keys may carry any part of a key (CONTRACT §8). The SDK quotes
+    invalid arguments and malformed params in its errors (shortened, so that only the tail of
+    a key shows), and echoes ids, method and tool names. Every string is scrubbed: the input
+    quotes dropped, anything key-shaped removed whole.
+    """
+    if "input_value=" not in body and KEY_MARKER not in body:
+        return body  # the common case, untouched
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return scrub_text(body)
+    return json.dumps(_scrub(message), separators=(",", ":"))
 
 
 def _json_rpc_refusal(response: Response) -> Response:
@@ -85,6 +125,7 @@ def _json_rpc_refusal(response: Response) -> Response:
     if status >= 500:
         message = "Internal server error."
     else:
-        message = SDK_REFUSAL_MESSAGES.get(status) or text[:200] or HTTPStatus(status).phrase
+        message = (SDK_REFUSAL_MESSAGES.get(status) or scrub_text(text)[:200]
+                   or HTTPStatus(status).phrase)
     headers = {"Allow": response.headers["Allow"]} if "Allow" in response.headers else None
     return error_response(status, code, message, headers)

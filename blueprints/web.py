@@ -13,6 +13,7 @@ import re
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 
 from extensions import storage
+from logs import KEY_SHAPE, remove_keys
 from store import sessions
 
 bp = Blueprint("web", __name__)
@@ -37,7 +38,12 @@ def _logged_in() -> bool:
 
 def _to_login() -> Response:
     """Redirect to the login page, remembering which page to come back to."""
-    return redirect(url_for("web.login", next=request.path))
+    return redirect(url_for("web.login", next=_no_key(request.path) or "/apps"))
+
+
+def _no_key(text: str) -> str:
+    """The text, or "" when it holds something key-shaped: a page never reflects a key."""
+    return "" if KEY_SHAPE.search(text) else text
 
 
 def _page(template: str, **context: object) -> str:
@@ -55,7 +61,7 @@ def _page(template: str, **context: object) -> str:
 
 def mcp_url() -> str:
     """The public URL of the MCP endpoint: PUBLIC_URL when set, else this request's host."""
-    base = current_app.config.get("PUBLIC_URL") or request.host_url
+    base = current_app.config.get("PUBLIC_URL") or remove_keys(request.host_url)
     return base.rstrip("/") + "/mcp"
 
 
@@ -71,7 +77,7 @@ def login() -> Response | str:
     if _logged_in():
         return redirect(url_for("web.settings"))
     next_page = request.args.get("next", "")
-    return _page("login.html", next_page=next_page if SAFE_NEXT.match(next_page) else "")
+    return _page("login.html", next_page=_no_key(next_page) if SAFE_NEXT.match(next_page) else "")
 
 
 @bp.route("/signup")
@@ -96,7 +102,7 @@ def app_editor(app_id: str) -> Response | str:
     """The app editor: the user's apps and the MCP Integration panel."""
     if not _logged_in():
         return _to_login()
-    return _page("app.html", app_id=app_id)
+    return _page("app.html", app_id=_no_key(app_id))
 
 
 @bp.after_app_request

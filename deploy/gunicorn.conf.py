@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 from gunicorn import util
 from gunicorn.glogging import Logger
 
 from logs import install_filter
+from store.redis_url import EMBEDDED_URL
 
 
 class RedactingLogger(Logger):
@@ -28,7 +30,8 @@ def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:  # 
     code = "_".join(reason.lower().split()) or "bad_request"
     body = json.dumps({"error": {"code": code, "message": f"{reason}: the request is malformed."}})
     head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+            f"Content-Type: application/json\r\nX-Content-Type-Options: nosniff\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
     util.write_nonblock(sock, (head + body).encode("latin1"))
 
 
@@ -36,7 +39,37 @@ def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:  # 
 util.write_error = write_json_error
 
 bind = os.environ.get("BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
-workers = int(os.environ.get("WORKERS", "2"))
+# The embedded store (REDIS_URL=memory://) lives inside one process: two workers would be two
+# stores (a user signed up on one is unknown to the other). One worker, whatever WORKERS or
+# --workers say (on_starting below overrides the command line too).
+EMBEDDED = os.environ.get("REDIS_URL", "").startswith(EMBEDDED_URL)
+workers = 1 if EMBEDDED else int(os.environ.get("WORKERS", "2"))
+
+
+def on_starting(server) -> None:  # noqa: ANN001 - gunicorn's Arbiter
+    """Check every setting once, before any worker forks: a bad one stops gunicorn with one
+    line naming it (not a traceback repeated by every worker). With the embedded store, run
+    exactly one worker, and say so at start-up."""
+    from config import load_settings
+
+    try:
+        load_settings()
+    except RuntimeError as exc:
+        print(f"genmb: cannot start: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    if EMBEDDED:
+        server.num_workers = 1
+        server.log.warning(
+            "embedded in-process store (REDIS_URL=memory://): exactly 1 worker, whatever "
+            "WORKERS says; nothing survives a restart. Set REDIS_URL to a Redis for more.")
+
+
+def nworkers_changed(server, new_value: int, old_value: int | None) -> None:  # noqa: ANN001
+    """TTIN cannot add a second embedded store either."""
+    if EMBEDDED and new_value != 1:
+        server.num_workers = 1
+
+
 worker_class = "sync"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 10
@@ -52,16 +85,3 @@ access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
 # machine (make stack, the tests) would fight over it, and nothing here uses it.
 control_socket_disable = True
 
-
-def on_starting(server) -> None:  # noqa: ANN001 - gunicorn's hook signature
-    """Check every setting once, before any worker forks: a bad one stops gunicorn with one
-    line naming it (not a traceback repeated by every worker)."""
-    import sys
-
-    from config import load_settings
-
-    try:
-        load_settings()
-    except RuntimeError as exc:
-        print(f"genmb: cannot start: {exc}", file=sys.stderr, flush=True)
-        sys.exit(2)

@@ -24,6 +24,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 from typing_extensions import TypedDict
 
+from config import app_caps
 from errors import DOMAIN_ERRORS
 from extensions import storage
 from mcp_server import PRINCIPAL_ENVIRON_KEY
@@ -194,7 +195,8 @@ def build_server(flask_app: Flask) -> MCPServer:
     ) -> AppInfo:
         def action(p: Principal) -> Any:
             body = AppCreateSchema().load({"name": name})
-            return AppSchema().dump(apps.create(storage(), p.user_id, body["name"]))
+            return AppSchema().dump(apps.create(storage(), p.user_id, body["name"],
+                                                app_caps(config["PLANS"])))
 
         return run("create_app", ctx, action)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from schemas.common import STORED_TEXT, refuse_surrogates
+
 
 class UserSchema(Schema):
     """{"id", "email", "plan"}."""
@@ -16,13 +18,14 @@ class UserSchema(Schema):
 class CredentialsSchema(Schema):
     """Signup and login body."""
 
-    email = fields.Email(required=True, validate=validate.Length(max=254))
+    email = fields.Email(required=True, validate=[validate.Length(max=254), *STORED_TEXT])
     password = fields.String(required=True, load_only=True,
-                             validate=validate.Length(min=8, max=1024))
+                             validate=[validate.Length(min=8, max=1024), refuse_surrogates])
 
 
 class LoginSchema(CredentialsSchema):
-    """Login takes any password length up to the bound: old rules never lock a user out."""
+    """Login takes any password up to the bound: old rules never lock a user out, and a
+    password no account can have (a lone surrogate) is a wrong password like any other."""
 
     password = fields.String(required=True, load_only=True,
                              validate=validate.Length(min=1, max=1024))

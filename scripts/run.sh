@@ -35,7 +35,12 @@ ping_socket() {
   .venv/bin/python -c 'import sys, redis; redis.Redis(unix_socket_path=sys.argv[1], socket_timeout=0.5).ping()' "$1" 2>/dev/null
 }
 
-if [ -n "${REDIS_URL:-}" ]; then
+if [ -n "${REDIS_URL:-}" ] && [ "${REDIS_URL#memory://}" != "$REDIS_URL" ]; then
+  # The embedded store lives in one process: a second worker would be a second store.
+  echo "WARNING: REDIS_URL=memory:// is the embedded in-process store: one worker only," >&2
+  echo "WARNING: and nothing survives a restart." >&2
+  WORKERS=1
+elif [ -n "${REDIS_URL:-}" ]; then
   echo "storage: REDIS_URL"
 elif command -v redis-server >/dev/null 2>&1; then
   redis_dir="$PWD/var"
@@ -68,7 +73,12 @@ fi
 # For the operator CLI in another terminal: set -a; . var/run.env; set +a
 umask 077
 printf 'REDIS_URL=%s\nSECRET_KEY=%s\nGENMB_ENV=%s\n' "$REDIS_URL" "$SECRET_KEY" "$GENMB_ENV" > var/run.env
-echo "serving on http://127.0.0.1:$PORT with $WORKERS worker(s); Ctrl-C to stop"
+store_note=""
+[ "$REDIS_URL" != "memory://" ] || store_note=" (embedded store: exactly one)"
+echo "serving on http://127.0.0.1:$PORT with $WORKERS worker(s)$store_note; Ctrl-C to stop"
+# A single sync gunicorn on its own: a client that sends a body slowly holds a worker until
+# the timeout. Fine on the loopback; anywhere else, put it behind the proxy (docs/deploy.md).
+echo "note: gunicorn alone is for local use; exposed to a network it must sit behind the nginx proxy (make stack), which buffers request bodies (docs/deploy.md)"
 .venv/bin/gunicorn -c deploy/gunicorn.conf.py --workers "$WORKERS" --bind "127.0.0.1:$PORT" \
   'app:create_app()' &
 gunicorn_pid=$!

@@ -6,7 +6,6 @@ import io
 import ipaddress
 import logging
 import math
-import re
 import time
 from dataclasses import dataclass
 
@@ -14,6 +13,7 @@ from flask import Flask, Response, current_app, g, request
 
 from errors import ApiError, invalid_api_key, missing_credentials, plan_required
 from extensions import limiter, storage
+from logs import escape_controls
 from security import csrf
 from security.credentials import Presented, presented
 from store import gate as gate_store
@@ -81,21 +81,13 @@ def optional_principal() -> Principal | None:
     return g.get("principal")
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _escape_controls(value: object) -> str:
-    """A log-safe rendering: control characters become escapes such as \\n or \\x07."""
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), str(value))
-
-
 def _security_event(event: str, **fields: object) -> None:
     """Log a security event as key=value pairs (values never contain a raw key).
 
     Control characters in values (a decoded path can hold a newline) are escaped, so a
     client cannot forge a second log line.
     """
-    detail = " ".join(f"{k}={_escape_controls(v)}" for k, v in fields.items()
+    detail = " ".join(f"{k}={escape_controls(str(v))}" for k, v in fields.items()
                       if v not in (None, ""))
     log.info("%s %s", event, detail)
 

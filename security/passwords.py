@@ -13,8 +13,11 @@ _DUMMY_SALT = b"genmb-dummy-salt"
 
 
 def _scrypt(password: str, salt: bytes, n: int) -> bytes:
+    # surrogatepass: any str has bytes to hash (a lone surrogate, refused at signup, can still
+    # be typed at login, and must cost the same scrypt as any wrong password).
     return hashlib.scrypt(
-        password.encode(), salt=salt, n=n, r=_R, p=_P, dklen=_LEN, maxmem=256 * 1024 * 1024
+        password.encode("utf-8", "surrogatepass"), salt=salt, n=n, r=_R, p=_P, dklen=_LEN,
+        maxmem=256 * 1024 * 1024,
     )
 
 
@@ -28,10 +31,10 @@ def hash_password(password: str, n: int) -> str:
 
 def verify_password(password: str, stored: str | None, n: int) -> bool:
     """Check a password in constant time; with no stored hash, burn the same time and fail."""
-    if not stored:
-        _scrypt(password, _DUMMY_SALT, n)
-        return False
     try:
+        if not stored:
+            _scrypt(password, _DUMMY_SALT, n)
+            return False
         scheme, n_text, salt_b64, digest_b64 = stored.split("$")
         if scheme != "scrypt":
             return False

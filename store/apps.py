@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 from store.client import Storage
 from store.clock import is_id, iso, month_of, new_id, utcnow
-from store.errors import InsufficientCredits, NotFound
+from store.errors import AppLimitReached, InsufficientCredits, NotFound
 
 JOBS_KEPT_PER_APP = 100
 CREDIT_COUNTER_TTL = 40 * 24 * 3600  # outlives the longest month; the key expires by itself
@@ -35,10 +36,26 @@ class Job:
     prompt: str | None = None
 
 
-def create(storage: Storage, user_id: str, name: str) -> App:
-    """Create an app for the user."""
+def create(storage: Storage, user_id: str, name: str,
+           caps: Mapping[str, int] | None = None) -> App:
+    """Create an app for the user; with `caps` (plan -> most apps), within the plan's cap.
+
+    The cap check and the write are one script, so racing creates cannot pass the cap.
+    Without caps (operator tools, tests) the app is written as is.
+    """
     app = App(new_id("app"), name, iso(utcnow()))
-    storage.redis.hset(storage.names.user_apps(user_id), app.id, json.dumps(asdict(app)))
+    record = json.dumps(asdict(app))
+    if caps is None:
+        storage.redis.hset(storage.names.user_apps(user_id), app.id, record)
+        return app
+    pairs = [item for plan, cap in caps.items() for item in (plan, cap)]
+    status = storage.run("create_app",
+                         [storage.names.user(user_id), storage.names.user_apps(user_id)],
+                         [app.id, record, *pairs])
+    if status == "no_user":
+        raise NotFound(user_id)
+    if status == "app_limit_reached":
+        raise AppLimitReached(user_id)
     return app
 
 
@@ -47,6 +64,21 @@ def list_for_user(storage: Storage, user_id: str) -> list[App]:
     raw = storage.redis.hvals(storage.names.user_apps(user_id))
     apps = [App(**json.loads(item)) for item in raw]
     return sorted(apps, key=lambda a: (a.created_at, a.id))
+
+
+def page_for_user(storage: Storage, user_id: str, limit: int,
+                  after: tuple[str, str] | None = None) -> tuple[list[App], App | None]:
+    """Up to `limit` apps, oldest first, after the (created_at, id) position `after`; and the
+    last app of the page when more follow (the next page's position), else None.
+
+    The list is bounded by the plan's app cap, so it is read whole and cut here: a position
+    (not an offset) keeps pages stable while apps are created or deleted in between.
+    """
+    apps = list_for_user(storage, user_id)
+    if after is not None:
+        apps = [a for a in apps if (a.created_at, a.id) > after]
+    page = apps[:limit]
+    return page, (page[-1] if len(apps) > limit else None)
 
 
 def _require_app_id(app_id: str) -> None:

@@ -44,6 +44,10 @@ class KeyLimitReached(StoreError):
     """The user already holds the most keys allowed."""
 
 
+class AppLimitReached(StoreError):
+    """The user already holds the most apps the plan allows."""
+
+
 class InsufficientCredits(StoreError):
     """The monthly credit allowance cannot cover the action."""
 

@@ -14,7 +14,7 @@ COOKIE = "genmb_session"
 def session_cookie(response) -> tuple[str, dict[str, str]]:
     """The session cookie's value and its attributes (lower-cased names) from Set-Cookie."""
     for header in response.headers.getlist("Set-Cookie"):
-        if header.startswith(COOKIE + "="):
+        if header.startswith((COOKIE + "=", "__Host-" + COOKIE + "=")):  # production: __Host-
             first, *rest = [part.strip() for part in header.split(";")]
             attrs = {}
             for part in rest:

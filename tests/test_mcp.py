@@ -328,7 +328,8 @@ def test_invalid_arguments_are_tool_errors_not_charged(owner, live):
 
     blank, control, empty_prompt, pasted, long_name = run(go())
     assert long_name.is_error is True and owner.key not in str(long_name)
-    assert "genmb_sk_" + owner.key[9:13] in str(long_name)  # redacted to its display prefix
+    assert owner.key[9:13] not in str(long_name)  # the input is never echoed (#11)
+    assert "at most 100 characters" in str(long_name)  # the field's rule is
     assert pasted.is_error is True
     assert pasted.structured_content["error"]["code"] == "not_found"
     assert owner.key not in str(pasted)  # never echoed back to the client

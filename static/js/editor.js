@@ -22,9 +22,16 @@ async function loadApps() {
   const list = document.querySelector("[data-app-list]");
   const title = document.querySelector("[data-app-title]");
   const meta = document.querySelector("[data-app-meta]");
-  let apps;
+  const apps = [];
   try {
-    apps = (await request("GET", "/api/apps")).apps;
+    // A page at a time, oldest first; the plan's app cap bounds the number of pages.
+    let cursor = null;
+    do {
+      const query = cursor ? `?cursor=${encodeURIComponent(cursor)}` : "";
+      const page = await request("GET", `/api/apps${query}`);
+      apps.push(...page.apps);
+      cursor = page.next_cursor;
+    } while (cursor);
   } catch (error) {
     list.replaceChildren();
     document.querySelector("[data-app-error]").textContent = describe(error);

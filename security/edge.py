@@ -1,0 +1,118 @@
+"""What the request says about where it came from, checked at the edge of the app.
+
+- The client address from X-Forwarded-For (TRUSTED_PROXY_COUNT > 0) is used only when it is
+  an IP address: anything else would become a rate-limit window of its own (and a Redis key
+  name holding whatever the client wrote). It counts under the TCP peer instead.
+- In production, the Host header must be one the service answers to (PUBLIC_URL's host or
+  MCP_ALLOWED_HOSTS): it is never reflected into a page from an arbitrary value.
+- Every response says nosniff; HSTS goes out when the request came over HTTPS through a
+  trusted proxy.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, current_app, request
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from errors import ApiError
+from logs import redact
+
+log = logging.getLogger("genmb.security")
+
+HSTS = "max-age=31536000"  # a year; no includeSubDomains: other hosts are not ours to decide
+UNCHECKED_HOST_PATHS = ("/healthz", "/readyz")  # probes address the instance by IP
+SHOWN_VALUE = 80  # characters of a refused header value that go into the log line
+
+
+def is_ip_address(value: str | None) -> bool:
+    """True for a syntactically valid IPv4 or IPv6 address (no port, no brackets, and no
+    %zone: Python takes any text after the % as an IPv6 scope)."""
+    if not value or "%" in value:
+        return False
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+class ForwardedChecks:
+    """Runs inside ProxyFix: undo what it took from headers that do not hold a valid value."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        """Restore the TCP peer (and the real scheme) when the forwarded value is not valid."""
+        original = environ.get("werkzeug.proxy_fix.orig", {})
+        peer = original.get("REMOTE_ADDR")
+        forwarded = environ.get("REMOTE_ADDR")
+        if forwarded != peer and not is_ip_address(forwarded):
+            environ["REMOTE_ADDR"] = peer
+            log.warning("proxy.bad_forwarded_for value=%s peer=%s",
+                        redact(str(forwarded))[:SHOWN_VALUE], peer)
+        if environ.get("wsgi.url_scheme") not in ("http", "https"):
+            environ["wsgi.url_scheme"] = original.get("wsgi.url_scheme", "http")
+        return self.app(environ, start_response)
+
+
+def trust_proxies(app: Flask, count: int) -> None:
+    """Take the client address and scheme from the `count` proxies in front, when valid."""
+    app.wsgi_app = ProxyFix(ForwardedChecks(app.wsgi_app), x_for=count,  # type: ignore[method-assign]
+                            x_proto=count)
+
+
+def allowed_hosts(config: dict[str, Any]) -> list[str]:
+    """The Host values production answers: PUBLIC_URL's host and MCP_ALLOWED_HOSTS."""
+    hosts = list(config["MCP_ALLOWED_HOSTS"])
+    if config.get("PUBLIC_URL"):
+        hosts.append(urlsplit(config["PUBLIC_URL"]).netloc)
+    return hosts
+
+
+def host_allowed(host: str, allowed: Iterable[str]) -> bool:
+    """Does `host` match an entry (exactly, or "name:*" for that name on any port)?"""
+    host = host.lower()
+    for entry in allowed:
+        entry = entry.lower()
+        if host == entry:
+            return True
+        if entry.endswith(":*") and host.rpartition(":")[0] == entry[:-2]:
+            return True
+    return False
+
+
+def check_host() -> None:
+    """Production: refuse a Host the service does not answer to (421 host_not_allowed)."""
+    if request.path in UNCHECKED_HOST_PATHS:
+        return
+    host = request.headers.get("Host", "")
+    if not host_allowed(host, current_app.config["ALLOWED_HOSTS"]):
+        raise ApiError(421, "host_not_allowed",
+                       "Host not allowed: this service answers only to its public host name.")
+
+
+def security_headers(response: Response) -> Response:
+    """nosniff on every response; HSTS over HTTPS through a trusted proxy."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if current_app.config["TRUSTED_PROXY_COUNT"] and request.scheme == "https":
+        response.headers["Strict-Transport-Security"] = HSTS
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Install the proxy checks, the Host check (production) and the headers."""
+    config = app.config
+    if config["TRUSTED_PROXY_COUNT"]:
+        trust_proxies(app, config["TRUSTED_PROXY_COUNT"])
+    config["ALLOWED_HOSTS"] = allowed_hosts(config)
+    if config["ENV"] == "production" and not config["TESTING"]:
+        app.before_request(check_host)
+    app.after_request(security_headers)

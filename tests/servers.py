@@ -11,6 +11,8 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -248,6 +250,22 @@ class Gunicorn:
         return self.log_path.read_text(errors="replace")
 
 
+@contextmanager
+def app_instances(redis_url: str, tmp_path_factory, name: str, count: int = 2,
+                  workers: int = 2, env: dict[str, str] | None = None) -> Iterator[list[Gunicorn]]:
+    """`count` gunicorn instances of the app on one Redis URL (two instances behind a load
+    balancer, as in production), stopped on exit."""
+    instances: list[Gunicorn] = []
+    try:
+        for index in range(count):
+            log = tmp_path_factory.mktemp(f"{name}-app{index}") / "log"
+            instances.append(Gunicorn(redis_url, log, workers, env).start())
+        yield instances
+    finally:
+        for instance in instances:
+            instance.stop()
+
+
 def whole_and_empty(stack) -> None:  # noqa: ANN001 - deploy.stack.Stack
     """Assert every part of a `make stack` topology runs, and empty its database."""
     for part in stack.parts:
@@ -335,7 +353,7 @@ class SentinelGroup:
         """A plain client of each primary: the current one."""
         return [self.client()]
 
-    def wait_settled(self, primary_port: int, timeout: float = 30) -> None:
+    def wait_settled(self, primary_port: int, timeout: float = 60) -> None:
         """Every sentinel names `primary_port` as primary and sees every replica and sentinel."""
         replicas, others = len(self.nodes) - 1, len(self.sentinel_ports) - 1
 
@@ -356,7 +374,7 @@ class SentinelGroup:
 
         wait_until(settled, timeout=timeout, interval=0.1)
 
-    def wait_for_new_primary(self, old_port: int, timeout: float = 15) -> int:
+    def wait_for_new_primary(self, old_port: int, timeout: float = 30) -> int:
         """Wait until the sentinels promoted another node; returns its port."""
         def promoted() -> bool:
             with self.sentinel_client() as sentinel:
@@ -417,7 +435,7 @@ class ClusterGroup:
         """The nodes whose process runs."""
         return [n for n in self.nodes if n.process and n.process.poll() is None]
 
-    def wait_healthy(self, timeout: float = 30) -> None:
+    def wait_healthy(self, timeout: float = 60) -> None:
         """Every running node reports cluster_state ok, all slots served, and three primaries
         with a replica each (so the next failover has a replica to promote)."""
         def healthy() -> bool:

@@ -16,7 +16,7 @@ from store import users
 from store.client import Storage, connect
 from store.names import KeyNames
 from tests.conftest import FAST_HASH, PASSWORD, LiveSession
-from tests.servers import ClusterGroup, Gunicorn
+from tests.servers import ClusterGroup, Gunicorn, app_instances
 from tests.test_sentinel import Load
 
 pytestmark = pytest.mark.gunicorn
@@ -29,15 +29,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ClusterG
     """A six-node cluster and two app instances of 2 workers on it."""
     group = ClusterGroup(tmp_path_factory.mktemp("cluster")).start()
     env = {"REDIS_TIMEOUT": "0.5", "TRUSTED_PROXY_COUNT": "1"}
-    instances = []
     try:
-        for index in range(2):
-            log = tmp_path_factory.mktemp(f"cluster-app{index}") / "log"
-            instances.append(Gunicorn(group.url, log, 2, env).start())
-        yield group, instances
+        with app_instances(group.url, tmp_path_factory, "cluster", env=env) as instances:
+            yield group, instances
     finally:
-        for instance in instances:
-            instance.stop()
         group.stop()
 
 

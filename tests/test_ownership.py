@@ -20,6 +20,7 @@ from mcp.client.streamable_http import streamable_http_client
 from extensions import storage as app_storage
 from store.names import KeyNames
 from tests.conftest import LiveSession, create_key, login
+from tests.test_retention import entries
 
 pytestmark = pytest.mark.integration
 
@@ -29,19 +30,6 @@ def names(app) -> KeyNames:
     """The key names the app itself uses (prefix and layout included)."""
     with app.app_context():
         return app_storage().names
-
-
-def _entries(rdb, key: str) -> int:
-    """How many records a key holds, whatever its Redis type (0 when it does not exist)."""
-    kind = rdb.type(key)
-    lengths = {"list": "LLEN", "zset": "ZCARD", "hash": "HLEN", "set": "SCARD", "stream": "XLEN"}
-    if kind == "none":
-        return 0
-    if kind == "string":
-        return 1
-    if kind not in lengths:
-        pytest.fail(f"{key} is a {kind}: teach _entries its length command")
-    return rdb.execute_command(lengths[kind], key)
 
 
 # ---- the key list (REST, session) --------------------------------------------------------
@@ -109,7 +97,7 @@ def test_rest_routes_taking_an_id_refuse_another_users(app, make_user, rdb, name
     assert app.test_client().get(f"/api/apps/{app_id}", headers=victim_auth).status_code == 200
     for user, web in ((victim, victim_web), (attacker, attacker_web)):
         assert web.get("/api/me").json["credits"]["used"] == 0, f"{user.email} was charged"
-        assert _entries(rdb, names.app_jobs(user.id, app_id)) == 0, \
+        assert entries(rdb, names.app_jobs(user.id, app_id)) == 0, \
             f"a job was recorded under {user.email}"
 
 
@@ -179,5 +167,5 @@ def test_mcp_tools_taking_an_id_refuse_another_users_app(live, make_user, rdb, s
     assert victim_me["credits"]["used"] == 0, "the app's owner was charged"
     assert attacker_me["credits"]["used"] == 0, "the caller was charged"
     for user in (victim, attacker):
-        assert _entries(rdb, names.app_jobs(user.id, foreign_ids["app_id"])) == 0, \
+        assert entries(rdb, names.app_jobs(user.id, foreign_ids["app_id"])) == 0, \
             f"a job was recorded under {user.email}"

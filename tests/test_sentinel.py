@@ -21,7 +21,7 @@ from store import users
 from store.client import Storage, connect
 from store.names import KeyNames
 from tests.conftest import FAST_HASH, PASSWORD, LiveSession, make_app
-from tests.servers import Gunicorn, SentinelGroup
+from tests.servers import Gunicorn, SentinelGroup, app_instances
 
 pytestmark = pytest.mark.gunicorn
 
@@ -56,15 +56,10 @@ def ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HighAvailability]:
     """A Sentinel group (no persistence: the worst case) and two instances of 2 workers."""
     group = SentinelGroup(tmp_path_factory.mktemp("ha")).start()
     env = {"REDIS_TIMEOUT": "0.5", "TRUSTED_PROXY_COUNT": "1"}
-    instances = []
     try:
-        for index in range(2):
-            log = tmp_path_factory.mktemp(f"ha-app{index}") / "log"
-            instances.append(Gunicorn(group.url, log, 2, env).start())
-        yield HighAvailability(group, instances)
+        with app_instances(group.url, tmp_path_factory, "ha", env=env) as instances:
+            yield HighAvailability(group, instances)
     finally:
-        for instance in instances:
-            instance.stop()
         group.stop()
 
 

@@ -249,12 +249,13 @@ class Gunicorn:
 
 
 def whole_and_empty(stack) -> None:  # noqa: ANN001 - deploy.stack.Stack
-    """Assert every part of a `make stack` topology runs, and empty its database."""
+    """Assert every part of a `make stack` topology runs, and empty its database (every
+    primary's, on Cluster)."""
     for part in stack.parts:
         assert part.running, f"{part.name} is not running"
-    admin = stack.redis_client()
-    admin.flushall()
-    admin.close()
+    for name in stack.primary_names():
+        with stack.redis_client(port=stack.node_ports[name]) as admin:
+            admin.flushall()
 
 
 SENTINEL_SERVICE = "genmb"

@@ -1,4 +1,5 @@
-"""The processes under test: one redis-server, and one gunicorn per row, all on free ports."""
+"""The processes under test: one redis-server (and a Sentinel group and a cluster for their
+rows: deploy/local_redis.py), and one gunicorn per row, all on free ports."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ import redis
 
 from bench.baseline_apps import COMMON_KEY_PREFIX
 from bench.load import address
+from deploy.local_redis import RedisServer, stop_process, wait_until
+from deploy.parts import LOOPBACK, ROOT, free_port
 from store import apikeys, users
 from store.client import Storage, connect
 from store.names import KeyNames
-from tests.servers import LOOPBACK, ROOT, RedisServer, free_port, stop_process, wait_until
 
 __all__ = [
     "Gunicorn",

@@ -129,11 +129,16 @@ class Gunicorn:
         return self
 
     def wait(self) -> Gunicorn:
-        """Block until the server answers HTTP at all (any status), or fail with its log."""
+        """Block until the server answers HTTP at all (any status); fail with its log if it
+        exits or does not answer within 60 s."""
+        assert self.process is not None
+        ended = self.process.poll
         try:
-            wait_until(lambda: request(self.url())[0] > 0, timeout=60)
+            wait_until(lambda: ended() is not None or request(self.url())[0] > 0, timeout=60)
         except TimeoutError as exc:
             raise RuntimeError(f"{self.name} did not start:\n{self.logs()[-3000:]}") from exc
+        if ended() is not None:
+            raise RuntimeError(f"{self.name} exited at start:\n{self.logs()[-3000:]}")
         return self
 
     def stop(self) -> None:

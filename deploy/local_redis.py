@@ -172,6 +172,10 @@ class RedisServer:
         """A plain client of each primary: this one."""
         return [self.client()]
 
+    def pids(self) -> list[int]:
+        """The process (for its CPU time): this server."""
+        return [self.process.pid] if self.process else []
+
     def start(self) -> RedisServer:
         """Start (or restart) the server on the same port and directory."""
         args = [self.binary, "--port", str(self.port), "--bind", LOOPBACK, "--save", "",
@@ -283,6 +287,11 @@ class SentinelGroup:
     def primary_clients(self) -> list[redis.Redis]:
         """A plain client of each primary: the current one."""
         return [self.client()]
+
+    def pids(self) -> list[int]:
+        """The processes (for their CPU time): every data node and sentinel."""
+        return [pid for node in self.nodes for pid in node.pids()] + [
+            process.pid for process in self.sentinel_processes]
 
     def wait_settled(self, primary_port: int, timeout: float = 30) -> None:
         """Every sentinel names `primary_port` as primary and sees every replica and sentinel."""
@@ -411,6 +420,10 @@ class ClusterGroup:
     def primary_clients(self) -> list[redis.Redis]:
         """A plain client of each primary (MONITOR, INFO: one node at a time)."""
         return [n.client() for n in self.primaries()]
+
+    def pids(self) -> list[int]:
+        """The processes (for their CPU time): every node, primary or replica."""
+        return [pid for node in self.nodes for pid in node.pids()]
 
     def client(self) -> RedisCluster:
         """A cluster client of the tests' own: routes each key to its node."""

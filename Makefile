@@ -27,6 +27,7 @@ run: $(VENV)/.runtime
 
 # The production topology without Docker: redis + two gunicorn instances + nginx on $(PORT).
 # STACK_REDIS=sentinel: a primary, two replicas and three sentinels instead of one redis.
+# STACK_REDIS=cluster: a Redis Cluster of three primaries and three replicas instead.
 stack: $(VENV)/.runtime
 	@$(BIN)/python -m deploy.stack
 

@@ -8,7 +8,9 @@ from typing import Any
 
 from bench.load import RoundResult
 
-ROWS = ("bare", "common", "ours")
+# ours on Sentinel and on a Redis Cluster: the same app and load, each on its own Redis.
+HA_ROWS = ("sentinel", "cluster")
+ROWS = ("bare", "common", "ours", *HA_ROWS)
 TARGETS = {"ours/bare": 0.6, "ours/common": 1.5, "redis_commands_per_request": 1}
 
 
@@ -65,6 +67,12 @@ def summarise(rounds: dict[str, list[RoundResult]]) -> dict[str, Any]:
         },
         # Capacity on a machine of its own: the inverse ratio of server CPU per request.
         "ratios_by_cpu_cost": {f"ours/{b}": cost(b) / cost("ours") for b in ("bare", "common")},
+        # What a topology costs against one Redis: its req/s and its CPU per request, as a
+        # fraction and a multiple of the ours row's.
+        "against_single": {
+            name: {"rps": rows[name]["rps"] / ours, "cpu_per_request": cost(name) / cost("ours")}
+            for name in HA_ROWS
+        },
     }
 
 
@@ -95,4 +103,9 @@ def table(generator: str, summary: dict[str, Any], commands: dict[str, Any]) -> 
         f"ours: {commands['ours']['per_request']:.2f} Redis commands per GET /api/me "
         f"(target {TARGETS['redis_commands_per_request']})",
     ]
+    for name, cost in summary["against_single"].items():
+        lines.append(
+            f"{name:<11} {cost['rps']:.2f} x ours' req/s, {cost['cpu_per_request']:.2f} x its "
+            f"CPU per request; {commands[name]['per_request']:.2f} Redis commands per GET"
+        )
     return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""make bench: bare, common and ours, interleaved under the same load; a table and JSON.
+"""make bench: bare, common and ours on one Redis, and ours on Sentinel and on a Redis
+Cluster, interleaved under the same load; a table and JSON.
 
 python -m bench.run [--workers 2] [--rounds 5] [--seconds 4] [--load auto|wrk|python|both]
 """
@@ -19,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import profile
-from bench.commands import count_per_request
+from bench.commands import count_per_request, owner_lookup_us
 from bench.load import ADDRESS_POOL, LoadGenerator, PythonLoad, RoundResult, Target, Wrk
-from bench.report import ROWS, TARGETS, summarise, table
+from bench.report import HA_ROWS, ROWS, TARGETS, summarise, table
 from bench.servers import (
     SCRYPT_N,
     Gunicorn,
@@ -31,6 +32,7 @@ from bench.servers import (
     seed_common,
     seed_ours,
 )
+from deploy.local_redis import ClusterGroup, SentinelGroup
 
 RESULTS = Path(__file__).with_name("results") / "latest.json"
 
@@ -73,6 +75,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="after the rounds, one more round of ours under py-spy: where time goes",
     )
+    p.add_argument(
+        "--owner-gets",
+        type=int,
+        default=2000,
+        help="timed GETs of a key's owner index per Redis (the cold-cache cost) (2000)",
+    )
     p.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results ({RESULTS})")
     args = p.parse_args(argv)
     if args.connections is None:
@@ -80,7 +88,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.processes is None:
         args.processes = args.workers
     if (
-        min(args.workers, args.rounds, args.connections, args.processes, args.count_requests) < 1
+        min(args.workers, args.rounds, args.connections, args.processes, args.count_requests,
+            args.owner_gets) < 1
         or args.seconds <= 0
         or args.warmup < 0
     ):
@@ -102,30 +111,32 @@ def generators(args: argparse.Namespace) -> list[LoadGenerator]:
     ]
 
 
+def ours_env(redis_url: str) -> dict[str, str]:
+    """What ours is told, on any Redis topology."""
+    return {
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": "bench-secret-key-not-for-production",
+        "GENMB_ENV": "production",
+        "TRUSTED_PROXY_COUNT": "1",
+        "PASSWORD_SCRYPT_N": str(SCRYPT_N),
+    }
+
+
 def start_servers(
     stack: ExitStack, args: argparse.Namespace, workdir: Path
-) -> tuple[RedisServer, dict[str, Gunicorn], str]:
-    """Redis, then ours (to create the key), then both baselines; returns the raw key too."""
+) -> tuple[dict[str, Any], dict[str, Gunicorn], dict[str, str]]:
+    """Redis, then ours (to create the key), then both baselines on the same Redis; then a
+    Sentinel group and a cluster, each with an ours of its own and its own key. Returns the
+    Redis behind each row, the servers and the raw key of each row."""
     redis_server = RedisServer(workdir).start()
     stack.callback(redis_server.stop)
-    ours = Gunicorn(
-        "ours",
-        "app:create_app()",
-        args.workers,
-        {
-            "REDIS_URL": redis_server.url,
-            "SECRET_KEY": "bench-secret-key-not-for-production",
-            "GENMB_ENV": "production",
-            "TRUSTED_PROXY_COUNT": "1",
-            "PASSWORD_SCRYPT_N": str(SCRYPT_N),
-        },
-        workdir,
-    )
+    ours = Gunicorn("ours", "app:create_app()", args.workers, ours_env(redis_server.url), workdir)
     stack.callback(ours.stop)
     ours.start().wait()
     raw_key, me = seed_ours(redis_server.url, ours)
     seed_common(redis_server.client(), raw_key, me)
-    env = {"REDIS_URL": redis_server.url, "BENCH_ME_JSON": json.dumps(me)}
+    # The baselines ignore ours' settings, but deploy/gunicorn.conf.py checks them at start.
+    env = {**ours_env(redis_server.url), "BENCH_ME_JSON": json.dumps(me)}
     servers = {
         name: Gunicorn(name, f"bench.baseline_apps:{name}_app()", args.workers, env, workdir)
         for name in ("bare", "common")
@@ -136,11 +147,30 @@ def start_servers(
     for server in servers.values():
         server.wait()
     servers["ours"] = ours
-    return redis_server, servers, raw_key
+    backends: dict[str, Any] = dict.fromkeys(("bare", "common", "ours"), redis_server)
+    keys = dict.fromkeys(backends, raw_key)
+    for name, group_type in zip(HA_ROWS, (SentinelGroup, ClusterGroup), strict=True):
+        group = group_type(workdir / name)
+        stack.callback(group.stop)
+        group.start()
+        server = Gunicorn(name, "app:create_app()", args.workers, ours_env(group.url), workdir)
+        stack.callback(server.stop)
+        server.start().wait()
+        backends[name], servers[name] = group, server
+        keys[name], _ = seed_ours(group.url, server)
+    return backends, servers, keys
+
+
+def _shape(value: Any) -> Any:
+    """A JSON value's structure: its keys, recursively (values left out)."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    return type(value).__name__
 
 
 def check_same_body(targets: dict[str, Target]) -> dict[str, int]:
-    """Every row answers 200 with the same JSON; returns each body's size in bytes."""
+    """Every row answers 200 with the same JSON (ours on Sentinel and Cluster: the same
+    fields, of another user); returns each body's size in bytes."""
     bodies = {}
     for name, target in targets.items():
         status, _, body = request(
@@ -151,7 +181,9 @@ def check_same_body(targets: dict[str, Target]) -> dict[str, int]:
             raise RuntimeError(f"{name}: GET /api/me answered {status}: {body!r}")
         bodies[name] = body
     parsed = {name: json.loads(body) for name, body in bodies.items()}
-    if any(p != parsed["ours"] for p in parsed.values()):
+    if any(parsed[name] != parsed["ours"] for name in parsed if name not in HA_ROWS) or any(
+        _shape(parsed[name]) != _shape(parsed["ours"]) for name in HA_ROWS
+    ):
         raise RuntimeError(f"the rows answer different JSON: {parsed}")
     return {name: len(body) for name, body in bodies.items()}
 
@@ -162,13 +194,14 @@ def timed_round(
     seconds: float,
     cursor: int,
     server_pids: list[int],
-    redis_pid: int,
+    redis_pids: list[int],
 ) -> RoundResult:
-    """One round, with the CPU time the row's server and Redis spent on it."""
-    server_before, redis_before = cpu_seconds(server_pids), cpu_seconds([redis_pid])
+    """One round, with the CPU time the row's server and Redis (every process of its
+    topology: replicas and sentinels too) spent on it."""
+    server_before, redis_before = cpu_seconds(server_pids), cpu_seconds(redis_pids)
     result = generator.run(target, seconds, cursor)
     result.server_cpu = cpu_seconds(server_pids) - server_before
-    result.redis_cpu = cpu_seconds([redis_pid]) - redis_before
+    result.redis_cpu = cpu_seconds(redis_pids) - redis_before
     return result
 
 
@@ -176,7 +209,7 @@ def measure(
     generator: LoadGenerator,
     targets: dict[str, Target],
     servers: dict[str, Gunicorn],
-    redis_pid: int,
+    backends: dict[str, Any],
     args: argparse.Namespace,
     cursor: int,
 ) -> tuple[dict[str, list[RoundResult]], int, int]:
@@ -194,12 +227,17 @@ def measure(
     for r in range(args.rounds):
         for name in ROWS[r % len(ROWS) :] + ROWS[: r % len(ROWS)]:
             result = timed_round(
-                generator, targets[name], args.seconds, cursor, servers[name].pids(), redis_pid
+                generator,
+                targets[name],
+                args.seconds,
+                cursor,
+                servers[name].pids(),
+                backends[name].pids(),
             )
             cursor += result.requests + result.socket_errors + 1000
             rounds[name].append(result)
             print(
-                f"  {generator.name} round {r + 1}/{args.rounds} {name:>6}: "
+                f"  {generator.name} round {r + 1}/{args.rounds} {name:>8}: "
                 f"{result.rps:8.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
                 f"p99 {result.p99_ms:6.2f} ms  CPU "
                 f"{result.cpu_us(result.server_cpu + result.redis_cpu):5.0f} us/req  "
@@ -254,17 +292,19 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     with ExitStack() as stack:
         for load in loads:
             stack.callback(load.close)
-        print(f"starting redis-server and 3 x gunicorn ({args.workers} workers each)...")
-        redis_server, servers, raw_key = start_servers(stack, args, workdir)
-        assert redis_server.process is not None
-        report["machine"] = machine(redis_server)
-        targets = {name: Target(servers[name].url(), raw_key) for name in ROWS}
+        print(
+            f"starting redis-server, a Sentinel group, a cluster and {len(ROWS)} x gunicorn "
+            f"({args.workers} workers each)..."
+        )
+        backends, servers, keys = start_servers(stack, args, workdir)
+        report["machine"] = machine(backends["ours"])
+        targets = {name: Target(servers[name].url(), keys[name]) for name in ROWS}
         report["response_bytes"] = check_same_body(targets)
         cursor = 0
         for load in loads:
             print(f"measuring with {load.name}: {args.rounds} rounds x {args.seconds:g} s per row")
             rounds, warmup_failures, cursor = measure(
-                load, targets, servers, redis_server.process.pid, args, cursor
+                load, targets, servers, backends, args, cursor
             )
             summary = report["results"][load.name] = summarise(rounds)
             summary["warmup_failures"] = warmup_failures
@@ -277,16 +317,21 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             failures += result.failures
         report["redis_commands"] = {}
         for name in ROWS:
-            per_request, by_name, statuses = count_per_request(
-                redis_server.client(), targets[name], args.count_requests, cursor
+            per_request, by_name, by_node, statuses = count_per_request(
+                backends[name], targets[name], args.count_requests, cursor
             )
             cursor += args.count_requests
             failures += sum(n for code, n in statuses.items() if code != 200)
             report["redis_commands"][name] = {
                 "per_request": per_request,
                 "by_command": by_name,
+                "by_primary_port": by_node,
                 "requests": args.count_requests,
             }
+        report["owner_lookup"] = {
+            name: owner_lookup_us(backends[name].url, keys[name], args.owner_gets)
+            for name in ("ours", *HA_ROWS)
+        }
     report["failures"] = failures
     report["machine"]["loadavg_at_end"] = os.getloadavg()
     return report
@@ -304,9 +349,16 @@ def print_report(report: dict[str, Any]) -> None:
     for name, summary in report["results"].items():
         print(table(name, summary, commands), end="\n\n")
     for name in ROWS:
+        nodes = commands[name]["by_primary_port"]
+        where = f", by primary: {nodes}" if len(nodes) > 1 else ""
         print(
             f"redis commands, {name}: {commands[name]['by_command']} "
-            f"over {commands[name]['requests']} requests"
+            f"over {commands[name]['requests']} requests{where}"
+        )
+    for name, timing in report["owner_lookup"].items():
+        print(
+            f"cold owner cache, {name}: GET keyowner round trip p50 {timing['p50_us']:.0f} us, "
+            f"p90 {timing['p90_us']:.0f} us ({report['settings']['owner_gets']} GETs)"
         )
 
 

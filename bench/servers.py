@@ -1,4 +1,5 @@
-"""The processes under test: one redis-server, and one gunicorn per row, all on free ports."""
+"""The processes under test: one redis-server (and a Sentinel group and a cluster for their
+rows: deploy/local_redis.py), and one gunicorn per row, all on free ports."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ import redis
 
 from bench.baseline_apps import COMMON_KEY_PREFIX
 from bench.load import address
+from deploy.local_redis import RedisServer, stop_process, wait_until
+from deploy.parts import LOOPBACK, ROOT, free_port
 from store import apikeys, users
 from store.client import Storage, connect
 from store.names import KeyNames
-from tests.servers import LOOPBACK, ROOT, RedisServer, free_port, stop_process, wait_until
 
 __all__ = [
     "Gunicorn",
@@ -127,11 +129,16 @@ class Gunicorn:
         return self
 
     def wait(self) -> Gunicorn:
-        """Block until the server answers HTTP at all (any status), or fail with its log."""
+        """Block until the server answers HTTP at all (any status); fail with its log if it
+        exits or does not answer within 60 s."""
+        assert self.process is not None
+        ended = self.process.poll
         try:
-            wait_until(lambda: request(self.url())[0] > 0, timeout=60)
+            wait_until(lambda: ended() is not None or request(self.url())[0] > 0, timeout=60)
         except TimeoutError as exc:
             raise RuntimeError(f"{self.name} did not start:\n{self.logs()[-3000:]}") from exc
+        if ended() is not None:
+            raise RuntimeError(f"{self.name} exited at start:\n{self.logs()[-3000:]}")
         return self
 
     def stop(self) -> None:

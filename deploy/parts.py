@@ -5,6 +5,7 @@ stopped and killed, and the small helpers around that (free ports, bounded polli
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -30,10 +31,30 @@ class StackError(RuntimeError):
 
 
 def free_port() -> int:
-    """A TCP port on the loopback that nobody listens on right now (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
+    """A TCP port on the loopback that nobody uses right now, below the ephemeral range.
+
+    Not one the OS picks (bind to port 0): that is an ephemeral port, and outgoing connections
+    take ephemeral ports too. A cluster's nodes open dozens to each other while it forms, and
+    one could take a port picked for a later part before that part binds it.
+    """
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 16384), low)
+        with socket.socket() as s:
+            try:
+                s.bind((LOOPBACK, port))
+            except OSError:
+                continue
+            return port
+    raise StackError(f"no free port below {low}")
+
+
+def _ephemeral_low() -> int:
+    """The first port of the range the OS gives outgoing connections (Linux; 32768 else)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def wait_until(check: Callable[[], object], timeout: float, what: str,

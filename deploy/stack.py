@@ -7,10 +7,12 @@ command. Everything it writes is under var/stack/: the Redis data, nginx's rende
 configuration and temporary files, and one log per process.
 
 With STACK_REDIS=sentinel, Redis is a primary, two replicas and three sentinels instead
-(deploy/topology.py), and the app instances get a redis+sentinel:// URL.
+(deploy/topology.py), and the app instances get a redis+sentinel:// URL; with
+STACK_REDIS=cluster, a Redis Cluster of three primaries and three replicas behind a
+redis+cluster:// URL.
 
     python -m deploy.stack     # PORT (default 8000) for nginx, WORKERS per instance (2),
-                               # STACK_REDIS: single (default) or sentinel
+                               # STACK_REDIS: single (default), sentinel or cluster
 
 The tests import `Stack` and start the same topology on free ports in a temporary directory.
 """
@@ -64,7 +66,8 @@ class Stack:
     """Redis, the app instances and nginx in front, all on the loopback, data under `var`.
 
     redis_topology "single": one redis-server; "sentinel": a primary, two replicas and three
-    sentinels (deploy/topology.py).
+    sentinels; "cluster": six cluster nodes, three primaries with a replica each
+    (deploy/topology.py).
     """
 
     def __init__(
@@ -83,6 +86,9 @@ class Stack:
         self.workers = workers
         self.redis_topology = redis_topology
         self.node_ports = {name: free_port() for name in topology.redis_nodes(redis_topology)}
+        self.cluster = redis_topology == "cluster"
+        # Each cluster node's bus port (cluster-port), picked like the others.
+        self.bus_ports = {name: free_port() for name in self.node_ports} if self.cluster else {}
         sentinels = topology.SENTINELS if redis_topology == "sentinel" else ()
         self.sentinel_ports = {name: free_port() for name in sentinels}
         self.app_ports = {name: free_port() for name in instances}
@@ -112,6 +118,9 @@ class Stack:
         if self.sentinel_ports:
             return topology.sentinel_url(
                 self.redis_password, ((LOOPBACK, p) for p in self.sentinel_ports.values()))
+        if self.cluster:
+            return topology.cluster_url(
+                self.redis_password, ((LOOPBACK, p) for p in self.node_ports.values()))
         return topology.redis_url(self.redis_password, LOOPBACK, self.redis_port)
 
     @property
@@ -138,7 +147,10 @@ class Stack:
                            retry=Retry(NoBackoff(), 0))
 
     def primary_name(self) -> str:
-        """The data node that is the primary, as the first sentinel that answers says."""
+        """The data node that is the primary, as the first sentinel that answers says (a
+        cluster has one per slot: see primary_names)."""
+        if self.cluster:
+            raise StackError("a cluster has three primaries: use primary_names()")
         if not self.sentinel_ports:
             return next(iter(self.node_ports))
         by_port = {port: name for name, port in self.node_ports.items()}
@@ -152,6 +164,55 @@ class Stack:
             except (redis.RedisError, TypeError) as exc:  # TypeError: no address yet
                 last = exc
         raise StackError(f"no sentinel names the primary ({last!r})")
+
+    def primary_names(self) -> list[str]:
+        """The data nodes that are primaries now: the one primary, or a cluster's running
+        nodes that say they are."""
+        if not self.cluster:
+            return [self.primary_name()]
+        return [name for name, port in self.node_ports.items()
+                if self.redis_parts[name].running and self._role(port) == "master"]
+
+    def _role(self, port: int) -> str:
+        """A data node's role: master, slave, or syncing (a replica not linked yet)."""
+        with self.redis_client(1.0, port) as node:
+            info = node.info("replication")
+        linked = info["role"] != "slave" or info.get("master_link_status") == "up"
+        return info["role"] if linked else "syncing"
+
+    def cluster_ok(self) -> bool:
+        """Every running cluster node reports cluster_state ok and all 16384 slots served,
+        with three primaries and every other node a linked replica."""
+        running = [port for name, port in self.node_ports.items()
+                   if self.redis_parts[name].running]
+        for port in running:
+            with self.redis_client(1.0, port) as node:
+                info = node.cluster("info")
+            if info["cluster_state"] != "ok" or int(info["cluster_slots_ok"]) != 16384:
+                return False
+        roles = [self._role(port) for port in running]
+        primaries = len(self.node_ports) // (1 + topology.CLUSTER_REPLICAS)
+        return (roles.count("master") == primaries
+                and roles.count("slave") == len(running) - primaries)
+
+    def _join_cluster(self) -> None:
+        """Fresh nodes: redis-cli --cluster create (the slots over three primaries, a replica
+        each). Nodes that formed the cluster before (a restart: their nodes.conf holds the
+        old ports): CLUSTER MEET from the first tells each node the others' new addresses."""
+        ports = list(self.node_ports.values())
+        with self.redis_client(2.0, ports[0]) as first:
+            if int(first.cluster("info")["cluster_known_nodes"]) > 1:
+                for name, port in list(self.node_ports.items())[1:]:
+                    first.execute_command("CLUSTER", "MEET", LOOPBACK, port, self.bus_ports[name])
+                return
+        create = subprocess.run(
+            [program("redis-cli"), "--cluster", "create", *(f"{LOOPBACK}:{p}" for p in ports),
+             "--cluster-replicas", str(topology.CLUSTER_REPLICAS), "--cluster-yes"],
+            env={**self.env, "REDISCLI_AUTH": self.redis_password},
+            capture_output=True, text=True, timeout=60, check=False)
+        if create.returncode != 0:
+            raise StackError(f"redis-cli --cluster create failed (a half-made cluster: remove "
+                             f"{self.dir}/cluster*):\n{create.stdout[-2000:]}{create.stderr}")
 
     def sentinel_view(self, port: int) -> str | None:
         """The primary the sentinel at `port` names, if it finds it up and sees every replica
@@ -211,11 +272,14 @@ class Stack:
                 lines += topology.sentinel_config_lines((LOOPBACK, primary), self.redis_password)
             else:
                 lines += [*topology.redis_config_lines(), f"requirepass {self.redis_password}"]
-            if name in self.node_ports and self.sentinel_ports:
+            if name in self.bus_ports:
+                lines += [*topology.redis_config_lines(topology.CLUSTER_SETTINGS),
+                          f"cluster-port {self.bus_ports[name]}"]
+            if name in self.node_ports and len(self.node_ports) > 1:
                 # Any node may have to follow another after a failover.
                 lines.append(f"masterauth {self.redis_password}")
-                if port != primary:
-                    lines.append(f"replicaof {LOOPBACK} {primary}")
+            if name in self.node_ports and self.sentinel_ports and port != primary:
+                lines.append(f"replicaof {LOOPBACK} {primary}")
             _write_private(self.dir / f"{name}.conf", "\n".join(lines) + "\n")
 
     # Which node was the primary when the stack last looked: the next start makes it the
@@ -335,6 +399,9 @@ class Stack:
                     part.start()
                 for part in stage.values():
                     part.wait_healthy()
+                if stage is self.redis_parts and self.cluster:
+                    self._join_cluster()
+                    wait_until(self.cluster_ok, START_TIMEOUT, "the cluster (16384 slots)")
                 if stage is self.sentinels:
                     wait_until(self.settled_primary, START_TIMEOUT, "the sentinels' agreement")
                     self.record_primary()
@@ -370,9 +437,10 @@ class Stack:
         part.start()
         part.wait_healthy()
 
-    def kill_redis(self) -> str:
-        """SIGKILL Redis (the primary): no shutdown, no final fsync. Returns its name."""
-        name = self.primary_name()
+    def kill_redis(self, name: str | None = None) -> str:
+        """SIGKILL a data node (by default the primary): no shutdown, no final fsync.
+        Returns its name."""
+        name = name or self.primary_name()
         self.redis_parts[name].kill()
         return name
 
@@ -423,6 +491,9 @@ def main() -> int:
     if stack.sentinels:
         print(f"redis: {stack.first_primary} is the primary, sentinels on "
               + ", ".join(f"{LOOPBACK}:{p}" for p in stack.sentinel_ports.values()), flush=True)
+    if stack.cluster:
+        print(f"redis: a cluster, every slot served; primaries {', '.join(stack.primary_names())}",
+              flush=True)
     print(f"serving on {stack.url} (nginx -> {', '.join(stack.apps)}; "
           f"{stack.workers} worker(s) each); logs and data in var/stack/; Ctrl-C to stop",
           flush=True)
@@ -444,7 +515,8 @@ def main() -> int:
             time.sleep(0.2)
     finally:
         print("stopping: nginx, the app instances, "
-              + ("the sentinels, " if stack.sentinels else "") + "redis", flush=True)
+              + ("the sentinels, " if stack.sentinels else "")
+              + ("the cluster's nodes" if stack.cluster else "redis"), flush=True)
         stack.stop()
     print("stopped", flush=True)
     return 0

@@ -5,9 +5,10 @@ Two things are built on it: `make stack` (deploy/stack.py, for machines without 
 docker-compose.yml (hand-written, so it can carry comments; tests/test_compose.py checks that
 it names the same services and settings as this module).
 
-Redis comes in two topologies (REDIS_TOPOLOGIES): one server ("single", the default), or a
+Redis comes in three topologies (REDIS_TOPOLOGIES): one server ("single", the default); a
 primary, two replicas and three sentinels ("sentinel": `make stack STACK_REDIS=sentinel`, and
-docker-compose.sentinel.yml on top of docker-compose.yml).
+docker-compose.sentinel.yml on top of docker-compose.yml); or a Redis Cluster of three
+primaries and three replicas ("cluster": `make stack STACK_REDIS=cluster`; no compose file).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ REDIS_SETTINGS: dict[str, str] = {
 REDIS_PORT = 6379  # inside the compose network; make stack picks a free loopback port
 
 # ---- High availability: Redis Sentinel (docs/deploy.md, "High availability") ----------------
-REDIS_TOPOLOGIES = ("single", "sentinel")
+REDIS_TOPOLOGIES = ("single", "sentinel", "cluster")
 # The data nodes, each with REDIS_SETTINGS and the password (requirepass, and masterauth: any
 # of them may become a replica of another). The first starts as the primary; it is the single
 # topology's server (same data directory under make stack, same service and volume in
@@ -56,6 +57,22 @@ SENTINEL_SETTINGS: dict[str, str] = {
     "down-after-milliseconds": "1000",
     "failover-timeout": "10000",
     "parallel-syncs": "1",
+}
+
+# ---- Redis Cluster (docs/deploy.md, "Redis Cluster") ----------------------------------------
+# Six data nodes, each with REDIS_SETTINGS, CLUSTER_SETTINGS and the password (requirepass and
+# masterauth: a replica is promoted when its primary dies). Their own names and data
+# directories: a cluster node refuses to join a cluster while it holds keys, so the single
+# topology's data cannot carry over (copy it: docs/storage.md).
+CLUSTER_NODES = tuple(f"cluster{i}" for i in range(1, 7))
+CLUSTER_REPLICAS = 1  # per primary: three primaries, three replicas
+# cluster-node-timeout: a primary silent this long is failing; its replica is promoted about
+# a second later (the same pace as SENTINEL_SETTINGS' down-after-milliseconds). The bus port
+# (cluster-port) is set per node: port + 10000, the default, overflows for a high port.
+CLUSTER_SETTINGS: dict[str, str] = {
+    "cluster-enabled": "yes",
+    "cluster-config-file": "nodes.conf",
+    "cluster-node-timeout": "1000",
 }
 
 # What every app instance is told, on top of REDIS_URL and the secrets. Exactly one proxy
@@ -89,13 +106,13 @@ def redis_url(password: str, host: str, port: int) -> str:
 
 
 def redis_nodes(redis_topology: str = "single") -> tuple[str, ...]:
-    """The Redis data nodes of a topology: ("redis",), or REDIS_NODES for "sentinel"."""
-    if redis_topology == "single":
-        return (REDIS_SERVICE,)
-    if redis_topology == "sentinel":
-        return REDIS_NODES
-    raise ValueError(
-        f"unknown Redis topology {redis_topology!r}: use {' or '.join(REDIS_TOPOLOGIES)}")
+    """The Redis data nodes of a topology: ("redis",), REDIS_NODES for "sentinel",
+    CLUSTER_NODES for "cluster"."""
+    nodes = {"single": (REDIS_SERVICE,), "sentinel": REDIS_NODES, "cluster": CLUSTER_NODES}
+    if redis_topology not in nodes:
+        raise ValueError(f"unknown Redis topology {redis_topology!r}: use "
+                         f"{', '.join(REDIS_TOPOLOGIES[:-1])} or {REDIS_TOPOLOGIES[-1]}")
+    return nodes[redis_topology]
 
 
 def services(redis_topology: str = "single") -> tuple[str, ...]:
@@ -109,6 +126,11 @@ def sentinel_url(password: str, sentinels: Iterable[tuple[str, int]]) -> str:
     goes in REDIS_SENTINEL_PASSWORD)."""
     hosts = ",".join(f"{host}:{port}" for host, port in sentinels)
     return f"redis+sentinel://:{password}@{hosts}/{SENTINEL_SERVICE_NAME}/0"
+
+
+def cluster_url(password: str, nodes: Iterable[tuple[str, int]]) -> str:
+    """The REDIS_URL for the Cluster topology: every node as a startup node."""
+    return f"redis+cluster://:{password}@{','.join(f'{h}:{p}' for h, p in nodes)}"
 
 
 def sentinel_config_lines(primary: tuple[str, int], password: str) -> list[str]:

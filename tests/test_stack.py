@@ -23,10 +23,12 @@ from pathlib import Path
 import pytest
 import redis
 import requests
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from requests.adapters import HTTPAdapter
 
 from deploy import topology
-from deploy.stack import Stack
+from deploy.stack import Stack, wait_until
 from store import users
 from store.client import Storage, connect
 from store.names import KeyNames
@@ -122,6 +124,91 @@ def is_error_envelope(response: requests.Response, code: str | None = None) -> b
     )
 
 
+# ---- helpers shared with the failover tests (test_stack_sentinel, test_stack_cluster) -------
+
+RECOVERY_BOUND = 10.0  # seconds from the kill to a 200 through nginx
+POLL_INTERVAL = 0.1  # at most 100 polls from one address: under the 200/min window
+NO_RETRY = Retry(NoBackoff(), 0)  # redis-py retries a refused AUTH thrice, with backoff
+
+
+def ha_stack(factory: pytest.TempPathFactory, redis_topology: str) -> Iterator[Stack]:
+    """A fixture's body: the Sentinel or Cluster stack on free ports, REDIS_TIMEOUT=0.5 as in
+    tests/test_faults.py."""
+    require_nginx()
+    running = Stack(factory.mktemp(f"{redis_topology}-stack") / "var", workers=2,
+                    env=stack_env(REDIS_TIMEOUT="0.5"), redis_topology=redis_topology)
+    with running:
+        yield running
+
+
+def settled_and_empty(stack: Stack) -> Stack:
+    """A fixture's body: every part running, Redis settled (the sentinels agree on a primary
+    with a complete view; every cluster slot served), an empty database."""
+    wait_until(stack.cluster_ok if stack.cluster else stack.settled_primary, 30, "Redis")
+    whole_and_empty(stack)
+    return stack
+
+
+def assert_refuses_anonymous(port: int) -> None:
+    """The Redis process (data node or sentinel) at `port` wants a password."""
+    with redis.Redis(host=LOOPBACK, port=port, socket_timeout=2, retry=NO_RETRY) as anonymous:
+        with pytest.raises(redis.AuthenticationError):
+            anonymous.ping()
+
+
+def live_and_revoked_keys(stack: Stack, email: str, source: str) -> tuple[dict, dict, str]:
+    """A pro user with two keys made through nginx from `source`, the second revoked (204: a
+    replica confirmed it), the first used on both instances. Returns the live and the
+    revoked key's Authorization headers and the user's id."""
+    make_pro_user(stack, email)
+    http = client(source)
+    csrf = login(http, stack.url, email)
+    keys = []
+    for name in ("live", "revoked"):
+        r = http.post(f"{stack.url}/api/keys", json={"name": name}, timeout=10,
+                      headers={"X-CSRF-Token": csrf})
+        assert r.status_code == 201, r.text
+        keys.append(r.json())
+    live = {"Authorization": f"Bearer {keys[0]['key']}"}
+    revoked = {"Authorization": f"Bearer {keys[1]['key']}"}
+    r = http.delete(f"{stack.url}/api/keys/{keys[1]['id']}", timeout=10,
+                    headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 204, r.text
+    answers = [http.get(f"{stack.url}/api/me", headers=live, timeout=10) for _ in range(4)]
+    assert [r.status_code for r in answers] == [200] * 4  # both instances, round robin
+    return live, revoked, answers[0].json()["id"]
+
+
+def poll_until_back(stack: Stack, live: dict, source: str, killed_at: float) -> float:
+    """GET /api/me through nginx every POLL_INTERVAL until a 200, for at most RECOVERY_BOUND
+    after `killed_at`; every other answer must be 503 service_unavailable, Retry-After: 1.
+    Prints and returns the seconds from the kill to the first 200."""
+    poller = client(source)
+    answers: list[tuple[float, int, str]] = []
+    while time.monotonic() - killed_at < RECOVERY_BOUND:
+        r = poller.get(f"{stack.url}/api/me", headers=live, timeout=5)
+        code = "" if r.status_code == 200 else r.json()["error"]["code"]
+        answers.append((time.monotonic() - killed_at, r.status_code, code))
+        if r.status_code == 200:
+            break
+        assert r.status_code == 503 and is_error_envelope(r, "service_unavailable"), r.text
+        assert r.headers["Retry-After"] == "1"
+        time.sleep(POLL_INTERVAL)
+    print(f"\nfirst 200 through nginx {answers[-1][0]:.2f} s after the kill "
+          f"({Counter((s, c) for _, s, c in answers)})")
+    assert answers[-1][1] == 200, answers[-5:]
+    return answers[-1][0]
+
+
+def assert_live_and_revoked(stack: Stack, live: dict, revoked: dict) -> None:
+    """Every instance, directly and through nginx: the live key works, the revoked one is
+    401 invalid_api_key."""
+    for base in (*(stack.app_url(name) for name in stack.apps), stack.url, stack.url):
+        assert requests.get(f"{base}/api/me", headers=live, timeout=10).status_code == 200
+        r = requests.get(f"{base}/api/me", headers=revoked, timeout=10)
+        assert r.status_code == 401 and is_error_envelope(r, "invalid_api_key"), r.text
+
+
 # ---- fixtures -------------------------------------------------------------------------------
 
 
@@ -163,14 +250,17 @@ def test_stack_runs_the_topology_with_compose_settings(lb: Stack) -> None:
         assert f"server {LOOPBACK}:{port} {topology.UPSTREAM_PARAMETERS};" in rendered
 
     http = client("127.0.0.20")
-    served = Counter()
     for _ in range(6):
         r = http.get(f"{lb.url}/healthz", timeout=10)
         assert r.status_code == 200 and r.json() == {"status": "ok"}
-    for entry in access_log(lb):
-        if entry["client"] == "127.0.0.20":
-            served[instance_of(lb, entry["upstream"])] += 1
-    assert served == Counter({"app1": 3, "app2": 3})  # round robin
+
+    def served() -> Counter[str]:
+        return Counter(instance_of(lb, e["upstream"]) for e in access_log(lb)
+                       if e["client"] == "127.0.0.20")
+
+    # nginx writes a request's log line after its response: the last may still be coming.
+    wait_until(lambda: served().total() >= 6, 5, "nginx's access log")
+    assert served() == Counter({"app1": 3, "app2": 3})  # round robin
     # nginx's own errors keep the JSON envelope too.
     r = http.post(f"{lb.url}/api/apps", data=b"x" * (3 * 1024 * 1024), timeout=10,
                   headers={"Content-Type": "application/json"})
@@ -356,12 +446,13 @@ def repo(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(("redis_topology", "stop_signal"), [
     pytest.param("single", signal.SIGINT, id="single-ctrl-c"),  # the terminal's foreground group
     pytest.param("sentinel", signal.SIGTERM, id="sentinel-term"),  # a service manager
+    pytest.param("cluster", signal.SIGTERM, id="cluster-term"),
 ])
 def test_make_stack_command_serves_prints_url_and_ctrl_c_stops_every_part(
     repo: Path, tmp_path: Path, redis_topology: str, stop_signal: int,
 ) -> None:
-    """`python -m deploy.stack` (make stack, STACK_REDIS=single or sentinel): URL printed, all
-    healthy, Ctrl-C or TERM ends every part."""
+    """`python -m deploy.stack` (make stack, STACK_REDIS=single, sentinel or cluster): URL
+    printed, all healthy, Ctrl-C or TERM ends every part."""
     require_nginx()
     port = free_port()
     out_path = tmp_path / "stack.out"
@@ -380,7 +471,8 @@ def test_make_stack_command_serves_prints_url_and_ctrl_c_stops_every_part(
             assert time.monotonic() < deadline, out_path.read_text()
             time.sleep(0.1)
         groups = _process_groups(process.pid)
-        # redis (or 3 data nodes and 3 sentinels), app1, app2, nginx: each its own group
+        # redis (or 3 data nodes and 3 sentinels, or 6 cluster nodes), app1, app2, nginx: each
+        # its own group
         assert len(groups) == len(topology.services(redis_topology)), groups
         r = requests.get(f"{url}/healthz", timeout=10)
         assert r.status_code == 200, r.text
@@ -413,3 +505,14 @@ def test_make_stack_command_serves_prints_url_and_ctrl_c_stops_every_part(
         for group in groups:
             if _group_alive(group):
                 os.killpg(group, signal.SIGKILL)
+
+
+def test_make_stack_refuses_an_unknown_redis_topology_in_one_line() -> None:
+    """STACK_REDIS=<anything else>: exit 1 with one line naming the three choices, nothing
+    started."""
+    done = subprocess.run([sys.executable, "-m", "deploy.stack"], cwd=ROOT, timeout=30,
+                          env=stack_env(STACK_REDIS="clustre"), capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr == ("error: unknown Redis topology 'clustre': "
+                           "use single, sentinel or cluster\n")
+    assert "serving" not in done.stdout

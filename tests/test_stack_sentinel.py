@@ -8,43 +8,27 @@ revoked key must stay refused. What a run measures is printed (-s shows it).
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-import redis
-import requests
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from deploy import topology
-from deploy.stack import Stack, wait_until
+from deploy.stack import Stack
 from tests import test_stack as helpers
-from tests.servers import LOOPBACK, whole_and_empty
 
 pytestmark = [pytest.mark.integration, pytest.mark.gunicorn]
-
-RECOVERY_BOUND = 10.0  # seconds from the kill to a 200 through nginx
-POLL_INTERVAL = 0.1  # at most 100 polls from one address: under the 200/min window
-NO_RETRY = Retry(NoBackoff(), 0)  # redis-py retries a refused AUTH thrice, with backoff
 
 
 @pytest.fixture(scope="module")
 def ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The Sentinel stack on free ports, REDIS_TIMEOUT=0.5 as in tests/test_faults.py."""
-    helpers.require_nginx()
-    running = Stack(tmp_path_factory.mktemp("ha-stack") / "var", workers=2,
-                    env=helpers.stack_env(REDIS_TIMEOUT="0.5"), redis_topology="sentinel")
-    with running:
-        yield running
+    """The Sentinel stack on free ports."""
+    yield from helpers.ha_stack(tmp_path_factory, "sentinel")
 
 
 @pytest.fixture
 def whole(ha: Stack) -> Stack:
-    """Every part running, the sentinels settled, an empty database."""
-    wait_until(ha.settled_primary, 30, "the sentinels' agreement")
-    whole_and_empty(ha)
-    return ha
+    """Every part running, Redis settled, an empty database."""
+    return helpers.settled_and_empty(ha)
 
 
 def test_sentinel_stack_runs_the_shared_topology_with_passwords_everywhere(whole: Stack) -> None:
@@ -65,9 +49,7 @@ def test_sentinel_stack_runs_the_shared_topology_with_passwords_everywhere(whole
             assert role["role"] == "slave" and role["master_link_status"] == "up", name
         assert (whole.dir / name / "appendonlydir").is_dir()
     for port in (*whole.node_ports.values(), *whole.sentinel_ports.values()):
-        with redis.Redis(host=LOOPBACK, port=port, socket_timeout=2, retry=NO_RETRY) as anonymous:
-            with pytest.raises(redis.AuthenticationError):
-                anonymous.ping()
+        helpers.assert_refuses_anonymous(port)
     for port in whole.sentinel_ports.values():
         with whole.redis_client(port=port) as sentinel:
             state = sentinel.sentinel_master(topology.SENTINEL_SERVICE_NAME)
@@ -88,49 +70,12 @@ def test_primary_killed_service_resumes_through_nginx_and_a_revoked_key_stays_re
     """SIGKILL the primary: only 503 service_unavailable through nginx until Sentinel promotes
     a replica, then 200 again within RECOVERY_BOUND without touching the app; a key revoked
     (and confirmed) before the kill is 401 on every instance."""
-    email = "ha@example.test"
-    helpers.make_pro_user(whole, email)
-    http = helpers.client("127.0.0.40")
-    csrf = helpers.login(http, whole.url, email)
-    keys = []
-    for name in ("live", "revoked"):
-        r = http.post(f"{whole.url}/api/keys", json={"name": name}, timeout=10,
-                      headers={"X-CSRF-Token": csrf})
-        assert r.status_code == 201, r.text
-        keys.append(r.json())
-    live = {"Authorization": f"Bearer {keys[0]['key']}"}
-    revoked = {"Authorization": f"Bearer {keys[1]['key']}"}
-    r = http.delete(f"{whole.url}/api/keys/{keys[1]['id']}", timeout=10,
-                    headers={"X-CSRF-Token": csrf})
-    assert r.status_code == 204, r.text  # a replica confirmed it (REVOKE_MIN_REPLICAS)
-    for _ in range(4):  # both instances, round robin
-        assert http.get(f"{whole.url}/api/me", headers=live, timeout=10).status_code == 200
-
-    poller = helpers.client("127.0.0.41")
+    live, revoked, _ = helpers.live_and_revoked_keys(whole, "ha@example.test", "127.0.0.40")
     old = whole.kill_redis()
-    killed_at = time.monotonic()
-    answers: list[tuple[float, int, str]] = []
-    while time.monotonic() - killed_at < RECOVERY_BOUND:
-        r = poller.get(f"{whole.url}/api/me", headers=live, timeout=5)
-        code = "" if r.status_code == 200 else r.json()["error"]["code"]
-        answers.append((time.monotonic() - killed_at, r.status_code, code))
-        if r.status_code == 200:
-            break
-        assert r.status_code == 503 and helpers.is_error_envelope(r, "service_unavailable"), r.text
-        assert r.headers["Retry-After"] == "1"
-        time.sleep(POLL_INTERVAL)
-    recovered = answers[-1][0]
-    print(f"\nprimary {old} killed: first 200 through nginx after {recovered:.2f} s "
-          f"({Counter((s, c) for _, s, c in answers)})")
-    assert answers[-1][1] == 200, answers[-5:]
+    helpers.poll_until_back(whole, live, "127.0.0.41", time.monotonic())
     new = whole.primary_name()
     assert new != old
-
-    # Every instance, directly and through nginx: the live key works, the revoked one does not.
-    for base in (*(whole.app_url(name) for name in whole.apps), whole.url, whole.url):
-        assert requests.get(f"{base}/api/me", headers=live, timeout=10).status_code == 200
-        r = requests.get(f"{base}/api/me", headers=revoked, timeout=10)
-        assert r.status_code == 401 and helpers.is_error_envelope(r, "invalid_api_key"), r.text
+    helpers.assert_live_and_revoked(whole, live, revoked)
 
     # The other replica follows the new primary (masterauth), the old one is down.
     with whole.redis_client(port=whole.node_ports[new]) as primary:

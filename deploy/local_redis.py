@@ -1,0 +1,436 @@
+"""Throwaway Redis topologies on free loopback ports, for the tests and the benchmark: one
+redis-server, a Sentinel group, a six-node cluster; and counting what clients send them with
+MONITOR. Not the production topology (that is deploy/topology.py, run by deploy/stack.py):
+no password, no persistence unless asked, settings chosen for fast tests.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import redis
+from redis.cluster import RedisCluster
+
+from deploy.parts import LOOPBACK, free_port
+
+__all__ = [
+    "ClusterGroup",
+    "CommandRecorder",
+    "NodeRecorders",
+    "RedisServer",
+    "SentinelGroup",
+    "is_setup",
+    "stop_process",
+    "wait_until",
+]
+
+
+def wait_until(check, timeout: float = 10.0, interval: float = 0.05) -> None:
+    """Poll check() until it returns truthy, or raise TimeoutError after timeout seconds
+    (deploy.parts.wait_until is the stack's, which names the part and reads its log)."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception as exc:  # noqa: BLE001 - the process may not be up yet
+            last_error = exc
+        time.sleep(interval)
+    raise TimeoutError(f"gave up waiting: {last_error!r}")
+
+
+# A client announcing itself on a new pooled connection, and our own stop marker.
+SETUP_COMMANDS = frozenset({"CLIENT", "HELLO", "SELECT", "ECHO", "AUTH"})
+
+
+def is_setup(command: str) -> bool:
+    """A command a client sends to set up a connection, or the cluster client's one-time
+    bare COMMAND (its command table); COMMAND GETKEYS on the request path is not set-up."""
+    return command.split()[0].upper() in SETUP_COMMANDS or command.strip().upper() == "COMMAND"
+
+
+class CommandRecorder:
+    """Records every command clients send to Redis; a script's own calls (lua) are left out."""
+
+    STOP = "genmb-monitor-stop"
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self.commands: list[dict[str, Any]] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._ready = threading.Event()
+
+    def _run(self) -> None:
+        """Collect entries until our own stop marker comes through."""
+        with self.client.monitor() as monitor:
+            self._ready.set()
+            for entry in monitor.listen():
+                if self.STOP in entry["command"]:
+                    return
+                self.commands.append(entry)
+
+    def __enter__(self) -> CommandRecorder:
+        """Start monitoring; returns once MONITOR is in effect."""
+        self._thread.start()
+        self._ready.wait(5)
+        time.sleep(0.1)  # MONITOR is registered once its reply arrives
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Send the stop marker and wait for the monitor thread."""
+        self.client.echo(self.STOP)
+        self._thread.join(10)
+
+    def client_commands(self) -> list[str]:
+        """Every command clients sent (no script-internal ones), as MONITOR shows it, without
+        the sentinels' and replicas' own connections (their PING, INFO, PUBLISH, REPLCONF)."""
+        infrastructure = {
+            client["addr"] for client in self.client.client_list()
+            if client.get("name", "").startswith("sentinel-") or "S" in client.get("flags", "")
+        }
+        return [
+            e["command"] for e in self.commands
+            if e.get("client_type") != "lua"
+            and f"{e.get('client_address')}:{e.get('client_port')}" not in infrastructure
+        ]
+
+    def sent_by_clients(self) -> Counter[str]:
+        """Command names as clients sent them, connection set-up excluded."""
+        return Counter(
+            command.split()[0].upper() for command in self.client_commands()
+            if not is_setup(command)
+        )
+
+
+class NodeRecorders:
+    """A CommandRecorder on every primary of a server, Sentinel group or cluster; the counts
+    are summed (on Cluster one request's scripts go to different nodes)."""
+
+    def __init__(self, server) -> None:  # noqa: ANN001 - RedisServer, SentinelGroup, Cluster
+        self.recorders = [CommandRecorder(client) for client in server.primary_clients()]
+
+    def __enter__(self) -> NodeRecorders:
+        for recorder in self.recorders:
+            recorder.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for recorder in self.recorders:
+            recorder.__exit__(*exc)
+
+    def sent_by_clients(self) -> Counter[str]:
+        """Command names as clients sent them, over every primary."""
+        return sum((r.sent_by_clients() for r in self.recorders), Counter())
+
+    def client_commands(self) -> list[str]:
+        """Every command clients sent, over every primary."""
+        return [command for r in self.recorders for command in r.client_commands()]
+
+
+def stop_process(process: subprocess.Popen[bytes] | None, grace: float = 15) -> None:
+    """Terminate a child process, or kill it when it does not exit within `grace` seconds."""
+    if process and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class RedisServer:
+    """A redis-server of the tests' own, on a free port under a temporary directory."""
+
+    def __init__(self, directory: Path, appendonly: bool = False) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (.ci/run installs it)")
+        self.binary, self.directory, self.appendonly = binary, directory, appendonly
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.extra_args: list[str] = []  # e.g. --replicaof, for a replica of a SentinelGroup
+
+    @property
+    def url(self) -> str:
+        """redis://127.0.0.1:<port>/0."""
+        return f"redis://{LOOPBACK}:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        """A fresh client with short timeouts."""
+        return redis.Redis(host=LOOPBACK, port=self.port, decode_responses=True,
+                           socket_timeout=2, socket_connect_timeout=2)
+
+    def primary_clients(self) -> list[redis.Redis]:
+        """A plain client of each primary: this one."""
+        return [self.client()]
+
+    def pids(self) -> list[int]:
+        """The process (for its CPU time): this server."""
+        return [self.process.pid] if self.process else []
+
+    def start(self) -> RedisServer:
+        """Start (or restart) the server on the same port and directory."""
+        args = [self.binary, "--port", str(self.port), "--bind", LOOPBACK, "--save", "",
+                "--dir", str(self.directory), "--appendonly", "yes" if self.appendonly else "no",
+                "--appendfsync", "everysec", "--logfile", str(self.directory / "redis.log"),
+                *self.extra_args]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        wait_until(lambda: self.client().ping())
+        return self
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, as a clean shutdown)."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def kill(self) -> None:
+        """Kill the server without letting it flush anything (SIGKILL)."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections open, nothing answers."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Thaw a paused server (SIGCONT)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+
+SENTINEL_SERVICE = "genmb"
+
+
+class SentinelGroup:
+    """A primary, two replicas and three sentinels (quorum 2), each on a free loopback port.
+
+    Offers what the tests use of a RedisServer (`url`, `client()`) so that the contract suite
+    runs unchanged against it; `client()` always reaches the current primary.
+    """
+
+    DOWN_AFTER_MS = 1000
+
+    def __init__(self, directory: Path, replicas: int = 2, sentinels: int = 3,
+                 appendonly: bool = False) -> None:
+        self.directory = directory
+        self.nodes = [RedisServer(directory / f"node{i}", appendonly=appendonly)
+                      for i in range(1 + replicas)]
+        self.sentinel_ports = [free_port() for _ in range(sentinels)]
+        self.sentinel_processes: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        """redis+sentinel://127.0.0.1:<p1>,...:<p3>/genmb/0."""
+        hosts = ",".join(f"{LOOPBACK}:{port}" for port in self.sentinel_ports)
+        return f"redis+sentinel://{hosts}/{SENTINEL_SERVICE}/0"
+
+    def start(self) -> SentinelGroup:
+        """Start the data nodes, then the sentinels, and wait until they all know each other."""
+        primary_port = self.nodes[0].port
+        for index, node in enumerate(self.nodes):
+            node.directory.mkdir(parents=True, exist_ok=True)
+            node.extra_args = [] if index == 0 else ["--replicaof", LOOPBACK, str(primary_port)]
+            node.start()
+        for index, port in enumerate(self.sentinel_ports):
+            folder = self.directory / f"sentinel{index}"
+            folder.mkdir(parents=True, exist_ok=True)
+            conf = folder / "sentinel.conf"
+            conf.write_text(
+                f"port {port}\nbind {LOOPBACK}\ndir {folder}\n"
+                f"logfile {folder / 'sentinel.log'}\n"
+                f"sentinel monitor {SENTINEL_SERVICE} {LOOPBACK} {primary_port} 2\n"
+                f"sentinel down-after-milliseconds {SENTINEL_SERVICE} {self.DOWN_AFTER_MS}\n"
+                f"sentinel failover-timeout {SENTINEL_SERVICE} 10000\n"
+                f"sentinel parallel-syncs {SENTINEL_SERVICE} 2\n"
+            )
+            self.sentinel_processes.append(subprocess.Popen(
+                [self.nodes[0].binary, str(conf), "--sentinel"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            ))
+        self.wait_settled(primary_port)
+        return self
+
+    def sentinel_client(self, index: int = 0) -> redis.Redis:
+        """A client of one sentinel."""
+        return redis.Redis(host=LOOPBACK, port=self.sentinel_ports[index], decode_responses=True,
+                           socket_timeout=2, socket_connect_timeout=2)
+
+    def primary_port(self) -> int:
+        """The primary's port, as the first sentinel reports it."""
+        with self.sentinel_client() as sentinel:
+            return int(sentinel.sentinel_get_master_addr_by_name(SENTINEL_SERVICE)[1])
+
+    def node(self, port: int) -> RedisServer:
+        """The data node listening on `port`."""
+        return next(node for node in self.nodes if node.port == port)
+
+    def primary(self) -> RedisServer:
+        """The data node that is primary now."""
+        return self.node(self.primary_port())
+
+    def client(self) -> redis.Redis:
+        """A plain client of the current primary."""
+        return self.primary().client()
+
+    def primary_clients(self) -> list[redis.Redis]:
+        """A plain client of each primary: the current one."""
+        return [self.client()]
+
+    def pids(self) -> list[int]:
+        """The processes (for their CPU time): every data node and sentinel."""
+        return [pid for node in self.nodes for pid in node.pids()] + [
+            process.pid for process in self.sentinel_processes]
+
+    def wait_settled(self, primary_port: int, timeout: float = 60) -> None:
+        """Every sentinel names `primary_port` as primary and sees every replica and sentinel."""
+        replicas, others = len(self.nodes) - 1, len(self.sentinel_ports) - 1
+
+        def settled() -> bool:
+            for index in range(len(self.sentinel_ports)):
+                with self.sentinel_client(index) as sentinel:
+                    state = sentinel.sentinel_master(SENTINEL_SERVICE)
+                    live_replicas = [
+                        r for r in sentinel.sentinel_slaves(SENTINEL_SERVICE)
+                        if not (r["is_sdown"] or r["is_odown"]) and r["master-link-status"] == "ok"
+                    ]
+                if (int(state["port"]) != primary_port or state["is_sdown"]
+                        or len(live_replicas) < replicas
+                        or state["num-other-sentinels"] < others):
+                    return False
+            with self.node(primary_port).client() as primary:
+                return primary.info("replication")["connected_slaves"] >= replicas
+
+        wait_until(settled, timeout=timeout, interval=0.1)
+
+    def wait_for_new_primary(self, old_port: int, timeout: float = 30) -> int:
+        """Wait until the sentinels promoted another node; returns its port."""
+        def promoted() -> bool:
+            with self.sentinel_client() as sentinel:
+                addr = sentinel.sentinel_get_master_addr_by_name(SENTINEL_SERVICE)
+            return int(addr[1]) != old_port and self.node(int(addr[1])).client().info(
+                "replication")["role"] == "master"
+
+        wait_until(promoted, timeout=timeout, interval=0.05)
+        return self.primary_port()
+
+    def stop(self) -> None:
+        """Stop the sentinels, then the data nodes."""
+        for process in self.sentinel_processes:
+            stop_process(process, grace=5)
+        for node in self.nodes:
+            node.stop()
+
+
+class ClusterGroup:
+    """A Redis Cluster of three primaries and three replicas on free loopback ports.
+
+    Offers what the tests use of a RedisServer (`url`, `client()`, a cluster client that
+    routes each key to its node); `primary_clients()` reaches each primary directly.
+    """
+
+    NODE_TIMEOUT_MS = 1000
+
+    def __init__(self, directory: Path, nodes: int = 6) -> None:
+        self.directory = directory
+        self.nodes = [RedisServer(directory / f"node{i}") for i in range(nodes)]
+
+    @property
+    def url(self) -> str:
+        """redis+cluster://127.0.0.1:<p1>,...:<p6>."""
+        return "redis+cluster://" + ",".join(f"{LOOPBACK}:{n.port}" for n in self.nodes)
+
+    def start(self) -> ClusterGroup:
+        """Start the nodes, join them with redis-cli --cluster create, wait for state ok."""
+        for node in self.nodes:
+            node.directory.mkdir(parents=True, exist_ok=True)
+            node.extra_args = ["--cluster-enabled", "yes", "--cluster-config-file",
+                               str(node.directory / "nodes.conf"),
+                               "--cluster-node-timeout", str(self.NODE_TIMEOUT_MS),
+                               # The bus port defaults to port + 10000, past 65535 for a
+                               # high free port: pick one of its own.
+                               "--cluster-port", str(free_port())]
+            node.start()
+        subprocess.run(
+            [shutil.which("redis-cli") or "redis-cli", "--cluster", "create",
+             *(f"{LOOPBACK}:{n.port}" for n in self.nodes), "--cluster-replicas", "1",
+             "--cluster-yes"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
+        )
+        self.wait_healthy()
+        return self
+
+    def live_nodes(self) -> list[RedisServer]:
+        """The nodes whose process runs."""
+        return [n for n in self.nodes if n.process and n.process.poll() is None]
+
+    def wait_healthy(self, timeout: float = 60) -> None:
+        """Every running node reports cluster_state ok, all slots served, and three primaries
+        with a replica each (so the next failover has a replica to promote)."""
+        def healthy() -> bool:
+            for node in self.live_nodes():
+                with node.client() as c:
+                    info = c.cluster("info")
+                    if info["cluster_state"] != "ok" or int(info["cluster_slots_ok"]) != 16384:
+                        return False
+            roles = Counter(self._role(n) for n in self.live_nodes())
+            return roles["master"] == 3 and roles["slave"] == len(self.live_nodes()) - 3
+
+        wait_until(healthy, timeout=timeout, interval=0.1)
+
+    @staticmethod
+    def _role(node: RedisServer) -> str:
+        with node.client() as c:
+            info = c.info("replication")
+            if info["role"] == "slave" and info.get("master_link_status") != "up":
+                return "syncing"
+            return info["role"]
+
+    def primaries(self) -> list[RedisServer]:
+        """The running nodes that are primaries now."""
+        return [n for n in self.live_nodes() if self._role(n) == "master"]
+
+    def primary_for(self, key: str) -> RedisServer:
+        """The primary that serves `key`'s slot."""
+        with self.client() as c:
+            node = c.get_node_from_key(key)
+        return next(n for n in self.nodes if n.port == int(node.port))
+
+    def replicas_of(self, primary: RedisServer) -> list[RedisServer]:
+        """The running nodes that replicate `primary`."""
+        found = []
+        for node in self.live_nodes():
+            with node.client() as c:
+                info = c.info("replication")
+            if info["role"] == "slave" and int(info["master_port"]) == primary.port:
+                found.append(node)
+        return found
+
+    def primary_clients(self) -> list[redis.Redis]:
+        """A plain client of each primary (MONITOR, INFO: one node at a time)."""
+        return [n.client() for n in self.primaries()]
+
+    def pids(self) -> list[int]:
+        """The processes (for their CPU time): every node, primary or replica."""
+        return [pid for node in self.nodes for pid in node.pids()]
+
+    def client(self) -> RedisCluster:
+        """A cluster client of the tests' own: routes each key to its node."""
+        return RedisCluster(host=LOOPBACK, port=self.live_nodes()[0].port,
+                            decode_responses=True, socket_timeout=2, socket_connect_timeout=2)
+
+    def stop(self) -> None:
+        """Stop every node."""
+        for node in self.nodes:
+            node.stop()

@@ -194,7 +194,10 @@ def _check_security_settings(s: Mapping[str, Any]) -> None:
                            f"got {s['SECURITY_LOG_MAX_DAYS']}")
     if not _is_base_url(s["SECRET_SCANNING_KEYS_URL"].split("?", 1)[0]):
         raise RuntimeError("SECRET_SCANNING_KEYS_URL must be an http(s) URL")
-    rate_limit_parts(s["SECRET_SCANNING_RATELIMIT"])
+    try:
+        rate_limit_parts(s["SECRET_SCANNING_RATELIMIT"])
+    except RuntimeError as exc:
+        raise RuntimeError(f"SECRET_SCANNING_RATELIMIT: {exc}") from None
     if not 1024 <= s["SECRET_SCANNING_MAX_BYTES"] <= s["MAX_CONTENT_LENGTH"]:
         raise RuntimeError("SECRET_SCANNING_MAX_BYTES must be 1024..1048576, "
                            f"got {s['SECRET_SCANNING_MAX_BYTES']}")

@@ -141,8 +141,8 @@ def test_the_log_is_capped_by_count_and_by_age(redis_url, make_user, rdb):
     rdb.xadd(key, {"type": "auth.login", "actor": "user"}, id=f"{old}-0")
     csrf = login(client, user.email)
     assert rdb.xlen(key) == 1  # the old event went with the first new one
-    for n in range(6):
-        create_key(client, csrf, f"k{n}") if n < 5 else None
+    for n in range(5):
+        create_key(client, csrf, f"k{n}")
     assert rdb.xlen(key) == 5
     assert [e["type"] for e in events(client)] == ["api_key.created"] * 5
     assert 0 < rdb.ttl(key) <= 2 * 24 * 3600

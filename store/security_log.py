@@ -23,6 +23,7 @@ from store.client import Storage
 from store.clock import iso
 
 DAY_MS = 24 * 3600 * 1000
+MAX_ID_PART = 2**64 - 1  # each half of a stream id is an unsigned 64-bit number
 EVENT_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
 # What an event may carry, and nothing else (a caller's typo cannot smuggle a field in).
 FIELDS = ("type", "actor", "ip", "key_id", "key_prefix", "key_name", "url", "source", "plan",
@@ -73,12 +74,27 @@ def page(storage: Storage, policy: Policy, user_id: str, limit: int,
     Events older than max_days are never shown, even before a trim has removed them.
     """
     oldest_kept = max(0, int(time.time() * 1000) - policy.max_days * DAY_MS)
-    newest = f"({cursor}" if cursor else "+"
+    newest = _before(cursor) if cursor else "+"
+    if newest is None:
+        return [], None
     entries = storage.redis.xrevrange(storage.names.security_log(user_id), newest,
                                       f"{oldest_kept}-0", count=limit + 1)
     events = [_shown(event_id, fields) for event_id, fields in entries[:limit]]
     following = events[-1]["id"] if len(entries) > limit else None
     return events, following
+
+
+def _before(cursor: str) -> str | None:
+    """The newest stream id older than `cursor`, or None when there is none (0-0).
+
+    Any cursor of the documented shape is a position (parts past 2^64-1 count as the most).
+    """
+    millis, seq = (min(int(part), MAX_ID_PART) for part in cursor.split("-", 1))
+    if seq > 0:
+        return f"{millis}-{seq - 1}"
+    if millis > 0:
+        return f"{millis - 1}-{MAX_ID_PART}"
+    return None
 
 
 def alerts(storage: Storage, user_id: str) -> list[dict[str, Any]]:

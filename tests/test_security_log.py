@@ -120,6 +120,17 @@ def test_pagination_is_newest_first_with_a_cursor(client, make_user, storage):
         assert "genmb_sk_" not in response.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("cursor", ["0-0", "0-1", "1-0", "99999999999999999999-99999999999999999999"])
+def test_any_cursor_of_the_documented_shape_is_a_position(client, make_user, cursor):
+    """Edge cursors (found by the fuzzer: 0-0 was a 500) answer 200, never a Redis error."""
+    user = make_user("pro")
+    login(client, user.email)
+    response = client.get("/api/security-log", query_string={"cursor": cursor})
+    assert response.status_code == 200
+    huge = cursor.startswith("9")
+    assert [e["type"] for e in response.json["events"]] == (["auth.login"] if huge else [])
+
+
 def test_session_only(client, make_user):
     """With a key: 403 session_required; without anything: 401."""
     user = make_user("pro")

@@ -120,7 +120,8 @@ def test_pagination_is_newest_first_with_a_cursor(client, make_user, storage):
         assert "genmb_sk_" not in response.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("cursor", ["0-0", "0-1", "1-0", "99999999999999999999-99999999999999999999"])
+@pytest.mark.parametrize("cursor", ["0-0", "0-1", "1-0",
+                                    "99999999999999999999-99999999999999999999"])
 def test_any_cursor_of_the_documented_shape_is_a_position(client, make_user, cursor):
     """Edge cursors (found by the fuzzer: 0-0 was a 500) answer 200, never a Redis error."""
     user = make_user("pro")

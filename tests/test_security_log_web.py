@@ -87,7 +87,7 @@ def test_leaked_key_banner_and_security_log_on_settings(
     expect(banner).to_have_count(1)
     revoked_on = datetime.now(UTC).astimezone(ZoneInfo(TIMEZONE))
     expect(banner).to_contain_text(
-        f"Key “CI deploy” ({created['prefix']}…) was found in public at {FOUND_AT} and "
+        f"Key 'CI deploy' ({created['prefix']}…) was found in public at {FOUND_AT} and "
         f"revoked on {revoked_on:%b} {revoked_on.day}, {revoked_on.year}.")
     expect(banner.get_by_role("link", name=FOUND_AT)).to_have_attribute("href", FOUND_AT)
 

@@ -145,7 +145,7 @@ export async function mountLeakBanners(root) {
     banner.setAttribute("role", "alert");
     banner.dataset.eventId = alert.id;
     const text = cell("p");
-    const name = alert.key_name ? `Key “${alert.key_name}” (${alert.key_prefix}…)` : `Key ${alert.key_prefix}…`;
+    const name = alert.key_name ? `Key '${alert.key_name}' (${alert.key_prefix}…)` : `Key ${alert.key_prefix}…`;
     text.append(`${name} was found in public at `, placeLink(alert.url),
       ` and revoked on ${DATE_FORMAT.format(new Date(alert.at))}.`);
     const hint = cell("p", "Anyone could have used it until then: check the log below, and give "

@@ -4,8 +4,8 @@ A report is signed with ECDSA P-256 / SHA-256 over the raw request body; the sig
 base64 of DER, and `Github-Public-Key-Identifier` names which key of the document at
 SECRET_SCANNING_KEYS_URL signed it. The document is rate limited by GitHub, so each process
 keeps it an hour; a failed fetch keeps the last good copy; an identifier the copy does not
-hold triggers one early refetch (GitHub rotated its key), at most once a minute, so forged
-identifiers cannot make the service hammer GitHub.
+hold triggers one early refetch (GitHub rotated its key), at most MISS_REFETCHES a minute per
+process, so forged identifiers cannot make the service hammer GitHub.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ log = logging.getLogger("genmb.security")
 USER_AGENT = "genmb-api-keys-secret-scanning/1.0"
 CACHE_SECONDS = 3600
 REFETCH_MIN_SECONDS = 60
+MISS_REFETCHES = 3  # early fetches for unknown identifiers allowed per REFETCH_MIN_SECONDS
 FETCH_TIMEOUT_SECONDS = 5
 MAX_DOCUMENT_BYTES = 64 * 1024
 MAX_HEADER_LENGTH = 512
@@ -43,7 +44,7 @@ class PublicKeys:
     keys: dict[str, ec.EllipticCurvePublicKey] = field(default_factory=dict)
     fetched_at: float = float("-inf")  # monotonic time of the last good fetch
     tried_at: float = float("-inf")  # ... of the last fetch tried, good or not
-    missed_at: float = float("-inf")  # ... of the last refetch for an unknown identifier
+    missed: list[float] = field(default_factory=list)  # ... of recent refetches on a miss
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def key(self, identifier: str) -> ec.EllipticCurvePublicKey | None:
@@ -53,9 +54,10 @@ class PublicKeys:
             if now - self.fetched_at >= self.max_age and now - self.tried_at >= min(
                     self.retry_after, self.max_age):
                 self._refresh(now)  # stale or never fetched (a failing GitHub: once a minute)
-            if identifier not in self.keys and now - self.missed_at >= self.retry_after \
+            self.missed = [t for t in self.missed if now - t < self.retry_after]
+            if identifier not in self.keys and len(self.missed) < MISS_REFETCHES \
                     and self.tried_at != now:
-                self.missed_at = now  # GitHub may have rotated its key: look once more
+                self.missed.append(now)  # GitHub may have rotated its key: look once more
                 self._refresh(now)
             return self.keys.get(identifier)
 

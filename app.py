@@ -9,7 +9,7 @@ from flask import Flask
 from flask.sessions import SessionInterface
 
 import cli
-from blueprints import account, apps, auth, health, keys, mcp, web
+from blueprints import account, apps, auth, health, keys, mcp, secret_scanning, security_log, web
 from config import load_settings
 from errors import register_error_handlers
 from extensions import STORAGE_EXTENSION, api, limiter
@@ -83,8 +83,10 @@ def register_endpoint_limiter(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Mount every blueprint; API ones through flask-smorest so they appear in /openapi.json."""
-    for module in (auth, keys, account, apps):
+    for module in (auth, keys, account, apps, security_log):
         api.register_blueprint(module.bp)
+    # GitHub's signed reports: a partner webhook outside the gate and /openapi.json.
+    app.register_blueprint(secret_scanning.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(mcp.bp)  # POST /mcp; not in /openapi.json (JSON-RPC, not REST)
     app.register_blueprint(web.bp)

@@ -1,4 +1,4 @@
-"""Operator commands: flask --app app users create|set-plan."""
+"""Operator commands: flask --app app users create|set-plan, keys revoke|revoke-token."""
 
 from __future__ import annotations
 
@@ -9,10 +9,14 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from extensions import storage
-from store import users
-from store.errors import EmailTaken, NotFound
+from services import security_events
+from services.revocation import revoke_by_operator
+from store import apikeys, users
+from store.apikeys import OwnedKey
+from store.errors import EmailTaken, NotFound, RevocationUnconfirmed
 
 users_cli = AppGroup("users", help="Manage users.")
+keys_cli = AppGroup("keys", help="Revoke API keys as the operator.")
 PLAN_CHOICE = click.Choice(users.PLANS)
 UNCONFIRMED_EXIT = 3  # set-plan: the change is made, but too few replicas confirmed it
 
@@ -49,6 +53,7 @@ def set_plan(email: str, plan: str) -> None:
         user, replication = users.set_plan(storage(), email, plan)
     except NotFound:
         raise click.ClickException(f"no user with email {email}") from None
+    security_events.record(user.id, "plan.changed", security_events.OPERATOR, plan=plan)
     click.echo(json.dumps({"id": user.id, "email": user.email, "plan": user.plan,
                            "replicas": {"needed": replication.needed,
                                         "confirmed": replication.confirmed}}))
@@ -59,6 +64,76 @@ def set_plan(email: str, plan: str) -> None:
         raise SystemExit(UNCONFIRMED_EXIT)
 
 
+def _describe(key: OwnedKey) -> str:
+    """One line about a key: never the key itself, only its display prefix."""
+    return f"{key.id}  {key.prefix}…  {key.name!r}  user {key.user_id}  created {key.created_at}"
+
+
+def _revoke(keys: list[OwnedKey]) -> None:
+    """Revoke each key through the owner's path; exit 3 when replicas did not confirm one."""
+    unconfirmed = False
+    for key in keys:
+        try:
+            revoke_by_operator(key)
+        except NotFound:
+            click.echo(f"already gone: {key.id}", err=True)
+            continue
+        except RevocationUnconfirmed as exc:
+            unconfirmed = True
+            click.echo(f"warning: {key.id} is refused already, but only {exc.confirmed} of "
+                       f"{exc.needed} replicas confirmed it in time", err=True)
+        click.echo(json.dumps({"revoked": key.id, "prefix": key.prefix,
+                               "user_id": key.user_id}))
+    if unconfirmed:
+        raise SystemExit(UNCONFIRMED_EXIT)
+
+
+@keys_cli.command("revoke")
+@click.option("--id", "key_id", help="The key's id (key_...).")
+@click.option("--prefix", help="The key's display prefix, e.g. genmb_sk_Ab3d.")
+@click.option("--yes", is_flag=True, help="Do not ask before revoking.")
+def revoke_key(key_id: str | None, prefix: str | None, yes: bool) -> None:
+    """Revoke a key by id or display prefix, whoever owns it (recorded in the owner's log).
+
+    Keys are found by SCAN over every key record: fine for an operator, never on a request.
+    The matches are listed and confirmed first (unless --yes).
+    """
+    if bool(key_id) == bool(prefix):
+        raise click.UsageError("give exactly one of --id or --prefix")
+    if prefix and (not prefix.startswith(apikeys.KEY_PREFIX)
+                   or len(prefix) <= len(apikeys.KEY_PREFIX)):
+        raise click.UsageError(f"--prefix must start with {apikeys.KEY_PREFIX} and go on, "
+                               "e.g. genmb_sk_Ab3d")
+    if key_id and not key_id.startswith("key_"):
+        raise click.UsageError("--id must be a key id (key_...)")
+    matches = apikeys.scan_keys(storage(), key_id=key_id, prefix=prefix)
+    if not matches:
+        raise click.ClickException("no live key matches")
+    for key in matches:
+        click.echo(_describe(key), err=True)
+    if not yes and not click.confirm(f"Revoke {len(matches)} key(s)?", err=True):
+        raise click.ClickException("nothing revoked")
+    _revoke(matches)
+
+
+@keys_cli.command("revoke-token")
+@click.argument("source", type=click.File("r"))
+def revoke_token(source) -> None:  # noqa: ANN001 - click's file object
+    """Revoke the key whose raw token is read from SOURCE ("-" for standard input).
+
+    For a key someone sent in by email: the token is hashed, never printed or logged.
+    """
+    token = source.read(4096).strip()
+    key = apikeys.live_key_for_token(storage(), token)
+    if key is None:
+        shown = token[: len(apikeys.KEY_PREFIX) + 4] if apikeys.is_well_formed(token) else ""
+        raise click.ClickException(
+            f"no live key matches {shown + '…' if shown else 'that input (not a key)'}")
+    click.echo(_describe(key), err=True)
+    _revoke([key])
+
+
 def init_app(app: Flask) -> None:
     """Register the operator commands."""
     app.cli.add_command(users_cli)
+    app.cli.add_command(keys_cli)

@@ -57,6 +57,9 @@ def rate_limit_parts(text: str) -> tuple[int, int]:
     return items[0].amount, items[0].get_expiry() * 1000
 
 
+# Where GitHub publishes the keys that sign secret-scanning reports.
+GITHUB_SECRET_SCANNING_KEYS_URL = "https://api.github.com/meta/public_keys/secret_scanning"
+
 # Host and Origin values /mcp accepts (DNS-rebinding protection). "name:*" allows any port.
 MCP_DEFAULT_HOSTS = "127.0.0.1,127.0.0.1:*,localhost,localhost:*,[::1],[::1]:*"
 MCP_DEFAULT_ORIGINS = (
@@ -116,6 +119,12 @@ def load_settings(
         "COST_DEPLOY": _int(env, "COST_DEPLOY", 5),
         "MCP_ALLOWED_HOSTS": env.get("MCP_ALLOWED_HOSTS", "").strip() or MCP_DEFAULT_HOSTS,
         "MCP_ALLOWED_ORIGINS": env.get("MCP_ALLOWED_ORIGINS", "").strip() or MCP_DEFAULT_ORIGINS,
+        "SECURITY_LOG_MAX_EVENTS": _int(env, "SECURITY_LOG_MAX_EVENTS", 1000),
+        "SECURITY_LOG_MAX_DAYS": _int(env, "SECURITY_LOG_MAX_DAYS", 90),
+        "SECRET_SCANNING_KEYS_URL": env.get("SECRET_SCANNING_KEYS_URL", "").strip()
+        or GITHUB_SECRET_SCANNING_KEYS_URL,
+        "SECRET_SCANNING_RATELIMIT": env.get("SECRET_SCANNING_RATELIMIT", "60 per minute"),
+        "SECRET_SCANNING_MAX_BYTES": _int(env, "SECRET_SCANNING_MAX_BYTES", 256 * 1024),
         "PLANS": plans_from_env(env),
         "TESTING": False,
         "MAX_CONTENT_LENGTH": 1024 * 1024,
@@ -167,11 +176,31 @@ def load_settings(
     s["GLOBAL_LIMIT"], s["GLOBAL_WINDOW_MS"] = rate_limit_parts(s["RATELIMIT_GLOBAL"])
     for name in ("RATELIMIT_CODEGEN", "RATELIMIT_DEPLOY"):
         rate_limit_parts(s[name])  # refuse a typo at start-up, not on the first request
+    _check_security_settings(s)
     uri, options = limits_storage(target, s["REDIS_TIMEOUT"], s["REDIS_SENTINEL_PASSWORD"])
     s.setdefault("RATELIMIT_STORAGE_URI", uri)
     s.setdefault("RATELIMIT_STORAGE_OPTIONS", options)
     s.setdefault("RATELIMIT_KEY_PREFIX", f"{s['REDIS_KEY_PREFIX']}:limiter")
     return s
+
+
+def _check_security_settings(s: Mapping[str, Any]) -> None:
+    """The security log's caps and the secret-scanning receiver's settings, checked once."""
+    if not 1 <= s["SECURITY_LOG_MAX_EVENTS"] <= 100_000:
+        raise RuntimeError("SECURITY_LOG_MAX_EVENTS must be 1..100000, "
+                           f"got {s['SECURITY_LOG_MAX_EVENTS']}")
+    if not 1 <= s["SECURITY_LOG_MAX_DAYS"] <= 3650:
+        raise RuntimeError("SECURITY_LOG_MAX_DAYS must be 1..3650, "
+                           f"got {s['SECURITY_LOG_MAX_DAYS']}")
+    if not _is_base_url(s["SECRET_SCANNING_KEYS_URL"].split("?", 1)[0]):
+        raise RuntimeError("SECRET_SCANNING_KEYS_URL must be an http(s) URL")
+    try:
+        rate_limit_parts(s["SECRET_SCANNING_RATELIMIT"])
+    except RuntimeError as exc:
+        raise RuntimeError(f"SECRET_SCANNING_RATELIMIT: {exc}") from None
+    if not 1024 <= s["SECRET_SCANNING_MAX_BYTES"] <= s["MAX_CONTENT_LENGTH"]:
+        raise RuntimeError("SECRET_SCANNING_MAX_BYTES must be 1024..1048576, "
+                           f"got {s['SECRET_SCANNING_MAX_BYTES']}")
 
 
 def _is_base_url(url: str) -> bool:

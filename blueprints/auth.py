@@ -22,6 +22,7 @@ from extensions import Blueprint, storage
 from schemas.users import CredentialsSchema, LoginSchema, SessionSchema, UserEnvelopeSchema
 from security import csrf
 from security.gate import UNSAFE_METHODS, optional_principal
+from services import security_events
 from store import sessions, users
 
 bp = Blueprint("auth", __name__, url_prefix="/auth", description="Session authentication")
@@ -86,12 +87,14 @@ def login(body: dict[str, Any]) -> Response:
                               config["PASSWORD_SCRYPT_N"])
     if user is None:
         log.info("auth.failed reason=invalid_credentials ip=%s", request.remote_addr)
+        _record_failed_login(body["email"])
         raise ApiError(401, "invalid_credentials", "Wrong email or password.")
     old = request.cookies.get(config["SESSION_COOKIE_NAME"])
     if old:
         sessions.destroy(storage(), old)
     token = sessions.create(storage(), user.id, config["SESSION_LIFETIME_SECONDS"])
     log.info("auth.login user_id=%s ip=%s", user.id, request.remote_addr)
+    security_events.record(user.id, "auth.login", security_events.USER)
     body_out = SessionSchema().dump(
         {"user": _user_dict(user.id, user.email, user.plan), "csrf_token": csrf.token_for(token)}
     )
@@ -101,6 +104,14 @@ def login(body: dict[str, Any]) -> Response:
         httponly=True, samesite="Lax", secure=config["SESSION_COOKIE_SECURE"], path="/",
     )
     return response
+
+
+def _record_failed_login(email: str) -> None:
+    """A failed login to an existing account: one event per account per minute (a burst)."""
+    user_id = users.id_for_email(storage(), email)
+    if user_id:
+        security_events.record_throttled(user_id, "failed_login", "auth.failed_login_burst",
+                                         security_events.USER)
 
 
 @bp.route("/session", methods=["GET"])

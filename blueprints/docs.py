@@ -40,8 +40,8 @@ DESCRIPTIONS = {
     402: "`insufficient_credits`: not enough credits left this month.",
     403: "`plan_required` (the key's owner is on the free plan), `csrf_failed` (a session "
          "write without the session's X-CSRF-Token), `session_required` (key management "
-         "with an API key) or, on /auth, `cross_site_request` (a write whose Origin or "
-         "Sec-Fetch-Site names another site).",
+         "or the security log with an API key) or, on /auth, `cross_site_request` (a write "
+         "whose Origin or Sec-Fetch-Site names another site).",
     404: "`not_found`: unknown, or someone else's.",
     409: "`email_taken`, `key_limit_reached` or `app_limit_reached` (the plan's app cap, "
          "MAX_APPS_<PLAN>).",

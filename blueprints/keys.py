@@ -13,6 +13,7 @@ from errors import ApiError
 from extensions import Blueprint, storage
 from schemas.keys import CreatedKeySchema, KeyCreateSchema, KeyListSchema
 from security.gate import current_principal
+from services import security_events
 from store import apikeys
 
 bp = Blueprint("keys", __name__, url_prefix="/api/keys", description="API keys")
@@ -47,6 +48,8 @@ def create_key(body: dict[str, Any]) -> dict[str, Any]:
                                config["MAX_KEYS_PER_USER"], key_plans)
     log.info("api_key.created key_id=%s prefix=%s user_id=%s ip=%s",
              info.id, info.prefix, principal.user_id, request.remote_addr)
+    security_events.record(principal.user_id, "api_key.created", security_events.USER,
+                           key_id=info.id, key_prefix=info.prefix, key_name=info.name)
     return {**asdict(info), "key": raw}
 
 
@@ -59,4 +62,6 @@ def revoke_key(key_id: str) -> tuple[str, int]:
     prefix = apikeys.revoke(storage(), principal.user_id, key_id)
     log.info("api_key.revoked key_id=%s prefix=%s user_id=%s ip=%s",
              key_id, prefix, principal.user_id, request.remote_addr)
+    security_events.record(principal.user_id, "api_key.revoked", security_events.USER,
+                           key_id=key_id, key_prefix=prefix)
     return "", 204

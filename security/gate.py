@@ -16,12 +16,17 @@ from extensions import limiter, storage
 from logs import escape_controls
 from security import csrf
 from security.credentials import Presented, presented
+from services import security_events
 from store import gate as gate_store
 from store.gate import Identity, RateState
 
 log = logging.getLogger("genmb.security")
 
 COUNTED_PREFIXES = ("/api", "/auth", "/mcp")
+# Under a counted prefix but outside the gate: GitHub's signed secret-scanning reports are
+# neither authenticated by key or session nor counted in the sender's IP window (the view
+# has its own limit and body cap: blueprints/secret_scanning.py).
+UNCOUNTED_PATHS = frozenset({"/api/secret-scanning/github"})
 AUTHENTICATED_PREFIXES = ("/api", "/mcp")
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -92,9 +97,14 @@ def _security_event(event: str, **fields: object) -> None:
     log.info("%s %s", event, detail)
 
 
+def counted(path: str) -> bool:
+    """Whether the gate counts (and authenticates) a request to this path."""
+    return _under(path, COUNTED_PREFIXES) and path not in UNCOUNTED_PATHS
+
+
 def before_request() -> None:
     """Gate every counted request; raise an ApiError to refuse it."""
-    if not _under(request.path, COUNTED_PREFIXES):
+    if not counted(request.path):
         return
     config = current_app.config
     credential = presented(request, config["SESSION_COOKIE_NAME"])
@@ -121,6 +131,12 @@ def _attribute(credential: Presented, identity: Identity | None) -> None:
         if plan is None or not plan.api_keys:
             _security_event("auth.failed", reason="plan_required", key_id=identity.key_id,
                             user_id=identity.user_id, ip=ip)
+            # Rare (a downgraded account), so it may cost Redis calls; at most once a minute
+            # per key, so a CI job hammering with the key cannot flood the owner's log.
+            security_events.record_throttled(
+                identity.user_id, f"plan_refused:{identity.key_id}", "api_key.refused_plan",
+                "api_key", key_id=identity.key_id, key_prefix=credential.display_prefix,
+                plan=identity.plan)
             raise plan_required()
         g.principal = Principal(identity, "api_key")
     elif credential.kind == "session" and identity is not None:
@@ -175,7 +191,7 @@ def check_request_body() -> None:
     cannot accept an oversized one, and a chunked body without Content-Length is measured
     instead of being silently cut at the limit.
     """
-    if request.method not in UNSAFE_METHODS or not _under(request.path, COUNTED_PREFIXES):
+    if request.method not in UNSAFE_METHODS or not counted(request.path):
         return
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     length = request.content_length

@@ -141,3 +141,82 @@ def revoke(storage: Storage, user_id: str, key_id: str) -> str:
         # Tidy only: a dangling owner index names no record, so nothing depends on this.
         storage.redis.delete(names.key_owner(key_digest))
     return str(reply[1])
+
+
+@dataclass(frozen=True)
+class OwnedKey:
+    """A live key with its owner, as the operator and the leak receiver find it."""
+
+    user_id: str
+    id: str
+    name: str
+    prefix: str
+    created_at: str
+
+
+def live_key_for_token(storage: Storage, raw_key: str) -> OwnedKey | None:
+    """The live key a raw token is, whoever owns it; None for junk, unknown or revoked."""
+    if not is_well_formed(raw_key):
+        return None
+    key_digest = digest(raw_key)
+    owner = storage.redis.get(storage.names.key_owner(key_digest))
+    if not owner:
+        return None
+    record = storage.redis.hgetall(storage.names.api_key(owner, key_digest))
+    if not record:
+        return None
+    return OwnedKey(owner, record["id"], record["name"], record["prefix"], record["created_at"])
+
+
+def reconfirm_revoked_token(storage: Storage, raw_key: str) -> None:
+    """Confirm again a revocation of this token whose replica wait fell short earlier.
+
+    A revoke that raised RevocationUnconfirmed leaves the owner index behind (it is tidied
+    only after a confirmed revoke), but the record, and with it the key id, is gone. The
+    owner's recent revocations name the key id by display prefix: every one with this
+    token's prefix is revoked again (written and waited for again; harmless for any other
+    key, which is revoked already). Raises RevocationUnconfirmed when replicas still lag.
+    """
+    if not is_well_formed(raw_key):
+        return
+    key_digest = digest(raw_key)
+    names = storage.names
+    owner = storage.redis.get(names.key_owner(key_digest))
+    if not owner or storage.redis.exists(names.api_key(owner, key_digest)):
+        return
+    display = raw_key[: len(KEY_PREFIX) + 4]
+    recent = storage.redis.hgetall(names.user_revoked_keys(owner))
+    for key_id in sorted(k for k, prefix in recent.items() if prefix == display):
+        revoke(storage, owner, key_id)
+    storage.redis.delete(names.key_owner(key_digest))
+
+
+def scan_keys(storage: Storage, key_id: str | None = None,
+              prefix: str | None = None) -> list[OwnedKey]:
+    """Every live key with this id or whose display prefix starts with `prefix`.
+
+    An operator command only: it SCANs every key record (on Cluster, every primary), which a
+    request never does. Keys are found by digest, never by prefix or id, on the hot path.
+    """
+    found: list[OwnedKey] = []
+    batch: list[str] = []
+
+    def flush() -> None:
+        with storage.redis.pipeline(transaction=False) as pipe:
+            for name in batch:
+                pipe.hmget(name, "id", "user_id", "name", "prefix", "created_at")
+            for values in pipe.execute():
+                ident, owner, name, shown, created = values
+                if not ident or not owner:
+                    continue  # revoked between the scan and the read
+                if (key_id and ident == key_id) or (prefix and (shown or "").startswith(prefix)):
+                    found.append(OwnedKey(owner, ident, name or "", shown or "", created or ""))
+        batch.clear()
+
+    for name in storage.redis.scan_iter(match=storage.names.api_key_pattern(), count=1000):
+        batch.append(name)
+        if len(batch) >= 500:
+            flush()
+    if batch:
+        flush()
+    return sorted(found, key=lambda k: (k.created_at, k.id))

@@ -5,8 +5,8 @@ under the user's hash tag `{<user id>}`, so it lives in one cluster slot and one
 touch it atomically: the user's record, key index, key records, sessions, apps, job lists,
 credits counters and recent revocations. What is found by something other than the user id
 (an email, a key or session digest, a client IP) has a small index or record of its own, in
-its own slot. Records are hashes; indexes are explicit hashes or strings (the service never
-runs KEYS or SCAN).
+its own slot. Records are hashes; indexes are explicit hashes or strings (no request ever runs
+KEYS or SCAN; only the operator's `keys revoke --prefix/--id` scans the key records).
 """
 
 from __future__ import annotations
@@ -75,6 +75,22 @@ class KeyNames:
     def credits(self, user_id: str, month: str) -> str:
         """String counter: credits used by the user in a calendar month (YYYY-MM, UTC)."""
         return self._user_tagged(user_id, "credits", month)
+
+    def security_log(self, user_id: str) -> str:
+        """Stream: the account's security events, oldest first (capped by count and age)."""
+        return self._user_tagged(user_id, "security_log")
+
+    def security_alerts(self, user_id: str) -> str:
+        """Hash: stream event id -> JSON event, the leaked-key banners not yet dismissed."""
+        return self._user_tagged(user_id, "security_alerts")
+
+    def security_throttle(self, user_id: str, what: str) -> str:
+        """String with a short TTL: one security event of this kind was recorded lately."""
+        return self._user_tagged(user_id, "throttle", what)
+
+    def api_key_pattern(self) -> str:
+        """SCAN pattern of every key record (operator commands only, never a request)."""
+        return f"{self.prefix}:user:{{*}}:apikey:*"
 
     def ip_window(self, client_ip: str) -> str:
         """Sorted set: admitted request stamps of one client IP in the rolling window."""

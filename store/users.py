@@ -48,6 +48,11 @@ def create(storage: Storage, email: str, password: str, plan: str, scrypt_n: int
     return User(user_id, email, plan)
 
 
+def id_for_email(storage: Storage, email: str) -> str | None:
+    """The id of the account with this email, or None."""
+    return storage.redis.get(storage.names.user_by_email(normalize_email(email)))
+
+
 def authenticate(storage: Storage, email: str, password: str, scrypt_n: int) -> User | None:
     """The user for these credentials, or None; as slow for an unknown email as a wrong one."""
     email = normalize_email(email)

@@ -18,6 +18,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from extensions import storage as app_storage
+from services import security_events
 from store.names import KeyNames
 from tests.conftest import LiveSession, create_key, login
 from tests.test_retention import entries
@@ -65,6 +66,7 @@ ID_ROUTES = [
     ("POST", "/api/apps/<app_id>/codegen", {"prompt": "steal"}),
     ("POST", "/api/apps/<app_id>/deploy", None),
     ("DELETE", "/api/keys/<key_id>", None),
+    ("POST", "/api/security-log/<event_id>/dismiss", None),
 ]
 
 
@@ -89,7 +91,11 @@ def test_rest_routes_taking_an_id_refuse_another_users(app, make_user, rdb, name
                                     headers=victim_auth).json["id"]
     attacker_csrf = login(attacker_web, attacker.email)
 
-    url = path.replace("<app_id>", app_id).replace("<key_id>", victim_key["id"])
+    with app.app_context():  # a leaked-key banner of the victim's (issue #13)
+        event_id = security_events.record(victim.id, "api_key.leaked",
+                                           security_events.SCANNER, alert=True)
+    url = (path.replace("<app_id>", app_id).replace("<key_id>", victim_key["id"])
+           .replace("<event_id>", event_id))
     response = attacker_web.open(url, method=method, json=body,
                                  headers={"X-CSRF-Token": attacker_csrf})
     assert response.status_code == 404, response.json
@@ -99,6 +105,7 @@ def test_rest_routes_taking_an_id_refuse_another_users(app, make_user, rdb, name
         assert web.get("/api/me").json["credits"]["used"] == 0, f"{user.email} was charged"
         assert entries(rdb, names.app_jobs(user.id, app_id)) == 0, \
             f"a job was recorded under {user.email}"
+    assert rdb.hexists(names.security_alerts(victim.id), event_id), "the banner was dismissed"
 
 
 # ---- app ids (MCP, the official SDK client) ----------------------------------------------

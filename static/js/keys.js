@@ -130,9 +130,13 @@ export function mountKeyView(root, { user, maxKeys, keyPlans, mcpUrl }) {
   }
 
   async function load() {
+    const reloading = loaded;
     try {
       keys = (await request("GET", "/api/keys")).keys;
       loaded = true;
+      if (reloading) { // a key was created or deleted: the Security log has news
+        root.dispatchEvent(new CustomEvent("genmb:keys-changed", { bubbles: true }));
+      }
     } catch (error) {
       fail(error);
     }

@@ -1,0 +1,71 @@
+"""Revocations that are not the owner's own click: a leak reported by GitHub, an operator.
+
+Both go through the owner's path (store.apikeys.revoke: the script, then the replica WAIT;
+RevocationUnconfirmed when too few replicas confirmed it) and are recorded in the owner's
+security log. A raw token is only ever hashed here: it reaches no log line and no record.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from extensions import storage
+from services import security_events
+from store import apikeys
+from store.apikeys import OwnedKey
+from store.errors import NotFound, RevocationUnconfirmed
+from store.security_log import LEAKED
+
+log = logging.getLogger("genmb.security")
+OPERATOR_ATTEMPTS = 3  # an operator's revoke repeats an unconfirmed replica wait this often
+
+
+def revoke_leaked(token: str, url: str, source: str) -> bool:
+    """Revoke the live key a leaked token is; True when there was one to revoke.
+
+    Unknown, malformed and already revoked tokens all answer False. A revocation whose
+    replica wait fell short earlier is confirmed again (RevocationUnconfirmed if still short).
+    """
+    key = apikeys.live_key_for_token(storage(), token)
+    if key is None:
+        apikeys.reconfirm_revoked_token(storage(), token)
+        return False
+    try:
+        apikeys.revoke(storage(), key.user_id, key.id)
+    except NotFound:
+        return False  # revoked meanwhile by someone else
+    except RevocationUnconfirmed:
+        _record_leak(key, url, source)  # refused already: the owner should know now
+        raise
+    _record_leak(key, url, source)
+    return True
+
+
+def _record_leak(key: OwnedKey, url: str, source: str) -> None:
+    log.info("api_key.revoked reason=leaked key_id=%s prefix=%s user_id=%s source=%s",
+             key.id, key.prefix, key.user_id, source)
+    security_events.record(key.user_id, LEAKED, security_events.SCANNER,
+                           alert=True, key_id=key.id, key_prefix=key.prefix,
+                           key_name=key.name, url=url, source=source)
+
+
+def revoke_by_operator(key: OwnedKey) -> None:
+    """Revoke a key for the operator (CLI); recorded in the owner's log without an IP."""
+    for attempt in range(OPERATOR_ATTEMPTS):
+        try:
+            apikeys.revoke(storage(), key.user_id, key.id)
+            break
+        except RevocationUnconfirmed:
+            # Refused already; a repeat writes and waits again (the record is gone, so the
+            # operator could not name the key a second time: repeat here instead).
+            if attempt == OPERATOR_ATTEMPTS - 1:
+                _record_operator(key)
+                raise
+    _record_operator(key)
+
+
+def _record_operator(key: OwnedKey) -> None:
+    log.info("api_key.revoked reason=operator key_id=%s prefix=%s user_id=%s",
+             key.id, key.prefix, key.user_id)
+    security_events.record(key.user_id, "api_key.revoked", security_events.OPERATOR,
+                           ip="", key_id=key.id, key_prefix=key.prefix, key_name=key.name)

@@ -1,0 +1,54 @@
+"""Record security events in the owner's log, from views, the gate and the operator CLI.
+
+Recording is best effort: the action it describes has already happened (a key was created,
+revoked...), so a Redis hiccup while recording is logged and the action's answer stands.
+Every event also goes to the `genmb.security` log line its caller writes already.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import current_app, has_request_context, request
+
+from extensions import storage
+from store import security_log
+from store.errors import UNAVAILABLE
+
+log = logging.getLogger("genmb.security")
+
+# Who did it.
+USER, OPERATOR, SCANNER = "user", "operator", "github_secret_scanning"
+
+
+def policy() -> security_log.Policy:
+    """The app's retention settings."""
+    config = current_app.config
+    return security_log.Policy(config["SECURITY_LOG_MAX_EVENTS"], config["SECURITY_LOG_MAX_DAYS"])
+
+
+def record(user_id: str, event_type: str, actor: str, alert: bool = False,
+           **fields: Any) -> str | None:
+    """Append an event to the user's log (the client IP taken from the request, if any)."""
+    if "ip" not in fields and has_request_context():
+        fields["ip"] = request.remote_addr
+    try:
+        return security_log.record(storage(), policy(), user_id,
+                                   {"type": event_type, "actor": actor, **fields}, alert=alert)
+    except UNAVAILABLE as exc:
+        log.warning("security_log.unrecorded type=%s user_id=%s error=%s", event_type, user_id,
+                    exc.__class__.__name__)
+        return None
+
+
+def record_throttled(user_id: str, what: str, event_type: str, actor: str,
+                     **fields: Any) -> None:
+    """Record an event at most once a minute per user and `what` (noisy kinds: failed logins,
+    a downgraded account's key hammering the API)."""
+    try:
+        if not security_log.claim(storage(), user_id, what):
+            return
+    except UNAVAILABLE:
+        return
+    record(user_id, event_type, actor, **fields)

@@ -83,8 +83,7 @@ def register_endpoint_limiter(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Mount every blueprint; API ones through flask-smorest so they appear in /openapi.json."""
-    for module in (auth, keys, account, apps):
+    for module in (auth, keys, account, apps, health):
         api.register_blueprint(module.bp)
-    app.register_blueprint(health.bp)
     app.register_blueprint(mcp.bp)  # POST /mcp; not in /openapi.json (JSON-RPC, not REST)
     app.register_blueprint(web.bp)

@@ -76,6 +76,10 @@ class KeyNames:
         """String counter: credits used by the user in a calendar month (YYYY-MM, UTC)."""
         return self._user_tagged(user_id, "credits", month)
 
+    def readiness(self) -> str:
+        """String: /readyz's probe write (expires after 10 s)."""
+        return f"{self.prefix}:readyz"
+
     def ip_window(self, client_ip: str) -> str:
         """Sorted set: admitted request stamps of one client IP in the rolling window."""
         return f"{self.prefix}:rl:ip:{client_ip}"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import click
 from limits import parse_many
 from redis.connection import parse_url as parse_redis_url
 
@@ -78,8 +79,14 @@ def app_caps(plans: Mapping[str, Plan]) -> dict[str, int]:
 # the two equal). An unset or empty variable takes the default.
 
 
-class SettingError(RuntimeError):
-    """A setting cannot be used; the message is one line naming it, its value and the rule."""
+class SettingError(click.ClickException, RuntimeError):
+    """A setting cannot be used; the message is one line naming it, its value and the rule.
+
+    A ClickException too, so that `flask --app app ...` prints it as one "Error: ..." line
+    (exit 1) rather than a traceback."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from config import SettingError, read_setting
+from config import SettingError, load_settings, read_setting
 from deploy import topology
 from deploy.listen import port_free
 from deploy.parts import (
@@ -416,6 +416,12 @@ def main() -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     try:
+        # The app's settings as the instances will get them, checked before anything starts:
+        # a bad one is one line here, not an instance's log tail (the URL and secret are the
+        # stack's own, filled in by Stack).
+        load_settings(env={**os.environ, "GENMB_ENV": os.environ.get("GENMB_ENV") or
+                           "development", **topology.APP_SETTINGS,
+                           "REDIS_URL": "redis://127.0.0.1:1/0", "SECRET_KEY": "checked"})
         stack = Stack(ROOT / "var", port=read_setting("PORT") or 8000,
                       workers=read_setting("WORKERS") or 2,
                       redis_topology=os.environ.get("STACK_REDIS") or "single")
@@ -427,7 +433,7 @@ def main() -> int:
     except (StackError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except SettingError as exc:  # PORT or WORKERS: the same one line as the app's settings
+    except SettingError as exc:  # the same one line as the app's own check
         print(f"genmb: cannot start: {exc}", file=sys.stderr)
         return 2
     if stack.sentinels:

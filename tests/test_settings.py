@@ -172,3 +172,39 @@ def test_gunicorn_refuses_a_bad_setting_with_one_line(name, value, tmp_path):
     assert lines[0].startswith(f"genmb: cannot start: {name}"), lines
     assert "Traceback" not in done.stderr + done.stdout
     assert "Booting worker" not in done.stderr + done.stdout
+
+
+def test_flask_cli_refuses_a_bad_setting_with_one_line():
+    """The operator CLI too: PASSWORD_SCRYPT_N=1000 used to end every `users create` in a
+    traceback ("n must be a power of 2"); now one line, before anything is written."""
+    env = {
+        "PATH": os.environ["PATH"],
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        "GENMB_ENV": "development",
+        "PASSWORD_SCRYPT_N": "1000",
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flask",
+            "--app",
+            "app",
+            "users",
+            "create",
+            "a@example.test",
+            "--password",
+            "long enough",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "Error: PASSWORD_SCRYPT_N='1000' is not allowed: allowed is a power of 2 from 1024 "
+        "to 131072"
+    ]

@@ -135,3 +135,23 @@ def test_stack_refuses_a_bad_worker_count_with_one_line(repo, base_env):
     assert done.stdout.strip() == (
         "genmb: cannot start: WORKERS='abc' is not allowed (not a whole number): allowed is 1–64"
     )
+
+
+def test_stack_refuses_a_bad_app_setting_before_starting_anything(repo, base_env):
+    """COST_CODEGEN=-5 under `make stack`: one line, exit 2, no Redis started."""
+    done = subprocess.run(
+        [str(repo / ".venv" / "bin" / "python"), "-m", "deploy.stack"],
+        cwd=repo,
+        env={**base_env, "PORT": str(free_port()), "COST_CODEGEN": "-5"},
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout
+    assert done.stdout.strip() == (
+        "genmb: cannot start: COST_CODEGEN='-5' is not allowed: allowed is 0–1000000"
+    )
+    assert not (repo / "var" / "stack").exists()

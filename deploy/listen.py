@@ -1,7 +1,7 @@
 """Is an address free, and is our server answering on it? For scripts/run.sh and make stack.
 
-    python -m deploy.listen free        # exit 1 with one line if BIND (or 127.0.0.1:$PORT)
-                                        # is taken by another server
+    python -m deploy.listen free        # print BIND (or 127.0.0.1:$PORT) if it is free; exit 1
+                                        # with one line if another server holds it
     python -m deploy.listen wait PID    # until the server at that address answers HTTP
                                         # (exit 0), or process PID ends (exit 1), bounded
 
@@ -101,6 +101,7 @@ def main(argv: list[str]) -> int:
         return 2
     if argv[:1] == ["free"]:
         if is_free(bind):
+            print(bind)
             return 0
         print(
             f"error: {bind} is already in use by another server (set PORT or BIND)", file=sys.stderr

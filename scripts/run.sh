@@ -14,8 +14,7 @@ mkdir -p var
 chmod 700 var
 # Before anything is started or written: the address must be free (else another server,
 # perhaps another `make run`, would answer in our place), and BIND/PORT valid.
-.venv/bin/python -m deploy.listen free
-BIND="$(.venv/bin/python -c 'from deploy.listen import address; print(address())')"
+BIND="$(.venv/bin/python -m deploy.listen free)"  # prints the address when it is free
 
 if [ -z "${SECRET_KEY:-}" ]; then
   # One secret for every worker, kept across restarts so sessions survive them.

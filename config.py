@@ -650,6 +650,17 @@ def load_settings(
         target = redis_url.parse(s["REDIS_URL"])
     except redis_url.RedisUrlError as exc:
         raise SettingError(str(exc)) from None
+    # Overrides (tests, embedding code) skip the table's parsing: the checks that matter
+    # for them again, on the final values.
+    if not 0 < s["REVOKE_WAIT_MS"] <= 60_000:
+        raise SettingError(
+            f"REVOKE_WAIT_MS must be 1..60000 milliseconds, got {s['REVOKE_WAIT_MS']}"
+        )
+    if s["TRUSTED_PROXY_COUNT"] < 0:
+        raise SettingError("TRUSTED_PROXY_COUNT must be 0 or more")
+    s["PUBLIC_URL"] = s["PUBLIC_URL"].strip().rstrip("/")
+    if s["PUBLIC_URL"] and not _is_base_url(s["PUBLIC_URL"]):
+        raise SettingError("PUBLIC_URL must be an http(s) URL such as https://genmb.example.com")
     s["SESSION_COOKIE_SECURE"] = not development
     if s["SESSION_COOKIE_SECURE"] and s["SESSION_COOKIE_NAME"] == "genmb_session":
         # __Host-: browsers take it only Secure, for Path=/ and without Domain, so neither a
@@ -657,6 +668,10 @@ def load_settings(
         s["SESSION_COOKIE_NAME"] = "__Host-genmb_session"
     for name in ("MCP_ALLOWED_HOSTS", "MCP_ALLOWED_ORIGINS"):
         s[name] = comma_list(s[name])
+    if not s["MCP_ALLOWED_HOSTS"]:
+        raise SettingError("MCP_ALLOWED_HOSTS must list at least one host (e.g. api.example.com)")
+    for name in ("RATELIMIT_CODEGEN", "RATELIMIT_DEPLOY"):
+        rate_limit_parts(s[name])
     s["GLOBAL_LIMIT"], s["GLOBAL_WINDOW_MS"] = rate_limit_parts(s["RATELIMIT_GLOBAL"])
     uri, options = limits_storage(target, s["REDIS_TIMEOUT"], s["REDIS_SENTINEL_PASSWORD"])
     # The limiter's keys under REDIS_KEY_PREFIX too: limits names them

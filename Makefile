@@ -1,4 +1,4 @@
-# make run: serve on http://127.0.0.1:$(PORT). make test: the whole suite. make bench: the benchmark.
+# make run: serve on http://127.0.0.1:$(PORT). make test: make lint, then the whole suite. make bench: the benchmark.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -31,8 +31,8 @@ run: $(VENV)/.runtime
 stack: $(VENV)/.runtime
 	@$(BIN)/python -m deploy.stack
 
-test: $(VENV)/.dev
-	$(BIN)/ruff check .
+# make lint first: a tree ruff would reformat, or a lint error, fails the tests too.
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.dev

@@ -83,10 +83,9 @@ def register_endpoint_limiter(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Mount every blueprint; API ones through flask-smorest so they appear in /openapi.json."""
-    for module in (auth, keys, account, apps, security_log):
+    for module in (auth, keys, account, apps, security_log, health):
         api.register_blueprint(module.bp)
     # GitHub's signed reports: a partner webhook outside the gate and /openapi.json.
     app.register_blueprint(secret_scanning.bp)
-    app.register_blueprint(health.bp)
     app.register_blueprint(mcp.bp)  # POST /mcp; not in /openapi.json (JSON-RPC, not REST)
     app.register_blueprint(web.bp)

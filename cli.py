@@ -13,12 +13,26 @@ from services import security_events
 from services.revocation import revoke_by_operator
 from store import apikeys, users
 from store.apikeys import OwnedKey
+from store.client import Storage
 from store.errors import EmailTaken, NotFound, RevocationUnconfirmed
 
 users_cli = AppGroup("users", help="Manage users.")
 keys_cli = AppGroup("keys", help="Revoke API keys as the operator.")
 PLAN_CHOICE = click.Choice(users.PLANS)
 UNCONFIRMED_EXIT = 3  # set-plan: the change is made, but too few replicas confirmed it
+EMBEDDED_REFUSAL = (
+    "REDIS_URL=memory:// is the embedded store: it lives inside the server's own process, so "
+    "this command could only change a store of its own that the server never sees. Sign up "
+    "through POST /auth/signup (free plan), or run the server with a Redis (REDIS_URL)."
+)
+
+
+def shared_storage() -> Storage:
+    """The app's store, refusing the embedded one (this process's memory, not the server's)."""
+    store = storage()
+    if store.embedded:
+        raise click.ClickException(EMBEDDED_REFUSAL)
+    return store
 
 
 @users_cli.command("create")
@@ -32,7 +46,7 @@ def create_user(email: str, plan: str, password: str) -> None:
     if "@" not in email:
         raise click.ClickException(f"not an email address: {email}")
     try:
-        user = users.create(storage(), email, password, plan,
+        user = users.create(shared_storage(), email, password, plan,
                             current_app.config["PASSWORD_SCRYPT_N"])
     except EmailTaken:
         raise click.ClickException(f"email already taken: {email}") from None
@@ -50,7 +64,7 @@ def set_plan(email: str, plan: str) -> None:
     command exits 3, so a script can run it again (it is idempotent).
     """
     try:
-        user, replication = users.set_plan(storage(), email, plan)
+        user, replication = users.set_plan(shared_storage(), email, plan)
     except NotFound:
         raise click.ClickException(f"no user with email {email}") from None
     security_events.record(user.id, "plan.changed", security_events.OPERATOR, plan=plan)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import click
 from limits import parse_many
+from redis.connection import parse_url as parse_redis_url
 
 from store import redis_url
 
@@ -22,28 +25,6 @@ class Plan:
     monthly_credits: int
     api_keys: bool
     max_apps: int = 100
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    """Read an integer setting, failing loudly on garbage."""
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise RuntimeError(f"{name} must be an integer, got {raw!r}") from exc
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    """Read a number setting, failing loudly on garbage."""
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise RuntimeError(f"{name} must be a number, got {raw!r}") from exc
 
 
 def rate_limit_parts(text: str) -> tuple[int, int]:
@@ -78,12 +59,13 @@ def plans_from_env(env: Mapping[str, str]) -> dict[str, Plan]:
     """The plan table: monthly credits (CREDITS_<PLAN>), who may hold keys, and the most
     apps a user may hold (MAX_APPS_<PLAN>)."""
     return {
-        "free": Plan("free", _int(env, "CREDITS_FREE", 50), api_keys=False,
-                     max_apps=_int(env, "MAX_APPS_FREE", 10)),
-        "pro": Plan("pro", _int(env, "CREDITS_PRO", 1000), api_keys=True,
-                    max_apps=_int(env, "MAX_APPS_PRO", 100)),
-        "business": Plan("business", _int(env, "CREDITS_BUSINESS", 10000), api_keys=True,
-                         max_apps=_int(env, "MAX_APPS_BUSINESS", 1000)),
+        name: Plan(
+            name,
+            read_setting(f"CREDITS_{name.upper()}", env),
+            api_keys=name != "free",
+            max_apps=read_setting(f"MAX_APPS_{name.upper()}", env),
+        )
+        for name in ("free", "pro", "business")
     }
 
 
@@ -92,78 +74,642 @@ def app_caps(plans: Mapping[str, Plan]) -> dict[str, int]:
     return {name: plan.max_apps for name, plan in plans.items()}
 
 
+# ---- the settings table ------------------------------------------------------------------
+# Every environment variable the service reads, defined once: its type, what is allowed, its
+# default and what it means. load_settings() checks each one at start-up (gunicorn's master
+# does so once, before any worker forks: deploy/gunicorn.conf.py) and README.md's
+# configuration table is rendered from it (settings_markdown(); tests/test_settings.py keeps
+# the two equal). An unset or empty variable takes the default.
+
+
+class SettingError(click.ClickException, RuntimeError):
+    """A setting cannot be used; the message is one line naming it, its value and the rule.
+
+    A ClickException too, so that `flask --app app ...` prints it as one "Error: ..." line
+    (exit 1) rather than a traceback."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: how to read it, what is allowed, and what it means."""
+
+    name: str
+    kind: str  # the README's type column
+    allowed: str  # the rule, in words: the README's range column and every error message
+    default: str  # the raw default ("" = none); the README shows `shown_default` if given
+    meaning: str
+    parse: Callable[[str], Any]  # raw text (stripped, non-empty) -> value; ValueError if bad
+    secret: bool = False  # never echoed in an error message
+    shown_default: str = ""
+    empty_ok: bool = True  # False: set but empty is refused (no silent fallback)
+
+    def read(self, env: Mapping[str, str]) -> Any:
+        """The value from `env`, or the default; SettingError naming the rule if not allowed."""
+        raw = env.get(self.name)
+        text = "" if raw is None else raw.strip()
+        if raw is not None and not text and not self.empty_ok:
+            raise SettingError(f"{self.name} is set but empty: allowed is {self.allowed}")
+        if not text:
+            text = self.default
+            if not text:
+                return None
+        try:
+            return self.parse(text)
+        except ValueError as exc:
+            shown = "(value hidden)" if self.secret else repr(text)
+            detail = f" ({exc})" if str(exc) else ""
+            raise SettingError(
+                f"{self.name}={shown} is not allowed{detail}: allowed is {self.allowed}"
+            ) from None
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError("not a whole number") from None
+
+
+def _integer(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = _whole(text)
+        if not low <= value <= high:
+            raise ValueError("")
+        return value
+
+    return parse
+
+
+def _number(low: float, high: float) -> Callable[[str], float]:
+    """A number with low < value <= high (low itself excluded: a timeout of 0 is none)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError("not a number") from None
+        if not (low < value <= high) or value != value:  # NaN compares false to everything
+            raise ValueError("")
+        return value
+
+    return parse
+
+
+def _power_of_two(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = _whole(text)
+        if not (low <= value <= high and value & (value - 1) == 0):
+            raise ValueError("")
+        return value
+
+    return parse
+
+
+def _choice(*values: str, fold: bool = False) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.lower() if fold else text
+        if value not in values:
+            raise ValueError("")
+        return value
+
+    return parse
+
+
+def _text(text: str) -> str:
+    return text
+
+
+def _rate_limit(text: str) -> str:
+    rate_limit_parts(text)  # RuntimeError -> ValueError below
+    return text
+
+
+def _checked_rate_limit(text: str) -> str:
+    try:
+        return _rate_limit(text)
+    except RuntimeError:
+        raise ValueError("") from None
+
+
+_PREFIX = re.compile(r"^[A-Za-z0-9_.:/-]{1,64}$")
+
+
+def _key_prefix(text: str) -> str:
+    if not _PREFIX.match(text):
+        raise ValueError("")
+    return text
+
+
+def _redis_url(text: str) -> str:
+    try:
+        target = redis_url.parse(text)
+    except redis_url.RedisUrlError as exc:
+        raise SettingError(str(exc)) from None  # its own one line, never with the password
+    if target.mode == "single":
+        try:
+            parse_redis_url(text)
+        except (ValueError, TypeError):
+            raise SettingError(
+                "REDIS_URL cannot be parsed: use redis://[[user]:password@]host:port/db, "
+                "rediss://… or unix:///path/to/redis.sock"
+            ) from None
+    return text
+
+
+def _min_replicas(text: str) -> int:
+    if not text.isdigit():
+        raise ValueError("")
+    return _integer(0, 100)(text)
+
+
+def _keys_document_url(text: str) -> str:
+    if not _is_base_url(text.split("?", 1)[0]):
+        raise ValueError("")
+    return text
+
+
+def _public_url(text: str) -> str:
+    url = text.rstrip("/")
+    if not _is_base_url(url):
+        raise ValueError("")
+    return url
+
+
+_HOST_ENTRY = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(?:\d{1,5}|\*))?$")
+_ORIGIN_ENTRY = re.compile(r"^https?://(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(?:\d{1,5}|\*))?$")
+
+
+def _list_of(pattern: re.Pattern[str]) -> Callable[[str], list[str]]:
+    """A comma-separated list with at least one entry, every entry matching `pattern`."""
+
+    def parse(text: str) -> list[str]:
+        items = comma_list(text)
+        if not items:
+            raise ValueError("no entry")
+        for item in items:
+            if not pattern.match(item):
+                raise ValueError(f"not a valid entry: {item!r}")
+        return items
+
+    return parse
+
+
+def parse_bind(text: str) -> tuple[str, int] | str:
+    """BIND: ("host", port) for HOST:PORT (IPv6 in brackets), or the path for unix:PATH."""
+    if text.startswith("unix:"):
+        path = text[len("unix:") :]
+        if not path:
+            raise ValueError("")
+        return path
+    match = re.match(
+        r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9._-]+)):(?P<port>\d+)$", text
+    )
+    if not match:
+        raise ValueError("")
+    port = int(match["port"])
+    if not 1 <= port <= 65535:
+        raise ValueError("")
+    return match["v6"] or match["name"], port
+
+
+def _bind(text: str) -> str:
+    parse_bind(text)
+    return text
+
+
+def _access_log(text: str) -> str:
+    if text != "-" and not os.path.isdir(os.path.dirname(os.path.abspath(text))):
+        raise ValueError("its directory does not exist")
+    return text
+
+
+def _plan_credits(plan: str) -> str:
+    return f"monthly credit allowance of plan `{plan}` (calendar month, UTC)"
+
+
+def _plan_apps(plan: str) -> str:
+    return f"most apps a user on plan `{plan}` may hold (409 `app_limit_reached` beyond)"
+
+
+_LIMIT_RULE = (
+    "a rate limit in limits notation, exactly one limit of at least 1 request "
+    "(e.g. `10 per minute`)"
+)
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "GENMB_ENV",
+        "choice",
+        "`development` or `production`",
+        "production",
+        "`development` turns off the `Secure` cookie flag (plain-HTTP localhost) and "
+        "allows a generated `SECRET_KEY`; production names the cookie "
+        "`__Host-genmb_session` and refuses a `Host` outside `PUBLIC_URL`'s host and "
+        "`MCP_ALLOWED_HOSTS` (421 `host_not_allowed`)",
+        _choice("development", "production"),
+    ),
+    Setting(
+        "SECRET_KEY",
+        "secret",
+        "any text; required in production",
+        "",
+        "HMAC key for CSRF tokens; in development one is derived from `REDIS_URL` when "
+        "unset, so every worker agrees (`make run` keeps a random one in `var/secret_key`)",
+        _text,
+        secret=True,
+        shown_default="(required in production)",
+    ),
+    Setting(
+        "REDIS_URL",
+        "URL",
+        "`redis://`, `rediss://`, `unix://`, `redis+sentinel://`, `redis+cluster://` or "
+        "`memory://`",
+        "",
+        "`redis://[[user]:password@]host:port/db`, `rediss://…`, "
+        "`unix:///path/redis.sock`; `redis+sentinel://[[user]:password@]host1:port1"
+        "[,host2:port2…]/<service_name>[/db]` for a primary watched by Sentinel (the "
+        "password is the data nodes'; the service always talks to the current primary, "
+        "never to a replica); `redis+cluster://[[user]:password@]host1:port1"
+        "[,host2:port2…]` for a Redis Cluster (any nodes as startup nodes; every slot "
+        "must be served; never reads from replicas); or `memory://` for the embedded "
+        "single-process store (always exactly one gunicorn worker)",
+        _redis_url,
+        secret=True,
+        shown_default="(required)",
+    ),
+    Setting(
+        "REDIS_SENTINEL_PASSWORD",
+        "secret",
+        "any text",
+        "",
+        "the sentinels' own password, when they have one",
+        _text,
+        secret=True,
+        shown_default="(none)",
+    ),
+    Setting(
+        "REVOKE_MIN_REPLICAS",
+        "integer",
+        "0–100, or empty",
+        "",
+        "replicas that must confirm a revocation (also key creation and plan changes) "
+        "before it is reported done",
+        _min_replicas,
+        shown_default="(empty: 1 when the primary has replicas, else 0)",
+    ),
+    Setting(
+        "REVOKE_WAIT_MS",
+        "integer",
+        "1–60000 (milliseconds)",
+        "500",
+        "how long a revocation waits for those replicas; fewer in time → 503 "
+        "`revocation_unconfirmed`",
+        _integer(1, 60_000),
+    ),
+    Setting(
+        "REDIS_TIMEOUT",
+        "number",
+        "more than 0, at most 60 (seconds)",
+        "1",
+        "seconds for Redis connect and reads; an outage answers 503 within about this",
+        _number(0, 60),
+    ),
+    Setting(
+        "REDIS_KEY_PREFIX",
+        "text",
+        "1–64 of `A–Z a–z 0–9 _ . : / -` (no `{` `}`: hash tags, docs/storage.md); "
+        "set but empty is refused",
+        "genmb",
+        "prefix of every Redis key the service writes (the limiter's too)",
+        _key_prefix,
+        empty_ok=False,
+    ),
+    Setting(
+        "TRUSTED_PROXY_COUNT",
+        "integer",
+        "0–10",
+        "0",
+        "number of proxies in front that append to `X-Forwarded-For`; 0 = the TCP peer is "
+        "the client. Only a valid IP address is taken from the header (anything else "
+        "counts under the TCP peer, logged once, redacted); HSTS is sent when the proxy "
+        "reports HTTPS",
+        _integer(0, 10),
+    ),
+    Setting(
+        "RATELIMIT_GLOBAL",
+        "rate limit",
+        _LIMIT_RULE,
+        "200 per minute",
+        "per client IP, over `/api/`, `/auth/`, `/mcp`; exact rolling window shared by all "
+        "workers and instances",
+        _checked_rate_limit,
+    ),
+    Setting(
+        "RATELIMIT_CODEGEN",
+        "rate limit",
+        _LIMIT_RULE,
+        "10 per minute",
+        "per user, `POST /api/apps/<id>/codegen`",
+        _checked_rate_limit,
+    ),
+    Setting(
+        "RATELIMIT_DEPLOY",
+        "rate limit",
+        _LIMIT_RULE,
+        "5 per minute",
+        "per user, `POST /api/apps/<id>/deploy`",
+        _checked_rate_limit,
+    ),
+    Setting(
+        "COST_CODEGEN",
+        "integer",
+        "0–1000000",
+        "10",
+        "credits charged per codegen job",
+        _integer(0, 1_000_000),
+    ),
+    Setting(
+        "COST_DEPLOY",
+        "integer",
+        "0–1000000",
+        "5",
+        "credits charged per deploy job",
+        _integer(0, 1_000_000),
+    ),
+    Setting(
+        "CREDITS_FREE",
+        "integer",
+        "0–1000000000",
+        "50",
+        _plan_credits("free"),
+        _integer(0, 1_000_000_000),
+    ),
+    Setting(
+        "CREDITS_PRO",
+        "integer",
+        "0–1000000000",
+        "1000",
+        _plan_credits("pro"),
+        _integer(0, 1_000_000_000),
+    ),
+    Setting(
+        "CREDITS_BUSINESS",
+        "integer",
+        "0–1000000000",
+        "10000",
+        _plan_credits("business"),
+        _integer(0, 1_000_000_000),
+    ),
+    Setting(
+        "MAX_KEYS_PER_USER",
+        "integer",
+        "1–100",
+        "5",
+        "most live API keys per user",
+        _integer(1, 100),
+    ),
+    Setting(
+        "MAX_APPS_FREE", "integer", "1–1000000", "10", _plan_apps("free"), _integer(1, 1_000_000)
+    ),
+    Setting(
+        "MAX_APPS_PRO", "integer", "1–1000000", "100", _plan_apps("pro"), _integer(1, 1_000_000)
+    ),
+    Setting(
+        "MAX_APPS_BUSINESS",
+        "integer",
+        "1–1000000",
+        "1000",
+        _plan_apps("business"),
+        _integer(1, 1_000_000),
+    ),
+    Setting(
+        "MCP_ALLOWED_HOSTS",
+        "list",
+        "comma-separated, at least one `host`, `host:port` or `host:*`",
+        MCP_DEFAULT_HOSTS,
+        "`Host` values `/mcp` accepts (`name:*` = any port); **set the public host name in "
+        "production** — see `docs/mcp.md`",
+        _list_of(_HOST_ENTRY),
+        shown_default="loopback only (`127.0.0.1`, `localhost`, `[::1]`, any port)",
+    ),
+    Setting(
+        "MCP_ALLOWED_ORIGINS",
+        "list",
+        "comma-separated, at least one `http(s)://host[:port or :*]`",
+        MCP_DEFAULT_ORIGINS,
+        "`Origin` values `/mcp` accepts (`name:*` = any port) — see `docs/mcp.md`",
+        _list_of(_ORIGIN_ENTRY),
+        shown_default="loopback only (`http://127.0.0.1`, `http://localhost`, "
+        "`http://[::1]`, any port)",
+    ),
+    Setting(
+        "PUBLIC_URL",
+        "URL",
+        "an `http(s)://` URL without query or fragment",
+        "",
+        "public base URL, e.g. `https://genmb.example.com`; the MCP panel shows "
+        "`$PUBLIC_URL/mcp` in its client configurations; its host is allowed as `Host` "
+        "in production",
+        _public_url,
+        shown_default="(the request's host)",
+    ),
+    Setting(
+        "SESSION_LIFETIME_SECONDS",
+        "integer",
+        "60–31536000 (seconds)",
+        "1209600",
+        "lifetime of a login session",
+        _integer(60, 365 * 24 * 3600),
+        shown_default="`1209600` (14 days)",
+    ),
+    Setting(
+        "PASSWORD_SCRYPT_N",
+        "integer",
+        "a power of 2 from 1024 to 131072",
+        "16384",
+        "scrypt cost for new password hashes",
+        _power_of_two(2**10, 2**17),
+    ),
+    Setting(
+        "SECURITY_LOG_MAX_EVENTS",
+        "integer",
+        "1–100000",
+        "1000",
+        "most events kept in an account's security log (the oldest go first)",
+        _integer(1, 100_000),
+    ),
+    Setting(
+        "SECURITY_LOG_MAX_DAYS",
+        "integer",
+        "1–3650",
+        "90",
+        "days an event stays in an account's security log",
+        _integer(1, 3650),
+    ),
+    Setting(
+        "SECRET_SCANNING_KEYS_URL",
+        "URL",
+        "an http(s) URL",
+        GITHUB_SECRET_SCANNING_KEYS_URL,
+        "GitHub's public keys document for secret-scanning reports (docs/secret-scanning.md)",
+        _keys_document_url,
+    ),
+    Setting(
+        "SECRET_SCANNING_RATELIMIT",
+        "rate limit",
+        _LIMIT_RULE,
+        "60 per minute",
+        "per client IP, `POST /api/secret-scanning/github` (not counted in the global window)",
+        _checked_rate_limit,
+    ),
+    Setting(
+        "SECRET_SCANNING_MAX_BYTES",
+        "integer",
+        "1024–1048576",
+        "262144",
+        "largest secret-scanning report accepted (413 beyond)",
+        _integer(1024, 1024 * 1024),
+    ),
+    Setting(
+        "PORT",
+        "integer",
+        "1–65535",
+        "8000",
+        "the port gunicorn listens on (`make run`), or nginx (`make stack`)",
+        _integer(1, 65535),
+    ),
+    Setting(
+        "BIND",
+        "address",
+        "`HOST:PORT` (IPv6 in brackets) or `unix:PATH`",
+        "",
+        "gunicorn's listening address (`deploy/gunicorn.conf.py`, `make run`)",
+        _bind,
+        shown_default="`127.0.0.1:$PORT`",
+    ),
+    Setting(
+        "WORKERS",
+        "integer",
+        "1–64",
+        "2",
+        "gunicorn workers (per instance under `make stack`); the embedded store always "
+        "runs exactly one",
+        _integer(1, 64),
+    ),
+    Setting(
+        "GUNICORN_TIMEOUT",
+        "integer",
+        "1–3600 (seconds)",
+        "30",
+        "gunicorn's worker timeout",
+        _integer(1, 3600),
+    ),
+    Setting(
+        "LOG_LEVEL",
+        "choice",
+        "`debug`, `info`, `warning`, `error` or `critical`",
+        "info",
+        "gunicorn's log level",
+        _choice("debug", "info", "warning", "error", "critical", fold=True),
+    ),
+    Setting(
+        "ACCESS_LOG",
+        "path",
+        "`-` (stdout) or a file in an existing directory",
+        "-",
+        "gunicorn's access log",
+        _access_log,
+    ),
+)
+SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+def read_setting(name: str, env: Mapping[str, str] | None = None) -> Any:
+    """One setting from the environment, checked (SettingError names it, its value, the rule)."""
+    return SETTINGS_BY_NAME[name].read(os.environ if env is None else env)
+
+
+def settings_markdown() -> str:
+    """README.md's configuration table, rendered from SETTINGS."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    rows = ["| variable | type | allowed | default | meaning |", "|---|---|---|---|---|"]
+    for s in SETTINGS:
+        default = s.shown_default or f"`{s.default}`"
+        rows.append(
+            f"| `{s.name}` | {s.kind} | {cell(s.allowed)} | {cell(default)} | {cell(s.meaning)} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
 def load_settings(
     overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
-    """Build app.config from the environment plus overrides; refuse unsafe values at start-up."""
+    """Build app.config from the environment plus overrides; refuse unsafe values at start-up.
+
+    Every variable of SETTINGS is read and checked (the gunicorn ones too, so that one call
+    checks everything before a worker forks); a bad one raises SettingError, one line.
+    """
     env = os.environ if env is None else env
-    s: dict[str, Any] = {
-        "ENV": env.get("GENMB_ENV", "production"),
-        "SECRET_KEY": env.get("SECRET_KEY", ""),
-        "REDIS_URL": env.get("REDIS_URL", ""),
-        "REDIS_TIMEOUT": _float(env, "REDIS_TIMEOUT", 1.0),
-        "REDIS_KEY_PREFIX": env.get("REDIS_KEY_PREFIX", "genmb"),
-        "REDIS_SENTINEL_PASSWORD": env.get("REDIS_SENTINEL_PASSWORD", ""),
-        # Empty: wait for 1 replica when the primary has any, for none when it has none.
-        "REVOKE_MIN_REPLICAS": env.get("REVOKE_MIN_REPLICAS", "").strip(),
-        "REVOKE_WAIT_MS": _int(env, "REVOKE_WAIT_MS", 500),
-        "TRUSTED_PROXY_COUNT": _int(env, "TRUSTED_PROXY_COUNT", 0),
-        "RATELIMIT_GLOBAL": env.get("RATELIMIT_GLOBAL", "200 per minute"),
-        "RATELIMIT_CODEGEN": env.get("RATELIMIT_CODEGEN", "10 per minute"),
-        "RATELIMIT_DEPLOY": env.get("RATELIMIT_DEPLOY", "5 per minute"),
-        "MAX_KEYS_PER_USER": _int(env, "MAX_KEYS_PER_USER", 5),
-        "PUBLIC_URL": env.get("PUBLIC_URL", "").strip().rstrip("/"),
-        "SESSION_LIFETIME_SECONDS": _int(env, "SESSION_LIFETIME_SECONDS", 14 * 24 * 3600),
-        "PASSWORD_SCRYPT_N": _int(env, "PASSWORD_SCRYPT_N", 2**14),
-        "COST_CODEGEN": _int(env, "COST_CODEGEN", 10),
-        "COST_DEPLOY": _int(env, "COST_DEPLOY", 5),
-        "MCP_ALLOWED_HOSTS": env.get("MCP_ALLOWED_HOSTS", "").strip() or MCP_DEFAULT_HOSTS,
-        "MCP_ALLOWED_ORIGINS": env.get("MCP_ALLOWED_ORIGINS", "").strip() or MCP_DEFAULT_ORIGINS,
-        "SECURITY_LOG_MAX_EVENTS": _int(env, "SECURITY_LOG_MAX_EVENTS", 1000),
-        "SECURITY_LOG_MAX_DAYS": _int(env, "SECURITY_LOG_MAX_DAYS", 90),
-        "SECRET_SCANNING_KEYS_URL": env.get("SECRET_SCANNING_KEYS_URL", "").strip()
-        or GITHUB_SECRET_SCANNING_KEYS_URL,
-        "SECRET_SCANNING_RATELIMIT": env.get("SECRET_SCANNING_RATELIMIT", "60 per minute"),
-        "SECRET_SCANNING_MAX_BYTES": _int(env, "SECRET_SCANNING_MAX_BYTES", 256 * 1024),
-        "PLANS": plans_from_env(env),
-        "TESTING": False,
-        "MAX_CONTENT_LENGTH": 1024 * 1024,
-        "SESSION_COOKIE_NAME": "genmb_session",
-        "API_TITLE": "GenMB API",
-        "API_VERSION": "1.0",
-        "OPENAPI_VERSION": "3.0.3",
-        "OPENAPI_URL_PREFIX": "/",
-        "OPENAPI_JSON_PATH": "openapi.json",
-    }
+    s: dict[str, Any] = {setting.name: setting.read(env) for setting in SETTINGS}
+    s.update(
+        {
+            "ENV": s.pop("GENMB_ENV"),
+            "SECRET_KEY": s["SECRET_KEY"] or "",
+            "REDIS_URL": s["REDIS_URL"] or "",
+            "REDIS_SENTINEL_PASSWORD": s["REDIS_SENTINEL_PASSWORD"] or "",
+            "PUBLIC_URL": s["PUBLIC_URL"] or "",
+            "BIND": s["BIND"] or f"127.0.0.1:{s['PORT']}",
+            "PLANS": plans_from_env(env),
+            "TESTING": False,
+            "MAX_CONTENT_LENGTH": 1024 * 1024,
+            "SESSION_COOKIE_NAME": "genmb_session",
+            "API_TITLE": "GenMB API",
+            "API_VERSION": "1.0",
+            "OPENAPI_VERSION": "3.0.3",
+            "OPENAPI_URL_PREFIX": "/",
+            "OPENAPI_JSON_PATH": "openapi.json",
+        }
+    )
     s.update(overrides or {})
     development = s["ENV"] == "development" or bool(s["TESTING"])
     if s["ENV"] not in ("development", "production"):
         raise RuntimeError("GENMB_ENV must be 'development' or 'production'")
     if not s["SECRET_KEY"]:
         if not development:
-            raise RuntimeError("SECRET_KEY must be set (GENMB_ENV=development derives one)")
+            raise SettingError(
+                "SECRET_KEY is not set: it is required in production (GENMB_ENV=development "
+                "derives one)"
+            )
         # Development only: derived, not random, so that every worker of one deployment
         # agrees on it (CSRF tokens made by one worker must verify on another).
         seed = f"genmb-development-secret:{s['REDIS_URL']}:{s['REDIS_KEY_PREFIX']}"
         s["SECRET_KEY"] = hashlib.sha256(seed.encode()).hexdigest()
     if not s["REDIS_URL"]:
-        raise RuntimeError(
-            "REDIS_URL must be set: redis://host:port/db, unix:///path/to/redis.sock, "
+        raise SettingError(
+            "REDIS_URL is not set: use redis://host:port/db, unix:///path/to/redis.sock, "
             "or memory:// for the embedded single-process store"
         )
     try:
         target = redis_url.parse(s["REDIS_URL"])
     except redis_url.RedisUrlError as exc:
-        raise RuntimeError(str(exc)) from None
-    s["REVOKE_MIN_REPLICAS"] = _min_replicas(s["REVOKE_MIN_REPLICAS"])
+        raise SettingError(str(exc)) from None
+    # Overrides (tests, embedding code) skip the table's parsing: the checks that matter
+    # for them again, on the final values.
     if not 0 < s["REVOKE_WAIT_MS"] <= 60_000:
-        raise RuntimeError(
+        raise SettingError(
             f"REVOKE_WAIT_MS must be 1..60000 milliseconds, got {s['REVOKE_WAIT_MS']}"
         )
     if s["TRUSTED_PROXY_COUNT"] < 0:
-        raise RuntimeError("TRUSTED_PROXY_COUNT must be 0 or more")
+        raise SettingError("TRUSTED_PROXY_COUNT must be 0 or more")
+    s["PUBLIC_URL"] = s["PUBLIC_URL"].strip().rstrip("/")
     if s["PUBLIC_URL"] and not _is_base_url(s["PUBLIC_URL"]):
-        raise RuntimeError("PUBLIC_URL must be an http(s) URL such as https://genmb.example.com")
+        raise SettingError("PUBLIC_URL must be an http(s) URL such as https://genmb.example.com")
     s["SESSION_COOKIE_SECURE"] = not development
     if s["SESSION_COOKIE_SECURE"] and s["SESSION_COOKIE_NAME"] == "genmb_session":
         # __Host-: browsers take it only Secure, for Path=/ and without Domain, so neither a
@@ -172,35 +718,20 @@ def load_settings(
     for name in ("MCP_ALLOWED_HOSTS", "MCP_ALLOWED_ORIGINS"):
         s[name] = comma_list(s[name])
     if not s["MCP_ALLOWED_HOSTS"]:
-        raise RuntimeError("MCP_ALLOWED_HOSTS must list at least one host (e.g. api.example.com)")
-    s["GLOBAL_LIMIT"], s["GLOBAL_WINDOW_MS"] = rate_limit_parts(s["RATELIMIT_GLOBAL"])
+        raise SettingError("MCP_ALLOWED_HOSTS must list at least one host (e.g. api.example.com)")
     for name in ("RATELIMIT_CODEGEN", "RATELIMIT_DEPLOY"):
-        rate_limit_parts(s[name])  # refuse a typo at start-up, not on the first request
-    _check_security_settings(s)
+        rate_limit_parts(s[name])
+    s["GLOBAL_LIMIT"], s["GLOBAL_WINDOW_MS"] = rate_limit_parts(s["RATELIMIT_GLOBAL"])
     uri, options = limits_storage(target, s["REDIS_TIMEOUT"], s["REDIS_SENTINEL_PASSWORD"])
+    # The limiter's keys under REDIS_KEY_PREFIX too: limits names them
+    # "<key_prefix>:LIMITER/<flask-limiter's prefix>/...", so the storage's prefix carries ours
+    # and flask-limiter's own is left empty (docs/storage.md).
+    if target.mode != "embedded":
+        options["key_prefix"] = f"{s['REDIS_KEY_PREFIX']}:limiter"
     s.setdefault("RATELIMIT_STORAGE_URI", uri)
     s.setdefault("RATELIMIT_STORAGE_OPTIONS", options)
-    s.setdefault("RATELIMIT_KEY_PREFIX", f"{s['REDIS_KEY_PREFIX']}:limiter")
+    s.setdefault("RATELIMIT_KEY_PREFIX", "")
     return s
-
-
-def _check_security_settings(s: Mapping[str, Any]) -> None:
-    """The security log's caps and the secret-scanning receiver's settings, checked once."""
-    if not 1 <= s["SECURITY_LOG_MAX_EVENTS"] <= 100_000:
-        raise RuntimeError("SECURITY_LOG_MAX_EVENTS must be 1..100000, "
-                           f"got {s['SECURITY_LOG_MAX_EVENTS']}")
-    if not 1 <= s["SECURITY_LOG_MAX_DAYS"] <= 3650:
-        raise RuntimeError("SECURITY_LOG_MAX_DAYS must be 1..3650, "
-                           f"got {s['SECURITY_LOG_MAX_DAYS']}")
-    if not _is_base_url(s["SECRET_SCANNING_KEYS_URL"].split("?", 1)[0]):
-        raise RuntimeError("SECRET_SCANNING_KEYS_URL must be an http(s) URL")
-    try:
-        rate_limit_parts(s["SECRET_SCANNING_RATELIMIT"])
-    except RuntimeError as exc:
-        raise RuntimeError(f"SECRET_SCANNING_RATELIMIT: {exc}") from None
-    if not 1024 <= s["SECRET_SCANNING_MAX_BYTES"] <= s["MAX_CONTENT_LENGTH"]:
-        raise RuntimeError("SECRET_SCANNING_MAX_BYTES must be 1024..1048576, "
-                           f"got {s['SECRET_SCANNING_MAX_BYTES']}")
 
 
 def _is_base_url(url: str) -> bool:
@@ -211,15 +742,6 @@ def _is_base_url(url: str) -> bool:
         and bool(parts.netloc)
         and not (parts.query or parts.fragment)
     )
-
-
-def _min_replicas(raw: str) -> int | None:
-    """REVOKE_MIN_REPLICAS: empty for "1 if the primary has replicas", else 0 or more."""
-    if not raw:
-        return None
-    if not raw.isdigit():
-        raise RuntimeError(f"REVOKE_MIN_REPLICAS must be empty or a whole number, got {raw!r}")
-    return int(raw)
 
 
 def limits_storage(
@@ -237,7 +759,7 @@ def limits_storage(
     if target.sentinel is None:
         url = target.url
         if url.startswith("unix://"):
-            url = "redis+unix://" + url[len("unix://"):]
+            url = "redis+unix://" + url[len("unix://") :]
         return url, timeouts
     where = target.sentinel
     # limits reads the service name from the path and would send the data nodes' password to
@@ -252,3 +774,21 @@ def limits_storage(
         "sentinel_kwargs": {"username": None, "password": sentinel_password or None, **timeouts},
     }
     return f"redis+sentinel://{hosts}/{where.service_name}", options
+
+
+def write_readme_table(readme: str = "README.md") -> None:
+    """Rewrite README.md's configuration table from SETTINGS (between its two markers)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), readme)
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    head, rest = text.split(README_TABLE_BEGIN + "\n", 1)
+    _, tail = rest.split(README_TABLE_END, 1)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(head + README_TABLE_BEGIN + "\n" + settings_markdown() + README_TABLE_END + tail)
+
+
+README_TABLE_BEGIN = "<!-- settings table: generated from config.SETTINGS by `python config.py` -->"
+README_TABLE_END = "<!-- end of settings table -->"
+
+if __name__ == "__main__":
+    write_readme_table()

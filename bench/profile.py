@@ -31,17 +31,27 @@ def py_spy() -> str | None:
     return str(local) if local.exists() else shutil.which("py-spy")
 
 
-def start(master: int, seconds: float, out_dir: Path) -> list[tuple[subprocess.Popen[bytes], Path]]:
-    """Start one py-spy recorder per worker, for `seconds`; collapsed stacks to out_dir."""
+def stacks_prefix(output: Path) -> str:
+    """The name every stacks file of the run writing `output` starts with."""
+    return f"{output.stem}.profile-ours-"
+
+
+def start(master: int, seconds: float, output: Path) -> list[tuple[subprocess.Popen[bytes], Path]]:
+    """Start one py-spy recorder per worker, for `seconds`; collapsed stacks beside `output`
+    (the results file), as <output stem>.profile-ours-<pid>.txt."""
     binary = py_spy()
     if binary is None:
         raise RuntimeError("py-spy is not installed: make bench installs requirements-dev.txt")
+    out_dir = output.parent
     out_dir.mkdir(parents=True, exist_ok=True)
-    for old in out_dir.glob("profile-ours-*.txt"):
-        old.unlink()  # a previous run's workers
+    prefix = stacks_prefix(output)
+    # Only the previous stacks of this same results file: other runs' profiles beside it
+    # (another --output in the same directory) are theirs to keep.
+    for old in out_dir.glob(f"{prefix}*.txt"):
+        old.unlink()
     recorders = []
     for pid in worker_pids(master):
-        path = out_dir / f"profile-ours-{pid}.txt"
+        path = out_dir / f"{prefix}{pid}.txt"
         command = [
             binary,
             "record",

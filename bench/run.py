@@ -253,7 +253,7 @@ def profile_ours(
     """One extra (unrecorded) round of ours with py-spy on every worker; shares by category."""
     assert ours.process is not None
     print(f"profiling ours with py-spy for {args.seconds:g} s ({load.name} load)...")
-    recorders = profile.start(ours.process.pid, args.seconds, args.output.parent)
+    recorders = profile.start(ours.process.pid, args.seconds, args.output)
     result = load.run(target, args.seconds, cursor)
     shares = profile.finish(recorders, timeout=args.seconds + 30)
     for name, share in shares.items():

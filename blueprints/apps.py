@@ -46,7 +46,8 @@ def list_apps(query: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.route("", methods=["POST"])
-@errors(bp, COUNTED, BODY_CHECKED, JSON_BODY, 409, security=KEY_OR_SESSION_WRITE)
+@errors(bp, COUNTED, BODY_CHECKED, JSON_BODY, 409, security=KEY_OR_SESSION_WRITE,
+        descriptions={409: "`app_limit_reached`: the plan's app cap (MAX_APPS_<PLAN>)."})
 @bp.arguments(AppCreateSchema)
 @bp.response(201, AppSchema)
 def create_app_record(body: dict[str, Any]) -> apps.App:

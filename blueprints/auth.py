@@ -65,7 +65,8 @@ def _user_dict(user_id: str, email: str, plan: str) -> dict[str, str]:
 
 
 @bp.route("/signup", methods=["POST"])
-@errors(bp, COUNTED, BODY_CHECKED, JSON_BODY, 409, security=ANONYMOUS)
+@errors(bp, COUNTED, BODY_CHECKED, JSON_BODY, 409, security=ANONYMOUS,
+        descriptions={409: "`email_taken`: a user with this email exists."})
 @bp.arguments(CredentialsSchema)
 @bp.response(201, UserEnvelopeSchema)
 def signup(body: dict[str, Any]) -> dict[str, Any]:

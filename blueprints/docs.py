@@ -74,14 +74,19 @@ Security = list[dict[str, list[str]]]
 
 
 def errors(
-    bp: Blueprint, *groups: int | tuple[int, ...], security: Security | None = None
+    bp: Blueprint,
+    *groups: int | tuple[int, ...],
+    security: Security | None = None,
+    descriptions: dict[int, str] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorate a view: document these error statuses (and who may call it) in /openapi.json."""
+    """Decorate a view: document these error statuses (and who may call it) in /openapi.json;
+    `descriptions` replaces the shared text of a status where the view says more exactly."""
     statuses = sorted({s for g in groups for s in (g if isinstance(g, tuple) else (g,))})
+    texts = {**DESCRIPTIONS, **(descriptions or {})}
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         for status in reversed(statuses):
-            view = bp.alt_response(status, schema=ErrorSchema, description=DESCRIPTIONS[status],
+            view = bp.alt_response(status, schema=ErrorSchema, description=texts[status],
                                    headers=HEADERS.get(status))(view)
         if security is not None:
             view = bp.doc(security=security)(view)

@@ -36,7 +36,8 @@ def list_keys() -> dict[str, Any]:
 
 
 @bp.route("", methods=["POST"])
-@errors(bp, COUNTED, BODY_CHECKED, JSON_BODY, 409, security=SESSION_WRITE)
+@errors(bp, COUNTED, BODY_CHECKED, JSON_BODY, 409, security=SESSION_WRITE,
+        descriptions={409: "`key_limit_reached`: the user holds MAX_KEYS_PER_USER live keys."})
 @bp.arguments(KeyCreateSchema)
 @bp.response(201, CreatedKeySchema)
 def create_key(body: dict[str, Any]) -> dict[str, Any]:

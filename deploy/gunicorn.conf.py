@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 from gunicorn import util
 from gunicorn.glogging import Logger
 
+from config import load_settings
 from logs import install_filter
 from store.redis_url import EMBEDDED_URL
 
@@ -29,39 +29,44 @@ def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:  # 
     hold a key (gunicorn's HTML page quotes the offending header)."""
     code = "_".join(reason.lower().split()) or "bad_request"
     body = json.dumps({"error": {"code": code, "message": f"{reason}: the request is malformed."}})
-    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
-            f"Content-Type: application/json\r\nX-Content-Type-Options: nosniff\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n")
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nX-Content-Type-Options: nosniff\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
     util.write_nonblock(sock, (head + body).encode("latin1"))
 
 
 # Workers call util.write_error for requests that never reach the app.
 util.write_error = write_json_error
 
-bind = os.environ.get("BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
+# Every setting (the app's and these) is read and checked here, once, in gunicorn's master
+# while it reads this file, before any worker forks (the table: config.SETTINGS). A bad one
+# stops gunicorn with one line naming the variable, its value and what is allowed, exit
+# code 2 — never a traceback, never a line per worker, never a fallback to a default.
+# (gunicorn lets SystemExit through; a HUP re-reads this file with the same environment.)
+try:
+    SETTINGS = load_settings()
+except RuntimeError as exc:
+    print(f"genmb: cannot start: {exc}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+bind = SETTINGS["BIND"]
 # The embedded store (REDIS_URL=memory://) lives inside one process: two workers would be two
 # stores (a user signed up on one is unknown to the other). One worker, whatever WORKERS or
 # --workers say (on_starting below overrides the command line too).
-EMBEDDED = os.environ.get("REDIS_URL", "").startswith(EMBEDDED_URL)
-workers = 1 if EMBEDDED else int(os.environ.get("WORKERS", "2"))
+EMBEDDED = SETTINGS["REDIS_URL"].startswith(EMBEDDED_URL)
+workers = 1 if EMBEDDED else SETTINGS["WORKERS"]
 
 
 def on_starting(server) -> None:  # noqa: ANN001 - gunicorn's Arbiter
-    """Check every setting once, before any worker forks: a bad one stops gunicorn with one
-    line naming it (not a traceback repeated by every worker). With the embedded store, run
-    exactly one worker, and say so at start-up."""
-    from config import load_settings
-
-    try:
-        load_settings()
-    except RuntimeError as exc:
-        print(f"genmb: cannot start: {exc}", file=sys.stderr, flush=True)
-        sys.exit(2)
+    """With the embedded store, run exactly one worker, and say so at start-up."""
     if EMBEDDED:
         server.num_workers = 1
         server.log.warning(
             "embedded in-process store (REDIS_URL=memory://): exactly 1 worker, whatever "
-            "WORKERS says; nothing survives a restart. Set REDIS_URL to a Redis for more.")
+            "WORKERS says; nothing survives a restart. Set REDIS_URL to a Redis for more."
+        )
 
 
 def nworkers_changed(server, new_value: int, old_value: int | None) -> None:  # noqa: ANN001
@@ -71,17 +76,16 @@ def nworkers_changed(server, new_value: int, old_value: int | None) -> None:  # 
 
 
 worker_class = "sync"
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+timeout = SETTINGS["GUNICORN_TIMEOUT"]
 graceful_timeout = 10
 keepalive = 5
 logger_class = RedactingLogger
-accesslog = os.environ.get("ACCESS_LOG", "-")
+accesslog = SETTINGS["ACCESS_LOG"]
 errorlog = "-"
-loglevel = os.environ.get("LOG_LEVEL", "info")
+loglevel = SETTINGS["LOG_LEVEL"]
 # Method and path only: no query string (a key pasted there would be logged, perhaps
 # percent-encoded) and no headers (Authorization). The line still goes through the redactor.
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
 # gunicorn's control socket lives at one fixed path per user; several instances on one
 # machine (make stack, the tests) would fight over it, and nothing here uses it.
 control_socket_disable = True
-

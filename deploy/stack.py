@@ -33,7 +33,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from config import SettingError, load_settings, read_setting
 from deploy import topology
+from deploy.listen import port_free
 from deploy.parts import (
     LOOPBACK,
     ROOT,
@@ -383,6 +385,11 @@ class Stack:
     def start(self) -> Stack:
         """Start Redis (data nodes, then sentinels), then the app instances, then nginx: each
         stage checked healthy before the next."""
+        # nginx retries a busy port for seconds while someone else's server answers its
+        # health check: refuse at once instead of reporting that server as ours.
+        if not port_free(LOOPBACK, self.port):
+            raise StackError(f"{LOOPBACK}:{self.port} is already in use by another server "
+                             "(set PORT)")
         self.dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.var, 0o700)
         self._write_redis_confs()
@@ -477,8 +484,14 @@ def main() -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     try:
-        stack = Stack(ROOT / "var", port=int(os.environ.get("PORT", "8000")),
-                      workers=int(os.environ.get("WORKERS", "2")),
+        # The app's settings as the instances will get them, checked before anything starts:
+        # a bad one is one line here, not an instance's log tail (the URL and secret are the
+        # stack's own, filled in by Stack).
+        load_settings(env={**os.environ, "GENMB_ENV": os.environ.get("GENMB_ENV") or
+                           "development", **topology.APP_SETTINGS,
+                           "REDIS_URL": "redis://127.0.0.1:1/0", "SECRET_KEY": "checked"})
+        stack = Stack(ROOT / "var", port=read_setting("PORT") or 8000,
+                      workers=read_setting("WORKERS") or 2,
                       redis_topology=os.environ.get("STACK_REDIS") or "single")
         ports = {**stack.node_ports, **stack.sentinel_ports, **stack.app_ports,
                  "nginx": stack.port}
@@ -488,6 +501,9 @@ def main() -> int:
     except (StackError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except SettingError as exc:  # the same one line as the app's own check
+        print(f"genmb: cannot start: {exc}", file=sys.stderr)
+        return 2
     if stack.sentinels:
         print(f"redis: {stack.first_primary} is the primary, sentinels on "
               + ", ".join(f"{LOOPBACK}:{p}" for p in stack.sentinel_ports.values()), flush=True)

@@ -101,8 +101,9 @@ def upstream_servers(addresses: Iterable[str]) -> str:
 
 
 def redis_url(password: str, host: str, port: int) -> str:
-    """The REDIS_URL an app instance gets (the password must be URL-safe: see .env.example)."""
-    return f"redis://:{password}@{host}:{port}/0"
+    """The REDIS_URL an app instance gets (the password must be URL-safe: see .env.example).
+    The user name is spelled out: redis-cli -u sends an empty one as is (WRONGPASS)."""
+    return f"redis://default:{password}@{host}:{port}/0"
 
 
 def redis_nodes(redis_topology: str = "single") -> tuple[str, ...]:

@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# Serve the app with gunicorn on 127.0.0.1:$PORT. Storage, in order of preference:
+# Serve the app with gunicorn on $BIND (default 127.0.0.1:$PORT). Storage, in order of preference:
 # $REDIS_URL; else a redis-server of our own under ./var/ (unix socket, append-only file);
 # else the embedded in-process store (one worker, nothing survives a restart).
-# Ctrl-C stops everything this script started.
+# Ctrl-C stops everything this script started. The exit code is gunicorn's: non-zero when the
+# app could not start (a bad setting: one line naming it; the address taken: said at once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT="${PORT:-8000}"
 WORKERS="${WORKERS:-2}"
+export PORT WORKERS
 export GENMB_ENV="${GENMB_ENV:-development}"
 mkdir -p var
 chmod 700 var
+# Before anything is started or written: the address must be free (else another server,
+# perhaps another `make run`, would answer in our place), and BIND/PORT valid.
+BIND="$(.venv/bin/python -m deploy.listen free)"  # prints the address when it is free
 
 if [ -z "${SECRET_KEY:-}" ]; then
   # One secret for every worker, kept across restarts so sessions survive them.
@@ -20,12 +25,14 @@ fi
 
 redis_pid=""
 redis_dir=""
+wrote_env=""
 cleanup() {
   if [ -n "$redis_pid" ]; then
     kill "$redis_pid" 2>/dev/null || true
     wait "$redis_pid" 2>/dev/null || true
   fi
-  rm -f var/run.env
+  # Only our own: a refused second `make run` must not take the running one's away.
+  [ -z "$wrote_env" ] || rm -f var/run.env
   [ -z "$redis_dir" ] || [ "$redis_dir" = "$PWD/var" ] || rm -rf "$redis_dir"
 }
 trap cleanup EXIT
@@ -70,20 +77,40 @@ else
   WORKERS=1
 fi
 
-# For the operator CLI in another terminal: set -a; . var/run.env; set +a
-umask 077
-printf 'REDIS_URL=%s\nSECRET_KEY=%s\nGENMB_ENV=%s\n' "$REDIS_URL" "$SECRET_KEY" "$GENMB_ENV" > var/run.env
 store_note=""
 [ "$REDIS_URL" != "memory://" ] || store_note=" (embedded store: exactly one)"
-echo "serving on http://127.0.0.1:$PORT with $WORKERS worker(s)$store_note; Ctrl-C to stop"
 # A single sync gunicorn on its own: a client that sends a body slowly holds a worker until
 # the timeout. Fine on the loopback; anywhere else, put it behind the proxy (docs/deploy.md).
-echo "note: gunicorn alone is for local use; exposed to a network it must sit behind the nginx proxy (make stack), which buffers request bodies (docs/deploy.md)"
-.venv/bin/gunicorn -c deploy/gunicorn.conf.py --workers "$WORKERS" --bind "127.0.0.1:$PORT" \
-  'app:create_app()' &
+# BIND, PORT and WORKERS reach gunicorn through deploy/gunicorn.conf.py, which checks every
+# setting before any worker forks (a bad one: one line, exit 2).
+.venv/bin/gunicorn -c deploy/gunicorn.conf.py 'app:create_app()' &
 gunicorn_pid=$!
 # A TERM or INT sent to this script alone (a supervisor, `timeout`) reaches gunicorn too.
 trap 'kill -TERM "$gunicorn_pid" 2>/dev/null || true' INT TERM
-wait "$gunicorn_pid" || true
+# "serving" only once our gunicorn answers (the address was free above); if it ends first,
+# its exit code is ours.
+if .venv/bin/python -m deploy.listen wait "$gunicorn_pid"; then
+  # For the operator CLI in another terminal: set -a; . var/run.env; set +a
+  (umask 077 && printf 'REDIS_URL=%s\nSECRET_KEY=%s\nGENMB_ENV=%s\n' \
+    "$REDIS_URL" "$SECRET_KEY" "$GENMB_ENV" > var/run.env)
+  wrote_env=1
+  case "$BIND" in
+    unix:*) where="$BIND" ;;
+    *) where="http://$BIND" ;;
+  esac
+  echo "serving on $where with $WORKERS worker(s)$store_note; Ctrl-C to stop"
+  echo "note: gunicorn alone is for local use; exposed to a network it must sit behind the nginx proxy (make stack), which buffers request bodies (docs/deploy.md)"
+else
+  kill -TERM "$gunicorn_pid" 2>/dev/null || true
+fi
+status=0
+wait "$gunicorn_pid" || status=$?
 # `wait` returns early when a trapped signal arrives: wait again for gunicorn to finish.
-wait "$gunicorn_pid" 2>/dev/null || true
+if kill -0 "$gunicorn_pid" 2>/dev/null; then
+  status=0
+  wait "$gunicorn_pid" || status=$?
+fi
+if [ "$status" -ne 0 ]; then
+  echo "error: gunicorn exited with code $status" >&2
+fi
+exit "$status"

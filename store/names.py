@@ -92,6 +92,10 @@ class KeyNames:
         """SCAN pattern of every key record (operator commands only, never a request)."""
         return f"{self.prefix}:user:{{*}}:apikey:*"
 
+    def readiness(self) -> str:
+        """String: /readyz's probe write (expires after 10 s)."""
+        return f"{self.prefix}:readyz"
+
     def ip_window(self, client_ip: str) -> str:
         """Sorted set: admitted request stamps of one client IP in the rolling window."""
         return f"{self.prefix}:rl:ip:{client_ip}"

@@ -307,6 +307,7 @@ def test_the_files_the_dockerfile_copies_are_enough_to_run_the_app(tmp_path: Pat
     result = subprocess.run(
         [sys.executable, "-c", script, str(app_dir)], cwd=app_dir, capture_output=True,
         text=True, timeout=60, check=False,
-        env={"PATH": "/usr/bin:/bin", "BIND": "0.0.0.0:8000", "GENMB_ENV": "development"},
+        env={"PATH": "/usr/bin:/bin", "BIND": "0.0.0.0:8000", "GENMB_ENV": "development",
+             "REDIS_URL": "memory://"},  # the config file checks every setting as it loads
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -112,7 +112,9 @@ class RunScript:
             if self.process.poll() is not None:
                 pytest.fail(f"run.sh exited {self.process.returncode}:\n{self.output()}")
             try:
-                if requests.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                # The script says "serving on" only once it has seen its gunicorn answer.
+                if (requests.get(f"{self.url}/healthz", timeout=2).status_code == 200
+                        and "serving on" in self.output()):
                     return self
             except requests.RequestException:  # not listening yet, or a worker still booting
                 pass

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from security.github_signature import MISS_REFETCHES
 from store import apikeys
+from store.names import KeyNames
 from tests.conftest import create_key, login, make_app
 from tests.github_sample import (
     GITHUB_PUBLIC_KEYS,
@@ -145,7 +146,7 @@ def me(client, raw: str) -> int:
 
 def data_keys(rdb) -> set[str]:
     """Every key but the limiter's own counters."""
-    return {k for k in rdb.keys("*") if not k.startswith("LIMITS")}
+    return {k for k in rdb.keys("*") if not k.startswith(KeyNames().prefix + ":limiter:")}
 
 
 def sha(token: str) -> str:
@@ -323,7 +324,7 @@ def test_an_unconfirmed_revocation_answers_503_and_the_retry_confirms_it(
         redis_url, keys_server, signer, make_user, rdb):
     """Too few replicas: 5xx (GitHub retries), the key refused already; the retry confirms."""
     strict = make_app(redis_url, SECRET_SCANNING_KEYS_URL=keys_server.url,
-                      REVOKE_MIN_REPLICAS="1", REVOKE_WAIT_MS=1).test_client()
+                      REVOKE_MIN_REPLICAS=1, REVOKE_WAIT_MS=1).test_client()
     owner, created = new_key(strict, make_user)
     body = report(created["key"])
     first = post(strict, body, signer.headers(body))

@@ -35,8 +35,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 def register_extensions(app: Flask) -> None:
     """Storage (one Redis client per process), proxy trust, the gate, the API."""
     config = app.config
-    client = connect(config["REDIS_URL"], config["REDIS_TIMEOUT"],
-                     config["REDIS_SENTINEL_PASSWORD"] or None)
+    client = connect(
+        config["REDIS_URL"], config["REDIS_TIMEOUT"], config["REDIS_SENTINEL_PASSWORD"] or None
+    )
     wait = ReplicaWait(config["REVOKE_MIN_REPLICAS"], config["REVOKE_WAIT_MS"])
     app.extensions[STORAGE_EXTENSION] = Storage(
         client, KeyNames(config["REDIS_KEY_PREFIX"]), wait=wait

@@ -46,8 +46,9 @@ def create_user(email: str, plan: str, password: str) -> None:
     if "@" not in email:
         raise click.ClickException(f"not an email address: {email}")
     try:
-        user = users.create(shared_storage(), email, password, plan,
-                            current_app.config["PASSWORD_SCRYPT_N"])
+        user = users.create(
+            shared_storage(), email, password, plan, current_app.config["PASSWORD_SCRYPT_N"]
+        )
     except EmailTaken:
         raise click.ClickException(f"email already taken: {email}") from None
     click.echo(json.dumps({"id": user.id, "email": user.email, "plan": user.plan}))
@@ -68,13 +69,22 @@ def set_plan(email: str, plan: str) -> None:
     except NotFound:
         raise click.ClickException(f"no user with email {email}") from None
     security_events.record(user.id, "plan.changed", security_events.OPERATOR, plan=plan)
-    click.echo(json.dumps({"id": user.id, "email": user.email, "plan": user.plan,
-                           "replicas": {"needed": replication.needed,
-                                        "confirmed": replication.confirmed}}))
+    click.echo(
+        json.dumps(
+            {
+                "id": user.id,
+                "email": user.email,
+                "plan": user.plan,
+                "replicas": {"needed": replication.needed, "confirmed": replication.confirmed},
+            }
+        )
+    )
     if not replication.confirmed_enough:
-        click.echo(f"warning: {replication.confirmed} of {replication.needed} replicas confirmed "
-                   "the change in time; a failover now could undo it: run the command again",
-                   err=True)
+        click.echo(
+            f"warning: {replication.confirmed} of {replication.needed} replicas confirmed "
+            "the change in time; a failover now could undo it: run the command again",
+            err=True,
+        )
         raise SystemExit(UNCONFIRMED_EXIT)
 
 
@@ -94,10 +104,12 @@ def _revoke(keys: list[OwnedKey]) -> None:
             continue
         except RevocationUnconfirmed as exc:
             unconfirmed = True
-            click.echo(f"warning: {key.id} is refused already, but only {exc.confirmed} of "
-                       f"{exc.needed} replicas confirmed it in time", err=True)
-        click.echo(json.dumps({"revoked": key.id, "prefix": key.prefix,
-                               "user_id": key.user_id}))
+            click.echo(
+                f"warning: {key.id} is refused already, but only {exc.confirmed} of "
+                f"{exc.needed} replicas confirmed it in time",
+                err=True,
+            )
+        click.echo(json.dumps({"revoked": key.id, "prefix": key.prefix, "user_id": key.user_id}))
     if unconfirmed:
         raise SystemExit(UNCONFIRMED_EXIT)
 
@@ -114,10 +126,12 @@ def revoke_key(key_id: str | None, prefix: str | None, yes: bool) -> None:
     """
     if bool(key_id) == bool(prefix):
         raise click.UsageError("give exactly one of --id or --prefix")
-    if prefix and (not prefix.startswith(apikeys.KEY_PREFIX)
-                   or len(prefix) <= len(apikeys.KEY_PREFIX)):
-        raise click.UsageError(f"--prefix must start with {apikeys.KEY_PREFIX} and go on, "
-                               "e.g. genmb_sk_Ab3d")
+    if prefix and (
+        not prefix.startswith(apikeys.KEY_PREFIX) or len(prefix) <= len(apikeys.KEY_PREFIX)
+    ):
+        raise click.UsageError(
+            f"--prefix must start with {apikeys.KEY_PREFIX} and go on, e.g. genmb_sk_Ab3d"
+        )
     if key_id and not key_id.startswith("key_"):
         raise click.UsageError("--id must be a key id (key_...)")
     matches = apikeys.scan_keys(storage(), key_id=key_id, prefix=prefix)
@@ -142,7 +156,8 @@ def revoke_token(source) -> None:  # noqa: ANN001 - click's file object
     if key is None:
         shown = token[: len(apikeys.KEY_PREFIX) + 4] if apikeys.is_well_formed(token) else ""
         raise click.ClickException(
-            f"no live key matches {shown + '…' if shown else 'that input (not a key)'}")
+            f"no live key matches {shown + '…' if shown else 'that input (not a key)'}"
+        )
     click.echo(_describe(key), err=True)
     _revoke([key])
 

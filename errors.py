@@ -39,7 +39,9 @@ class ApiError(Exception):
 def missing_credentials() -> ApiError:
     """401 for a request without any credential (RFC 6750: no error attribute)."""
     return ApiError(
-        401, "missing_credentials", "Authentication required: send an API key or log in.",
+        401,
+        "missing_credentials",
+        "Authentication required: send an API key or log in.",
         {"WWW-Authenticate": REALM},
     )
 
@@ -47,7 +49,9 @@ def missing_credentials() -> ApiError:
 def invalid_api_key() -> ApiError:
     """401 for a malformed, unknown or revoked key: one body for all, to reveal nothing."""
     return ApiError(
-        401, "invalid_api_key", "The API key is invalid or has been revoked.",
+        401,
+        "invalid_api_key",
+        "The API key is invalid or has been revoked.",
         {"WWW-Authenticate": f'{REALM}, error="invalid_token"'},
     )
 
@@ -62,15 +66,20 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str, str]] = {
     domain.EmailTaken: (409, "email_taken", "An account with this email already exists."),
     domain.PlanRequired: (403, "plan_required", "API keys require a Pro or Business plan."),
     domain.KeyLimitReached: (
-        409, "key_limit_reached", "You already have the maximum number of API keys; "
-        "delete one to create another.",
+        409,
+        "key_limit_reached",
+        "You already have the maximum number of API keys; delete one to create another.",
     ),
     domain.AppLimitReached: (
-        409, "app_limit_reached", "You already have the most apps your plan allows; "
+        409,
+        "app_limit_reached",
+        "You already have the most apps your plan allows; "
         "delete one to create another, or upgrade.",
     ),
     domain.InsufficientCredits: (
-        402, "insufficient_credits", "Not enough credits left this month for this action.",
+        402,
+        "insufficient_credits",
+        "Not enough credits left this month for this action.",
     ),
 }
 
@@ -98,7 +107,10 @@ MCP_JSONRPC_CODES = {401: -32010, 403: -32011, 429: -32012, 503: -32013}
 
 
 def mcp_error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None,
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
     fields: Any = None,
 ) -> Response:
     """Render an error on /mcp as a JSON-RPC error object (our code and status in "data")."""
@@ -106,15 +118,19 @@ def mcp_error_response(
     if fields is not None:
         data["fields"] = fields
     rpc_code = MCP_JSONRPC_CODES.get(status, -32603 if status >= 500 else -32600)
-    response = jsonify(jsonrpc="2.0", id=None,
-                       error={"code": rpc_code, "message": message, "data": data})
+    response = jsonify(
+        jsonrpc="2.0", id=None, error={"code": rpc_code, "message": message, "data": data}
+    )
     response.status_code = status
     response.headers.extend(headers or {})
     return response
 
 
 def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None,
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
     fields: Any = None,
 ) -> Response:
     """Render {"error": {"code", "message"[, "fields"]}} with a status and headers."""
@@ -154,15 +170,20 @@ def http_exception_response(exc: HTTPException) -> Response:
     messages = data.get("messages")
     if messages is not None and status in (400, 422):
         # webargs nests errors by location ({"json": {...}}); a view reads one location.
-        fields = (messages.get("json", messages.get("query", messages))
-                  if isinstance(messages, dict) else messages)
+        fields = (
+            messages.get("json", messages.get("query", messages))
+            if isinstance(messages, dict)
+            else messages
+        )
         if not isinstance(fields, dict):  # not JSON at all: no field to blame, marshmallow's key
             fields = {"_schema": fields if isinstance(fields, list) else [fields]}
         fields = _without_keys(fields)
-        where = ("query parameters are" if isinstance(messages, dict) and "query" in messages
-                 else "request body is")
-        return error_response(status, "validation_error", f"The {where} invalid.",
-                              fields=fields)
+        where = (
+            "query parameters are"
+            if isinstance(messages, dict) and "query" in messages
+            else "request body is"
+        )
+        return error_response(status, "validation_error", f"The {where} invalid.", fields=fields)
     headers = {}
     if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
         headers["Allow"] = ", ".join(sorted(exc.valid_methods))
@@ -181,10 +202,12 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(domain.RevocationUnconfirmed)
     def _revocation_unconfirmed(exc: domain.RevocationUnconfirmed) -> Response:
-        security_log.warning("api_key.revocation_unconfirmed replicas=%d/%d",
-                             exc.confirmed, exc.needed)
+        security_log.warning(
+            "api_key.revocation_unconfirmed replicas=%d/%d", exc.confirmed, exc.needed
+        )
         return error_response(
-            503, "revocation_unconfirmed",
+            503,
+            "revocation_unconfirmed",
             "The key is revoked, but the revocation is not yet safely stored; "
             "repeat the request to confirm it.",
             {"Retry-After": "1"},
@@ -201,7 +224,9 @@ def register_error_handlers(app: Flask) -> None:
         # No traceback: the cause is outside the app, and the message says all there is.
         log.error("storage unavailable: %s", exc.__class__.__name__)
         return error_response(
-            503, "service_unavailable", "The service is temporarily unavailable; retry shortly.",
+            503,
+            "service_unavailable",
+            "The service is temporarily unavailable; retry shortly.",
             {"Retry-After": "1"},
         )
 

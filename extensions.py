@@ -17,14 +17,30 @@ from store.client import Storage
 SCHEME_BEARER, SCHEME_MCP_KEY = "apiKeyBearer", "apiKeyHeader"
 SCHEME_SESSION, SCHEME_CSRF = "session", "csrfToken"
 SECURITY_SCHEMES = {
-    SCHEME_BEARER: {"type": "http", "scheme": "bearer", "bearerFormat": "genmb_sk_...",
-                    "description": "An API key: `Authorization: Bearer genmb_sk_...`."},
-    SCHEME_MCP_KEY: {"type": "apiKey", "in": "header", "name": "X-MCP-API-Key",
-                     "description": "An API key; wins over Authorization when both are sent."},
-    SCHEME_SESSION: {"type": "apiKey", "in": "cookie", "name": "genmb_session",
-                     "description": "The session cookie that POST /auth/login sets."},
-    SCHEME_CSRF: {"type": "apiKey", "in": "header", "name": "X-CSRF-Token",
-                  "description": "The session's csrf_token, on every session write."},
+    SCHEME_BEARER: {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "genmb_sk_...",
+        "description": "An API key: `Authorization: Bearer genmb_sk_...`.",
+    },
+    SCHEME_MCP_KEY: {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-MCP-API-Key",
+        "description": "An API key; wins over Authorization when both are sent.",
+    },
+    SCHEME_SESSION: {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "genmb_session",
+        "description": "The session cookie that POST /auth/login sets.",
+    },
+    SCHEME_CSRF: {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-CSRF-Token",
+        "description": "The session's csrf_token, on every session write.",
+    },
 }
 
 

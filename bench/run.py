@@ -88,8 +88,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.processes is None:
         args.processes = args.workers
     if (
-        min(args.workers, args.rounds, args.connections, args.processes, args.count_requests,
-            args.owner_gets) < 1
+        min(
+            args.workers,
+            args.rounds,
+            args.connections,
+            args.processes,
+            args.count_requests,
+            args.owner_gets,
+        )
+        < 1
         or args.seconds <= 0
         or args.warmup < 0
     ):

@@ -38,22 +38,31 @@ bp = Blueprint("apps", __name__, url_prefix="/api/apps", description="Apps and j
 @bp.response(200, AppListSchema)
 def list_apps(query: dict[str, Any]) -> dict[str, Any]:
     """The user's apps, oldest first, a page at a time (follow next_cursor until null)."""
-    page, last = apps.page_for_user(storage(), current_principal().user_id, query["limit"],
-                                    query["cursor"])
+    page, last = apps.page_for_user(
+        storage(), current_principal().user_id, query["limit"], query["cursor"]
+    )
     if last is None:
         return {"apps": page}  # the last page: {"apps": [...]} as before pagination
     return {"apps": page, "next_cursor": encode_cursor(last.created_at, last.id)}
 
 
 @bp.route("", methods=["POST"])
-@errors(bp, COUNTED, BODY_CHECKED, JSON_BODY, 409, security=KEY_OR_SESSION_WRITE,
-        descriptions={409: "`app_limit_reached`: the plan's app cap (MAX_APPS_<PLAN>)."})
+@errors(
+    bp,
+    COUNTED,
+    BODY_CHECKED,
+    JSON_BODY,
+    409,
+    security=KEY_OR_SESSION_WRITE,
+    descriptions={409: "`app_limit_reached`: the plan's app cap (MAX_APPS_<PLAN>)."},
+)
 @bp.arguments(AppCreateSchema)
 @bp.response(201, AppSchema)
 def create_app_record(body: dict[str, Any]) -> apps.App:
     """Create an app, within the plan's app cap (409 app_limit_reached)."""
-    return apps.create(storage(), current_principal().user_id, body["name"],
-                       app_caps(current_app.config["PLANS"]))
+    return apps.create(
+        storage(), current_principal().user_id, body["name"], app_caps(current_app.config["PLANS"])
+    )
 
 
 @bp.route("/<app_id>", methods=["GET"])

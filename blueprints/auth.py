@@ -53,11 +53,15 @@ def refuse_cross_site() -> None:
         return
     site = request.headers.get("Sec-Fetch-Site")
     origin = request.headers.get("Origin")
-    if (site is not None and site not in OWN_SITE) or (origin is not None
-                                                       and not _own_origin(origin)):
+    if (site is not None and site not in OWN_SITE) or (
+        origin is not None and not _own_origin(origin)
+    ):
         log.info("auth.cross_site_refused path=%s ip=%s", request.path, request.remote_addr)
-        raise ApiError(403, "cross_site_request",
-                       "Cross-site requests to /auth are refused: use this site's own pages.")
+        raise ApiError(
+            403,
+            "cross_site_request",
+            "Cross-site requests to /auth are refused: use this site's own pages.",
+        )
 
 
 def _user_dict(user_id: str, email: str, plan: str) -> dict[str, str]:
@@ -65,14 +69,22 @@ def _user_dict(user_id: str, email: str, plan: str) -> dict[str, str]:
 
 
 @bp.route("/signup", methods=["POST"])
-@errors(bp, COUNTED, BODY_CHECKED, JSON_BODY, 409, security=ANONYMOUS,
-        descriptions={409: "`email_taken`: a user with this email exists."})
+@errors(
+    bp,
+    COUNTED,
+    BODY_CHECKED,
+    JSON_BODY,
+    409,
+    security=ANONYMOUS,
+    descriptions={409: "`email_taken`: a user with this email exists."},
+)
 @bp.arguments(CredentialsSchema)
 @bp.response(201, UserEnvelopeSchema)
 def signup(body: dict[str, Any]) -> dict[str, Any]:
     """Create an account on the free plan."""
-    user = users.create(storage(), body["email"], body["password"], "free",
-                        current_app.config["PASSWORD_SCRYPT_N"])
+    user = users.create(
+        storage(), body["email"], body["password"], "free", current_app.config["PASSWORD_SCRYPT_N"]
+    )
     log.info("user.created user_id=%s ip=%s", user.id, request.remote_addr)
     return {"user": _user_dict(user.id, user.email, user.plan)}
 
@@ -84,8 +96,9 @@ def signup(body: dict[str, Any]) -> dict[str, Any]:
 def login(body: dict[str, Any]) -> Response:
     """Check the password and start a server-side session (a new token every login)."""
     config = current_app.config
-    user = users.authenticate(storage(), body["email"], body["password"],
-                              config["PASSWORD_SCRYPT_N"])
+    user = users.authenticate(
+        storage(), body["email"], body["password"], config["PASSWORD_SCRYPT_N"]
+    )
     if user is None:
         log.info("auth.failed reason=invalid_credentials ip=%s", request.remote_addr)
         _record_failed_login(body["email"])
@@ -101,8 +114,13 @@ def login(body: dict[str, Any]) -> Response:
     )
     response = make_response(body_out, 200)
     response.set_cookie(
-        config["SESSION_COOKIE_NAME"], token, max_age=config["SESSION_LIFETIME_SECONDS"],
-        httponly=True, samesite="Lax", secure=config["SESSION_COOKIE_SECURE"], path="/",
+        config["SESSION_COOKIE_NAME"],
+        token,
+        max_age=config["SESSION_LIFETIME_SECONDS"],
+        httponly=True,
+        samesite="Lax",
+        secure=config["SESSION_COOKIE_SECURE"],
+        path="/",
     )
     return response
 
@@ -111,8 +129,9 @@ def _record_failed_login(email: str) -> None:
     """A failed login to an existing account: one event per account per minute (a burst)."""
     user_id = users.id_for_email(storage(), email)
     if user_id:
-        security_events.record_throttled(user_id, "failed_login", "auth.failed_login_burst",
-                                         security_events.USER)
+        security_events.record_throttled(
+            user_id, "failed_login", "auth.failed_login_burst", security_events.USER
+        )
 
 
 @bp.route("/session", methods=["GET"])
@@ -148,6 +167,11 @@ def logout() -> Response:
     sessions.destroy(storage(), principal.session_token or "")
     log.info("auth.logout user_id=%s ip=%s", principal.user_id, request.remote_addr)
     config = current_app.config
-    response.delete_cookie(config["SESSION_COOKIE_NAME"], path="/", httponly=True,
-                           samesite="Lax", secure=config["SESSION_COOKIE_SECURE"])
+    response.delete_cookie(
+        config["SESSION_COOKIE_NAME"],
+        path="/",
+        httponly=True,
+        samesite="Lax",
+        secure=config["SESSION_COOKIE_SECURE"],
+    )
     return response

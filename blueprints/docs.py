@@ -17,8 +17,11 @@ from schemas.common import ErrorSchema
 
 # Who may call a view (OpenAPI security requirements: any one entry of the list suffices).
 KEY_OR_SESSION = [{SCHEME_BEARER: []}, {SCHEME_MCP_KEY: []}, {SCHEME_SESSION: []}]
-KEY_OR_SESSION_WRITE = [{SCHEME_BEARER: []}, {SCHEME_MCP_KEY: []},
-                        {SCHEME_SESSION: [], SCHEME_CSRF: []}]
+KEY_OR_SESSION_WRITE = [
+    {SCHEME_BEARER: []},
+    {SCHEME_MCP_KEY: []},
+    {SCHEME_SESSION: [], SCHEME_CSRF: []},
+]
 SESSION = [{SCHEME_SESSION: []}]
 SESSION_WRITE = [{SCHEME_SESSION: [], SCHEME_CSRF: []}]
 OPTIONAL_SESSION_WRITE = [{}, {SCHEME_SESSION: [], SCHEME_CSRF: []}]
@@ -35,34 +38,39 @@ JSON_BODY = (400, 422)
 DESCRIPTIONS = {
     400: "`validation_error`: the body is not valid JSON.",
     401: "`missing_credentials` (no key, no session) or `invalid_api_key` (malformed, unknown "
-         "or revoked key: one body for all); on /auth: `invalid_credentials`, "
-         "`not_logged_in`.",
+    "or revoked key: one body for all); on /auth: `invalid_credentials`, "
+    "`not_logged_in`.",
     402: "`insufficient_credits`: not enough credits left this month.",
     403: "`plan_required` (the key's owner is on the free plan), `csrf_failed` (a session "
-         "write without the session's X-CSRF-Token), `session_required` (key management "
-         "or the security log with an API key) or, on /auth, `cross_site_request` (a write "
-         "whose Origin or Sec-Fetch-Site names another site).",
+    "write without the session's X-CSRF-Token), `session_required` (key management "
+    "or the security log with an API key) or, on /auth, `cross_site_request` (a write "
+    "whose Origin or Sec-Fetch-Site names another site).",
     404: "`not_found`: unknown, or someone else's.",
     409: "`email_taken`, `key_limit_reached` or `app_limit_reached` (the plan's app cap, "
-         "MAX_APPS_<PLAN>).",
+    "MAX_APPS_<PLAN>).",
     413: "`payload_too_large`: the body is over 1 MiB.",
     415: "`unsupported_media_type`: a body that is not `application/json`.",
     421: "`host_not_allowed` (production only): the Host header is neither PUBLIC_URL's host "
-         "nor in MCP_ALLOWED_HOSTS.",
-    422: "`validation_error`: `fields` says which field (or query parameter) is wrong and "
-         "why.",
+    "nor in MCP_ALLOWED_HOSTS.",
+    422: "`validation_error`: `fields` says which field (or query parameter) is wrong and why.",
     429: "`rate_limited`: the client IP's rolling window (or, for codegen and deploy, the "
-         "user's per-endpoint limit) is used up; retry after `Retry-After` seconds.",
+    "user's per-endpoint limit) is used up; retry after `Retry-After` seconds.",
     503: "`service_unavailable`: Redis is unreachable (or a failover is under way); nothing "
-         "is authenticated without it. On `DELETE /api/keys/{key_id}` also "
-         "`revocation_unconfirmed`: the key is refused already, but too few replicas "
-         "confirmed the revocation in time; repeating the DELETE is safe and answers 204.",
+    "is authenticated without it. On `DELETE /api/keys/{key_id}` also "
+    "`revocation_unconfirmed`: the key is refused already, but too few replicas "
+    "confirmed the revocation in time; repeating the DELETE is safe and answers 204.",
 }
 
-_WWW_AUTHENTICATE = {"description": 'Bearer realm="genmb" (with error="invalid_token" for a bad '
-                     "key)", "schema": {"type": "string"}, "required": True}
-_RETRY_AFTER = {"description": "Whole seconds to wait, at least 1.",
-                "schema": {"type": "integer", "minimum": 1}, "required": True}
+_WWW_AUTHENTICATE = {
+    "description": 'Bearer realm="genmb" (with error="invalid_token" for a bad key)',
+    "schema": {"type": "string"},
+    "required": True,
+}
+_RETRY_AFTER = {
+    "description": "Whole seconds to wait, at least 1.",
+    "schema": {"type": "integer", "minimum": 1},
+    "required": True,
+}
 HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": _WWW_AUTHENTICATE},
     429: {"Retry-After": _RETRY_AFTER},
@@ -86,8 +94,9 @@ def errors(
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         for status in reversed(statuses):
-            view = bp.alt_response(status, schema=ErrorSchema, description=texts[status],
-                                   headers=HEADERS.get(status))(view)
+            view = bp.alt_response(
+                status, schema=ErrorSchema, description=texts[status], headers=HEADERS.get(status)
+            )(view)
         if security is not None:
             view = bp.doc(security=security)(view)
         return view

@@ -36,8 +36,15 @@ def list_keys() -> dict[str, Any]:
 
 
 @bp.route("", methods=["POST"])
-@errors(bp, COUNTED, BODY_CHECKED, JSON_BODY, 409, security=SESSION_WRITE,
-        descriptions={409: "`key_limit_reached`: the user holds MAX_KEYS_PER_USER live keys."})
+@errors(
+    bp,
+    COUNTED,
+    BODY_CHECKED,
+    JSON_BODY,
+    409,
+    security=SESSION_WRITE,
+    descriptions={409: "`key_limit_reached`: the user holds MAX_KEYS_PER_USER live keys."},
+)
 @bp.arguments(KeyCreateSchema)
 @bp.response(201, CreatedKeySchema)
 def create_key(body: dict[str, Any]) -> dict[str, Any]:
@@ -45,12 +52,24 @@ def create_key(body: dict[str, Any]) -> dict[str, Any]:
     principal = current_principal()
     config = current_app.config
     key_plans = [name for name, plan in config["PLANS"].items() if plan.api_keys]
-    info, raw = apikeys.create(storage(), principal.user_id, body["name"],
-                               config["MAX_KEYS_PER_USER"], key_plans)
-    log.info("api_key.created key_id=%s prefix=%s user_id=%s ip=%s",
-             info.id, info.prefix, principal.user_id, request.remote_addr)
-    security_events.record(principal.user_id, "api_key.created", security_events.USER,
-                           key_id=info.id, key_prefix=info.prefix, key_name=info.name)
+    info, raw = apikeys.create(
+        storage(), principal.user_id, body["name"], config["MAX_KEYS_PER_USER"], key_plans
+    )
+    log.info(
+        "api_key.created key_id=%s prefix=%s user_id=%s ip=%s",
+        info.id,
+        info.prefix,
+        principal.user_id,
+        request.remote_addr,
+    )
+    security_events.record(
+        principal.user_id,
+        "api_key.created",
+        security_events.USER,
+        key_id=info.id,
+        key_prefix=info.prefix,
+        key_name=info.name,
+    )
     return {**asdict(info), "key": raw}
 
 
@@ -61,8 +80,14 @@ def revoke_key(key_id: str) -> tuple[str, int]:
     """Revoke a key: its next request fails on every worker."""
     principal = current_principal()
     prefix = apikeys.revoke(storage(), principal.user_id, key_id)
-    log.info("api_key.revoked key_id=%s prefix=%s user_id=%s ip=%s",
-             key_id, prefix, principal.user_id, request.remote_addr)
-    security_events.record(principal.user_id, "api_key.revoked", security_events.USER,
-                           key_id=key_id, key_prefix=prefix)
+    log.info(
+        "api_key.revoked key_id=%s prefix=%s user_id=%s ip=%s",
+        key_id,
+        prefix,
+        principal.user_id,
+        request.remote_addr,
+    )
+    security_events.record(
+        principal.user_id, "api_key.revoked", security_events.USER, key_id=key_id, key_prefix=prefix
+    )
     return "", 204

@@ -44,8 +44,10 @@ SDK_REFUSAL_MESSAGES = {
 }
 
 KEY_MARKER = "genmb"  # cheap pre-check before the redaction regex
-NO_STREAM = ("This MCP server is stateless and answers every POST with JSON: there is no "
-             "event stream to GET and no session to DELETE.")
+NO_STREAM = (
+    "This MCP server is stateless and answers every POST with JSON: there is no "
+    "event stream to GET and no session to DELETE."
+)
 
 
 @bp.route("/mcp", methods=["GET", "DELETE"])
@@ -63,11 +65,13 @@ def endpoint() -> Response:
     body = request.get_data(cache=False)  # over MAX_CONTENT_LENGTH: 413, before the SDK
     environ = {k: v for k, v in request.environ.items() if k not in CREDENTIAL_ENVIRON_KEYS}
     environ.pop("HTTP_TRANSFER_ENCODING", None)  # the body is read: a plain, sized one follows
-    environ.update({
-        "wsgi.input": io.BytesIO(body),
-        "CONTENT_LENGTH": str(len(body)),
-        PRINCIPAL_ENVIRON_KEY: principal,
-    })
+    environ.update(
+        {
+            "wsgi.input": io.BytesIO(body),
+            "CONTENT_LENGTH": str(len(body)),
+            PRINCIPAL_ENVIRON_KEY: principal,
+        }
+    )
     runtime = runtime_for(current_app._get_current_object())  # type: ignore[attr-defined]
     response = current_app.response_class.from_app(runtime, environ, buffered=True)
     if response.status_code >= 400 and not response.is_json:
@@ -125,7 +129,8 @@ def _json_rpc_refusal(response: Response) -> Response:
     if status >= 500:
         message = "Internal server error."
     else:
-        message = (SDK_REFUSAL_MESSAGES.get(status) or scrub_text(text)[:200]
-                   or HTTPStatus(status).phrase)
+        message = (
+            SDK_REFUSAL_MESSAGES.get(status) or scrub_text(text)[:200] or HTTPStatus(status).phrase
+        )
     headers = {"Allow": response.headers["Allow"]} if "Allow" in response.headers else None
     return error_response(status, code, message, headers)

@@ -71,8 +71,11 @@ def _matches(body: bytes) -> list[dict[str, Any]]:
     except (ValueError, RecursionError):
         items = None
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-        raise ApiError(400, "validation_error",
-                       "The body must be a JSON array of {token, type, url, source} objects.")
+        raise ApiError(
+            400,
+            "validation_error",
+            "The body must be a JSON array of {token, type, url, source} objects.",
+        )
     return items
 
 
@@ -81,32 +84,52 @@ def _text(value: object) -> str:
 
 
 @bp.route(PATH, methods=["POST"])
-@limiter.limit(lambda: current_app.config["SECRET_SCANNING_RATELIMIT"], key_func=_limit_key,
-               scope="secret-scanning")
+@limiter.limit(
+    lambda: current_app.config["SECRET_SCANNING_RATELIMIT"],
+    key_func=_limit_key,
+    scope="secret-scanning",
+)
 def github_report() -> Response:
     """Verify GitHub's signature, revoke every live key reported, answer with feedback."""
     body = _raw_body()
-    if not verify(public_keys(), body, request.headers.get("Github-Public-Key-Identifier"),
-                  request.headers.get("Github-Public-Key-Signature")):
-        log.info("secret_scanning.refused reason=bad_signature ip=%s bytes=%d",
-                 request.remote_addr, len(body))
-        raise ApiError(401, "invalid_signature",
-                       "The GitHub secret-scanning signature is missing or does not verify.")
+    if not verify(
+        public_keys(),
+        body,
+        request.headers.get("Github-Public-Key-Identifier"),
+        request.headers.get("Github-Public-Key-Signature"),
+    ):
+        log.info(
+            "secret_scanning.refused reason=bad_signature ip=%s bytes=%d",
+            request.remote_addr,
+            len(body),
+        )
+        raise ApiError(
+            401,
+            "invalid_signature",
+            "The GitHub secret-scanning signature is missing or does not verify.",
+        )
     feedback = []
     revoked = 0
     for item in _matches(body):
         token = item.get("token")
         token = token if isinstance(token, str) else ""
-        live = bool(token) and revoke_leaked(token, _text(item.get("url")),
-                                             _text(item.get("source")).lower())
+        live = bool(token) and revoke_leaked(
+            token, _text(item.get("url")), _text(item.get("source")).lower()
+        )
         revoked += live
-        feedback.append({
-            "token_hash": hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest(),
-            "token_type": _text(item.get("type")),
-            "label": "true_positive" if live else "false_positive",
-        })
-    log.info("secret_scanning.report matches=%d revoked=%d ip=%s", len(feedback), revoked,
-             request.remote_addr)
+        feedback.append(
+            {
+                "token_hash": hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest(),
+                "token_type": _text(item.get("type")),
+                "label": "true_positive" if live else "false_positive",
+            }
+        )
+    log.info(
+        "secret_scanning.report matches=%d revoked=%d ip=%s",
+        len(feedback),
+        revoked,
+        request.remote_addr,
+    )
     response = jsonify(feedback)
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -13,8 +13,12 @@ from services.security_events import policy
 from store import security_log
 from store.errors import NotFound
 
-bp = Blueprint("security_log", __name__, url_prefix="/api/security-log",
-               description="The account's security log")
+bp = Blueprint(
+    "security_log",
+    __name__,
+    url_prefix="/api/security-log",
+    description="The account's security log",
+)
 
 
 @bp.before_request
@@ -30,10 +34,10 @@ def require_session() -> None:
 @bp.response(200, SecurityLogSchema)
 def list_events(query: dict[str, Any]) -> dict[str, Any]:
     """The account's security events, newest first, a page at a time."""
-    events, following = security_log.page(storage(), policy(), current_principal().user_id,
-                                          query["limit"], query["cursor"])
-    return {"events": events} if following is None else {"events": events,
-                                                          "next_cursor": following}
+    events, following = security_log.page(
+        storage(), policy(), current_principal().user_id, query["limit"], query["cursor"]
+    )
+    return {"events": events} if following is None else {"events": events, "next_cursor": following}
 
 
 @bp.route("/alerts", methods=["GET"])

@@ -93,11 +93,13 @@ class CommandRecorder:
         """Every command clients sent (no script-internal ones), as MONITOR shows it, without
         the sentinels' and replicas' own connections (their PING, INFO, PUBLISH, REPLCONF)."""
         infrastructure = {
-            client["addr"] for client in self.client.client_list()
+            client["addr"]
+            for client in self.client.client_list()
             if client.get("name", "").startswith("sentinel-") or "S" in client.get("flags", "")
         }
         return [
-            e["command"] for e in self.commands
+            e["command"]
+            for e in self.commands
             if e.get("client_type") != "lua"
             and f"{e.get('client_address')}:{e.get('client_port')}" not in infrastructure
         ]
@@ -105,7 +107,8 @@ class CommandRecorder:
     def sent_by_clients(self) -> Counter[str]:
         """Command names as clients sent them, connection set-up excluded."""
         return Counter(
-            command.split()[0].upper() for command in self.client_commands()
+            command.split()[0].upper()
+            for command in self.client_commands()
             if not is_setup(command)
         )
 
@@ -165,8 +168,13 @@ class RedisServer:
 
     def client(self) -> redis.Redis:
         """A fresh client with short timeouts."""
-        return redis.Redis(host=LOOPBACK, port=self.port, decode_responses=True,
-                           socket_timeout=2, socket_connect_timeout=2)
+        return redis.Redis(
+            host=LOOPBACK,
+            port=self.port,
+            decode_responses=True,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+        )
 
     def primary_clients(self) -> list[redis.Redis]:
         """A plain client of each primary: this one."""
@@ -178,12 +186,25 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         """Start (or restart) the server on the same port and directory."""
-        args = [self.binary, "--port", str(self.port), "--bind", LOOPBACK, "--save", "",
-                "--dir", str(self.directory), "--appendonly", "yes" if self.appendonly else "no",
-                "--appendfsync", "everysec", "--logfile", str(self.directory / "redis.log"),
-                *self.extra_args]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
+        args = [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            LOOPBACK,
+            "--save",
+            "",
+            "--dir",
+            str(self.directory),
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--appendfsync",
+            "everysec",
+            "--logfile",
+            str(self.directory / "redis.log"),
+            *self.extra_args,
+        ]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(lambda: self.client().ping())
         return self
 
@@ -222,11 +243,13 @@ class SentinelGroup:
 
     DOWN_AFTER_MS = 1000
 
-    def __init__(self, directory: Path, replicas: int = 2, sentinels: int = 3,
-                 appendonly: bool = False) -> None:
+    def __init__(
+        self, directory: Path, replicas: int = 2, sentinels: int = 3, appendonly: bool = False
+    ) -> None:
         self.directory = directory
-        self.nodes = [RedisServer(directory / f"node{i}", appendonly=appendonly)
-                      for i in range(1 + replicas)]
+        self.nodes = [
+            RedisServer(directory / f"node{i}", appendonly=appendonly) for i in range(1 + replicas)
+        ]
         self.sentinel_ports = [free_port() for _ in range(sentinels)]
         self.sentinel_processes: list[subprocess.Popen[bytes]] = []
 
@@ -255,17 +278,25 @@ class SentinelGroup:
                 f"sentinel failover-timeout {SENTINEL_SERVICE} 10000\n"
                 f"sentinel parallel-syncs {SENTINEL_SERVICE} 2\n"
             )
-            self.sentinel_processes.append(subprocess.Popen(
-                [self.nodes[0].binary, str(conf), "--sentinel"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            ))
+            self.sentinel_processes.append(
+                subprocess.Popen(
+                    [self.nodes[0].binary, str(conf), "--sentinel"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
         self.wait_settled(primary_port)
         return self
 
     def sentinel_client(self, index: int = 0) -> redis.Redis:
         """A client of one sentinel."""
-        return redis.Redis(host=LOOPBACK, port=self.sentinel_ports[index], decode_responses=True,
-                           socket_timeout=2, socket_connect_timeout=2)
+        return redis.Redis(
+            host=LOOPBACK,
+            port=self.sentinel_ports[index],
+            decode_responses=True,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+        )
 
     def primary_port(self) -> int:
         """The primary's port, as the first sentinel reports it."""
@@ -291,7 +322,8 @@ class SentinelGroup:
     def pids(self) -> list[int]:
         """The processes (for their CPU time): every data node and sentinel."""
         return [pid for node in self.nodes for pid in node.pids()] + [
-            process.pid for process in self.sentinel_processes]
+            process.pid for process in self.sentinel_processes
+        ]
 
     def wait_settled(self, primary_port: int, timeout: float = 60) -> None:
         """Every sentinel names `primary_port` as primary and sees every replica and sentinel."""
@@ -302,12 +334,16 @@ class SentinelGroup:
                 with self.sentinel_client(index) as sentinel:
                     state = sentinel.sentinel_master(SENTINEL_SERVICE)
                     live_replicas = [
-                        r for r in sentinel.sentinel_slaves(SENTINEL_SERVICE)
+                        r
+                        for r in sentinel.sentinel_slaves(SENTINEL_SERVICE)
                         if not (r["is_sdown"] or r["is_odown"]) and r["master-link-status"] == "ok"
                     ]
-                if (int(state["port"]) != primary_port or state["is_sdown"]
-                        or len(live_replicas) < replicas
-                        or state["num-other-sentinels"] < others):
+                if (
+                    int(state["port"]) != primary_port
+                    or state["is_sdown"]
+                    or len(live_replicas) < replicas
+                    or state["num-other-sentinels"] < others
+                ):
                     return False
             with self.node(primary_port).client() as primary:
                 return primary.info("replication")["connected_slaves"] >= replicas
@@ -316,11 +352,14 @@ class SentinelGroup:
 
     def wait_for_new_primary(self, old_port: int, timeout: float = 30) -> int:
         """Wait until the sentinels promoted another node; returns its port."""
+
         def promoted() -> bool:
             with self.sentinel_client() as sentinel:
                 addr = sentinel.sentinel_get_master_addr_by_name(SENTINEL_SERVICE)
-            return int(addr[1]) != old_port and self.node(int(addr[1])).client().info(
-                "replication")["role"] == "master"
+            return (
+                int(addr[1]) != old_port
+                and self.node(int(addr[1])).client().info("replication")["role"] == "master"
+            )
 
         wait_until(promoted, timeout=timeout, interval=0.05)
         return self.primary_port()
@@ -355,18 +394,33 @@ class ClusterGroup:
         """Start the nodes, join them with redis-cli --cluster create, wait for state ok."""
         for node in self.nodes:
             node.directory.mkdir(parents=True, exist_ok=True)
-            node.extra_args = ["--cluster-enabled", "yes", "--cluster-config-file",
-                               str(node.directory / "nodes.conf"),
-                               "--cluster-node-timeout", str(self.NODE_TIMEOUT_MS),
-                               # The bus port defaults to port + 10000, past 65535 for a
-                               # high free port: pick one of its own.
-                               "--cluster-port", str(free_port())]
+            node.extra_args = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                str(node.directory / "nodes.conf"),
+                "--cluster-node-timeout",
+                str(self.NODE_TIMEOUT_MS),
+                # The bus port defaults to port + 10000, past 65535 for a
+                # high free port: pick one of its own.
+                "--cluster-port",
+                str(free_port()),
+            ]
             node.start()
         subprocess.run(
-            [shutil.which("redis-cli") or "redis-cli", "--cluster", "create",
-             *(f"{LOOPBACK}:{n.port}" for n in self.nodes), "--cluster-replicas", "1",
-             "--cluster-yes"],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
+            [
+                shutil.which("redis-cli") or "redis-cli",
+                "--cluster",
+                "create",
+                *(f"{LOOPBACK}:{n.port}" for n in self.nodes),
+                "--cluster-replicas",
+                "1",
+                "--cluster-yes",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
         )
         self.wait_healthy()
         return self
@@ -378,6 +432,7 @@ class ClusterGroup:
     def wait_healthy(self, timeout: float = 60) -> None:
         """Every running node reports cluster_state ok, all slots served, and three primaries
         with a replica each (so the next failover has a replica to promote)."""
+
         def healthy() -> bool:
             for node in self.live_nodes():
                 with node.client() as c:
@@ -427,8 +482,13 @@ class ClusterGroup:
 
     def client(self) -> RedisCluster:
         """A cluster client of the tests' own: routes each key to its node."""
-        return RedisCluster(host=LOOPBACK, port=self.live_nodes()[0].port,
-                            decode_responses=True, socket_timeout=2, socket_connect_timeout=2)
+        return RedisCluster(
+            host=LOOPBACK,
+            port=self.live_nodes()[0].port,
+            decode_responses=True,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+        )
 
     def stop(self) -> None:
         """Stop every node."""

@@ -57,8 +57,13 @@ def _ephemeral_low() -> int:
         return 32768
 
 
-def wait_until(check: Callable[[], object], timeout: float, what: str,
-               process: subprocess.Popen[bytes] | None = None, log: Path | None = None) -> None:
+def wait_until(
+    check: Callable[[], object],
+    timeout: float,
+    what: str,
+    process: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
+) -> None:
     """Poll check() until it is truthy; fail after `timeout` s, or at once if `process` ends."""
     deadline = time.monotonic() + timeout
     last: Exception | None = None
@@ -109,8 +114,13 @@ class Part:
         # Its own process group: a terminal's Ctrl-C reaches only the supervisor, which then
         # stops the parts in order; and a test can kill one part with all its workers.
         self.process = subprocess.Popen(
-            self.argv, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
-            stdout=self._log_file, stderr=subprocess.STDOUT, process_group=0,
+            self.argv,
+            cwd=ROOT,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            process_group=0,
         )
 
     def wait_healthy(self, timeout: float = START_TIMEOUT) -> None:
@@ -138,8 +148,11 @@ class Part:
         self.process.wait(timeout=10)
         # The workers die with the master, but are reaped by someone else: wait until none
         # holds the listening socket any more, so a connection after kill() is refused.
-        wait_until(lambda: not _live_members(self.process.pid), 10,  # type: ignore[union-attr]
-                   f"the end of {self.name}'s processes")
+        wait_until(
+            lambda: not _live_members(self.process.pid),
+            10,  # type: ignore[union-attr]
+            f"the end of {self.name}'s processes",
+        )
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """Stop gracefully; SIGKILL the group if it is still there after `timeout` s."""
@@ -156,7 +169,6 @@ class Part:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
-
 
 
 def program(name: str) -> str:

@@ -98,8 +98,9 @@ class Stack:
         self.redis_password = _secret(self.env, "REDIS_PASSWORD", self.var / "redis_password")
         self.first_primary = self._recorded_primary()
         self.redis_parts = {name: self._redis_part(name, p) for name, p in self.node_ports.items()}
-        self.sentinels = {name: self._sentinel_part(name, p)
-                          for name, p in self.sentinel_ports.items()}
+        self.sentinels = {
+            name: self._sentinel_part(name, p) for name, p in self.sentinel_ports.items()
+        }
         self.apps = {name: self._app_part(name, p) for name, p in self.app_ports.items()}
         self.nginx = self._nginx_part()
 
@@ -119,10 +120,12 @@ class Stack:
         """The REDIS_URL every app instance gets (with the password)."""
         if self.sentinel_ports:
             return topology.sentinel_url(
-                self.redis_password, ((LOOPBACK, p) for p in self.sentinel_ports.values()))
+                self.redis_password, ((LOOPBACK, p) for p in self.sentinel_ports.values())
+            )
         if self.cluster:
             return topology.cluster_url(
-                self.redis_password, ((LOOPBACK, p) for p in self.node_ports.values()))
+                self.redis_password, ((LOOPBACK, p) for p in self.node_ports.values())
+            )
         return topology.redis_url(self.redis_password, LOOPBACK, self.redis_port)
 
     @property
@@ -143,10 +146,15 @@ class Stack:
     def redis_client(self, timeout: float = 2.0, port: int | None = None) -> redis.Redis:
         """A fresh client on the stack's Redis primary, or on the Redis process at `port`
         (no retries: its callers poll, and a refused connection must fail at once)."""
-        return redis.Redis(host=LOOPBACK, port=port or self.redis_port,
-                           password=self.redis_password, decode_responses=True,
-                           socket_timeout=timeout, socket_connect_timeout=timeout,
-                           retry=Retry(NoBackoff(), 0))
+        return redis.Redis(
+            host=LOOPBACK,
+            port=port or self.redis_port,
+            password=self.redis_password,
+            decode_responses=True,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
 
     def primary_name(self) -> str:
         """The data node that is the primary, as the first sentinel that answers says (a
@@ -161,7 +169,8 @@ class Stack:
             try:
                 with self.redis_client(1.0, port) as sentinel:
                     _, primary = sentinel.sentinel_get_master_addr_by_name(
-                        topology.SENTINEL_SERVICE_NAME)
+                        topology.SENTINEL_SERVICE_NAME
+                    )
                 return by_port[int(primary)]
             except (redis.RedisError, TypeError) as exc:  # TypeError: no address yet
                 last = exc
@@ -172,8 +181,11 @@ class Stack:
         nodes that say they are."""
         if not self.cluster:
             return [self.primary_name()]
-        return [name for name, port in self.node_ports.items()
-                if self.redis_parts[name].running and self._role(port) == "master"]
+        return [
+            name
+            for name, port in self.node_ports.items()
+            if self.redis_parts[name].running and self._role(port) == "master"
+        ]
 
     def _role(self, port: int) -> str:
         """A data node's role: master, slave, or syncing (a replica not linked yet)."""
@@ -185,8 +197,7 @@ class Stack:
     def cluster_ok(self) -> bool:
         """Every running cluster node reports cluster_state ok and all 16384 slots served,
         with three primaries and every other node a linked replica."""
-        running = [port for name, port in self.node_ports.items()
-                   if self.redis_parts[name].running]
+        running = [port for name, port in self.node_ports.items() if self.redis_parts[name].running]
         for port in running:
             with self.redis_client(1.0, port) as node:
                 info = node.cluster("info")
@@ -194,8 +205,9 @@ class Stack:
                 return False
         roles = [self._role(port) for port in running]
         primaries = len(self.node_ports) // (1 + topology.CLUSTER_REPLICAS)
-        return (roles.count("master") == primaries
-                and roles.count("slave") == len(running) - primaries)
+        return (
+            roles.count("master") == primaries and roles.count("slave") == len(running) - primaries
+        )
 
     def _join_cluster(self) -> None:
         """Fresh nodes: redis-cli --cluster create (the slots over three primaries, a replica
@@ -208,13 +220,26 @@ class Stack:
                     first.execute_command("CLUSTER", "MEET", LOOPBACK, port, self.bus_ports[name])
                 return
         create = subprocess.run(
-            [program("redis-cli"), "--cluster", "create", *(f"{LOOPBACK}:{p}" for p in ports),
-             "--cluster-replicas", str(topology.CLUSTER_REPLICAS), "--cluster-yes"],
+            [
+                program("redis-cli"),
+                "--cluster",
+                "create",
+                *(f"{LOOPBACK}:{p}" for p in ports),
+                "--cluster-replicas",
+                str(topology.CLUSTER_REPLICAS),
+                "--cluster-yes",
+            ],
             env={**self.env, "REDISCLI_AUTH": self.redis_password},
-            capture_output=True, text=True, timeout=60, check=False)
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         if create.returncode != 0:
-            raise StackError(f"redis-cli --cluster create failed (a half-made cluster: remove "
-                             f"{self.dir}/cluster*):\n{create.stdout[-2000:]}{create.stderr}")
+            raise StackError(
+                f"redis-cli --cluster create failed (a half-made cluster: remove "
+                f"{self.dir}/cluster*):\n{create.stdout[-2000:]}{create.stderr}"
+            )
 
     def sentinel_view(self, port: int) -> str | None:
         """The primary the sentinel at `port` names, if it finds it up and sees every replica
@@ -222,12 +247,16 @@ class Stack:
         service = topology.SENTINEL_SERVICE_NAME
         with self.redis_client(1.0, port) as sentinel:
             state = sentinel.sentinel_master(service)
-            replicas = [r for r in sentinel.sentinel_slaves(service)
-                        if not (r["is_sdown"] or r["is_odown"])
-                        and r["master-link-status"] == "ok"]
-        complete = (not (state["is_sdown"] or state["is_odown"])
-                    and len(replicas) >= len(self.node_ports) - 1
-                    and state["num-other-sentinels"] >= len(self.sentinel_ports) - 1)
+            replicas = [
+                r
+                for r in sentinel.sentinel_slaves(service)
+                if not (r["is_sdown"] or r["is_odown"]) and r["master-link-status"] == "ok"
+            ]
+        complete = (
+            not (state["is_sdown"] or state["is_odown"])
+            and len(replicas) >= len(self.node_ports) - 1
+            and state["num-other-sentinels"] >= len(self.sentinel_ports) - 1
+        )
         by_port = {port: name for name, port in self.node_ports.items()}
         return by_port.get(int(state["port"])) if complete else None
 
@@ -239,8 +268,12 @@ class Stack:
     @property
     def parts(self) -> list[Part]:
         """Every part, in start order."""
-        return [*self.redis_parts.values(), *self.sentinels.values(), *self.apps.values(),
-                self.nginx]
+        return [
+            *self.redis_parts.values(),
+            *self.sentinels.values(),
+            *self.apps.values(),
+            self.nginx,
+        ]
 
     # ---- the parts ------------------------------------------------------------------
 
@@ -249,13 +282,23 @@ class Stack:
             return bool(client.ping())
 
     def _redis_part(self, name: str, port: int) -> Part:
-        return Part(name, [program("redis-server"), str(self.dir / f"{name}.conf")],
-                    dict(self.env), self.dir / f"{name}.log", lambda: self._ping(port))
+        return Part(
+            name,
+            [program("redis-server"), str(self.dir / f"{name}.conf")],
+            dict(self.env),
+            self.dir / f"{name}.log",
+            lambda: self._ping(port),
+        )
 
     def _sentinel_part(self, name: str, port: int) -> Part:
         # Healthy once it sees the primary, both replicas and the other sentinels.
-        return Part(name, [program("redis-server"), str(self.dir / f"{name}.conf"), "--sentinel"],
-                    dict(self.env), self.dir / f"{name}.log", lambda: self.sentinel_view(port))
+        return Part(
+            name,
+            [program("redis-server"), str(self.dir / f"{name}.conf"), "--sentinel"],
+            dict(self.env),
+            self.dir / f"{name}.log",
+            lambda: self.sentinel_view(port),
+        )
 
     def _write_redis_confs(self) -> None:
         """Each data node's and sentinel's configuration, rewritten at every start."""
@@ -275,8 +318,10 @@ class Stack:
             else:
                 lines += [*topology.redis_config_lines(), f"requirepass {self.redis_password}"]
             if name in self.bus_ports:
-                lines += [*topology.redis_config_lines(topology.CLUSTER_SETTINGS),
-                          f"cluster-port {self.bus_ports[name]}"]
+                lines += [
+                    *topology.redis_config_lines(topology.CLUSTER_SETTINGS),
+                    f"cluster-port {self.bus_ports[name]}",
+                ]
             if name in self.node_ports and len(self.node_ports) > 1:
                 # Any node may have to follow another after a failover.
                 lines.append(f"masterauth {self.redis_password}")
@@ -320,9 +365,18 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
         }
         env.pop("REDIS_PASSWORD", None)  # the app only needs its REDIS_URL
-        argv = [sys.executable, "-m", "gunicorn", "-c", topology.GUNICORN_CONF,
-                "--bind", f"{LOOPBACK}:{port}", "--workers", str(self.workers),
-                topology.WSGI_APP]
+        argv = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            topology.GUNICORN_CONF,
+            "--bind",
+            f"{LOOPBACK}:{port}",
+            "--workers",
+            str(self.workers),
+            topology.WSGI_APP,
+        ]
         url = f"http://{LOOPBACK}:{port}/healthz"
         return Part(name, argv, env, self.dir / f"{name}.log", lambda: http_ok(url))
 
@@ -333,12 +387,25 @@ class Stack:
 
     def _nginx_part(self) -> Part:
         prefix = self.dir / "nginx"
-        argv = [program("nginx"), "-p", f"{prefix}/", "-c", str(prefix / "nginx.conf"),
-                "-e", str(self.dir / "nginx-error.log")]
+        argv = [
+            program("nginx"),
+            "-p",
+            f"{prefix}/",
+            "-c",
+            str(prefix / "nginx.conf"),
+            "-e",
+            str(self.dir / "nginx-error.log"),
+        ]
         url = f"{self.url}/healthz"
         # QUIT: finish the requests in flight, then exit.
-        return Part("nginx", argv, dict(self.env), self.dir / "nginx.log",
-                    lambda: http_ok(url), signal.SIGQUIT)
+        return Part(
+            "nginx",
+            argv,
+            dict(self.env),
+            self.dir / "nginx.log",
+            lambda: http_ok(url),
+            signal.SIGQUIT,
+        )
 
     def nginx_conf(self) -> str:
         """The genmb server (the shared template) inside a main config that keeps all under var/."""
@@ -346,8 +413,10 @@ class Stack:
         user = ""
         if os.geteuid() == 0:  # workers run as the user who started the stack, not nobody
             user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n"
-        temp = "\n".join(f"    {kind}_temp_path {prefix / 'temp' / kind};"
-                         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        temp = "\n".join(
+            f"    {kind}_temp_path {prefix / 'temp' / kind};"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
         return (
             "# Written by deploy/stack.py; the server block is deploy/nginx/genmb.conf.template.\n"
             f"{user}daemon off;\nworker_processes 1;\npid {prefix / 'nginx.pid'};\n"
@@ -375,8 +444,9 @@ class Stack:
             (prefix / "temp" / kind).mkdir(parents=True, exist_ok=True)
         (prefix / "genmb.conf").write_text(topology.render_nginx(self.template_values()))
         (prefix / "nginx.conf").write_text(self.nginx_conf())
-        check = subprocess.run([*self.nginx.argv, "-t", "-q"], capture_output=True, text=True,
-                               timeout=30, check=False)
+        check = subprocess.run(
+            [*self.nginx.argv, "-t", "-q"], capture_output=True, text=True, timeout=30, check=False
+        )
         if check.returncode != 0:
             raise StackError(f"nginx rejected its configuration:\n{check.stderr}")
 
@@ -388,17 +458,22 @@ class Stack:
         # nginx retries a busy port for seconds while someone else's server answers its
         # health check: refuse at once instead of reporting that server as ours.
         if not port_free(LOOPBACK, self.port):
-            raise StackError(f"{LOOPBACK}:{self.port} is already in use by another server "
-                             "(set PORT)")
+            raise StackError(
+                f"{LOOPBACK}:{self.port} is already in use by another server (set PORT)"
+            )
         self.dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.var, 0o700)
         self._write_redis_confs()
         self._write_nginx_conf()
-        settings = {"REDIS_URL": self.redis_url, **self._sentinel_setting(),
-                    "SECRET_KEY": self.secret_key,
-                    "GENMB_ENV": self.apps[next(iter(self.apps))].env["GENMB_ENV"]}
-        _write_private(self.dir / "stack.env",
-                       "".join(f"{name}={value}\n" for name, value in settings.items()))
+        settings = {
+            "REDIS_URL": self.redis_url,
+            **self._sentinel_setting(),
+            "SECRET_KEY": self.secret_key,
+            "GENMB_ENV": self.apps[next(iter(self.apps))].env["GENMB_ENV"],
+        }
+        _write_private(
+            self.dir / "stack.env", "".join(f"{name}={value}\n" for name, value in settings.items())
+        )
         stages = [self.redis_parts, self.sentinels, self.apps, {"nginx": self.nginx}]
         try:
             for stage in filter(None, stages):
@@ -487,16 +562,25 @@ def main() -> int:
         # The app's settings as the instances will get them, checked before anything starts:
         # a bad one is one line here, not an instance's log tail (the URL and secret are the
         # stack's own, filled in by Stack).
-        load_settings(env={**os.environ, "GENMB_ENV": os.environ.get("GENMB_ENV") or
-                           "development", **topology.APP_SETTINGS,
-                           "REDIS_URL": "redis://127.0.0.1:1/0", "SECRET_KEY": "checked"})
-        stack = Stack(ROOT / "var", port=read_setting("PORT") or 8000,
-                      workers=read_setting("WORKERS") or 2,
-                      redis_topology=os.environ.get("STACK_REDIS") or "single")
-        ports = {**stack.node_ports, **stack.sentinel_ports, **stack.app_ports,
-                 "nginx": stack.port}
-        print("starting: " + ", ".join(f"{n} on {LOOPBACK}:{p}" for n, p in ports.items()),
-              flush=True)
+        load_settings(
+            env={
+                **os.environ,
+                "GENMB_ENV": os.environ.get("GENMB_ENV") or "development",
+                **topology.APP_SETTINGS,
+                "REDIS_URL": "redis://127.0.0.1:1/0",
+                "SECRET_KEY": "checked",
+            }
+        )
+        stack = Stack(
+            ROOT / "var",
+            port=read_setting("PORT") or 8000,
+            workers=read_setting("WORKERS") or 2,
+            redis_topology=os.environ.get("STACK_REDIS") or "single",
+        )
+        ports = {**stack.node_ports, **stack.sentinel_ports, **stack.app_ports, "nginx": stack.port}
+        print(
+            "starting: " + ", ".join(f"{n} on {LOOPBACK}:{p}" for n, p in ports.items()), flush=True
+        )
         stack.start()
     except (StackError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -505,16 +589,25 @@ def main() -> int:
         print(f"genmb: cannot start: {exc}", file=sys.stderr)
         return 2
     if stack.sentinels:
-        print(f"redis: {stack.first_primary} is the primary, sentinels on "
-              + ", ".join(f"{LOOPBACK}:{p}" for p in stack.sentinel_ports.values()), flush=True)
+        print(
+            f"redis: {stack.first_primary} is the primary, sentinels on "
+            + ", ".join(f"{LOOPBACK}:{p}" for p in stack.sentinel_ports.values()),
+            flush=True,
+        )
     if stack.cluster:
-        print(f"redis: a cluster, every slot served; primaries {', '.join(stack.primary_names())}",
-              flush=True)
-    print(f"serving on {stack.url} (nginx -> {', '.join(stack.apps)}; "
-          f"{stack.workers} worker(s) each); logs and data in var/stack/; Ctrl-C to stop",
-          flush=True)
-    print("operator CLI: set -a; . var/stack/stack.env; set +a; .venv/bin/flask --app app ...",
-          flush=True)
+        print(
+            f"redis: a cluster, every slot served; primaries {', '.join(stack.primary_names())}",
+            flush=True,
+        )
+    print(
+        f"serving on {stack.url} (nginx -> {', '.join(stack.apps)}; "
+        f"{stack.workers} worker(s) each); logs and data in var/stack/; Ctrl-C to stop",
+        flush=True,
+    )
+    print(
+        "operator CLI: set -a; . var/stack/stack.env; set +a; .venv/bin/flask --app app ...",
+        flush=True,
+    )
     reported: set[str] = set()
     next_look = time.monotonic()
     try:
@@ -522,17 +615,24 @@ def main() -> int:
             for part in stack.parts:
                 if not part.running and part.name not in reported:
                     reported.add(part.name)
-                    print(f"warning: {part.name} exited ({part.process.returncode}); "  # type: ignore[union-attr]
-                          f"see {part.log}", file=sys.stderr, flush=True)
+                    print(
+                        f"warning: {part.name} exited ({part.process.returncode}); "  # type: ignore[union-attr]
+                        f"see {part.log}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
             if stack.sentinels and time.monotonic() >= next_look:
                 next_look = time.monotonic() + 1.0
                 if moved := stack.record_primary():
                     print(f"failover: {moved} is the primary now", flush=True)
             time.sleep(0.2)
     finally:
-        print("stopping: nginx, the app instances, "
-              + ("the sentinels, " if stack.sentinels else "")
-              + ("the cluster's nodes" if stack.cluster else "redis"), flush=True)
+        print(
+            "stopping: nginx, the app instances, "
+            + ("the sentinels, " if stack.sentinels else "")
+            + ("the cluster's nodes" if stack.cluster else "redis"),
+            flush=True,
+        )
         stack.stop()
     print("stopped", flush=True)
     return 0

@@ -111,8 +111,10 @@ def redis_nodes(redis_topology: str = "single") -> tuple[str, ...]:
     CLUSTER_NODES for "cluster"."""
     nodes = {"single": (REDIS_SERVICE,), "sentinel": REDIS_NODES, "cluster": CLUSTER_NODES}
     if redis_topology not in nodes:
-        raise ValueError(f"unknown Redis topology {redis_topology!r}: use "
-                         f"{', '.join(REDIS_TOPOLOGIES[:-1])} or {REDIS_TOPOLOGIES[-1]}")
+        raise ValueError(
+            f"unknown Redis topology {redis_topology!r}: use "
+            f"{', '.join(REDIS_TOPOLOGIES[:-1])} or {REDIS_TOPOLOGIES[-1]}"
+        )
     return nodes[redis_topology]
 
 
@@ -153,8 +155,10 @@ def sentinel_config_lines(primary: tuple[str, int], password: str) -> list[str]:
 
 def redis_config_lines(settings: Mapping[str, str] | None = None) -> list[str]:
     """REDIS_SETTINGS as redis.conf lines."""
-    return [f'{name} "{value}"' if value == "" else f"{name} {value}"
-            for name, value in (settings or REDIS_SETTINGS).items()]
+    return [
+        f'{name} "{value}"' if value == "" else f"{name} {value}"
+        for name, value in (settings or REDIS_SETTINGS).items()
+    ]
 
 
 def redis_command_flags(settings: Mapping[str, str] | None = None) -> list[str]:

@@ -54,13 +54,17 @@ class McpRuntime:
             allowed_origins=list(config["MCP_ALLOWED_ORIGINS"]),
         )
         asgi_app = self.server.streamable_http_app(
-            streamable_http_path="/mcp", stateless_http=True, json_response=True,
-            transport_security=security, max_request_body_size=config["MAX_CONTENT_LENGTH"],
+            streamable_http_path="/mcp",
+            stateless_http=True,
+            json_response=True,
+            transport_security=security,
+            max_request_body_size=config["MAX_CONTENT_LENGTH"],
         )
         self.loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self.loop.run_forever, name="genmb-mcp-loop",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="genmb-mcp-loop", daemon=True
+        )
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(START_TIMEOUT)
         self.wsgi = ASGIMiddleware(asgi_app, wait_time=ASGI_WAIT, loop=self.loop)  # type: ignore[arg-type]

@@ -95,8 +95,12 @@ class Usage(TypedDict):
 # Ids have one shape (store.clock.new_id): the store refuses anything else as not_found
 # before any Redis call, so a secret pasted by mistake as an id never reaches Redis. (No
 # schema pattern here: the SDK's validation error would echo the value back to the client.)
-AppId = Annotated[str, Field(description="The app's id (app_ and 16 hex digits), as list_apps "
-                                         "or create_app return it.")]
+AppId = Annotated[
+    str,
+    Field(
+        description="The app's id (app_ and 16 hex digits), as list_apps or create_app return it."
+    ),
+]
 
 
 class ToolRefusal:
@@ -125,11 +129,13 @@ def _refusal(exc: Exception) -> ToolRefusal | None:
     if isinstance(exc, ValidationError):
         return ToolRefusal("validation_error", "The arguments are invalid.", fields=exc.messages)
     if isinstance(exc, limits.EndpointLimited):
-        return ToolRefusal("rate_limited", exc.args[0], limit=exc.limit,
-                           retry_after=exc.retry_after)
+        return ToolRefusal(
+            "rate_limited", exc.args[0], limit=exc.limit, retry_after=exc.retry_after
+        )
     if isinstance(exc, UNAVAILABLE):
-        return ToolRefusal("service_unavailable",
-                           "The service is temporarily unavailable; retry shortly.")
+        return ToolRefusal(
+            "service_unavailable", "The service is temporarily unavailable; retry shortly."
+        )
     return None
 
 
@@ -137,7 +143,8 @@ def _tool_error(refusal: ToolRefusal) -> CallToolResult:
     error = {"code": refusal.code, "message": refusal.message, **refusal.details}
     return CallToolResult(
         content=[TextContent(type="text", text=f"{refusal.code}: {refusal.message}")],
-        structured_content={"error": error}, is_error=True,
+        structured_content={"error": error},
+        is_error=True,
     )
 
 
@@ -145,7 +152,9 @@ def build_server(flask_app: Flask) -> MCPServer:
     """The MCPServer with the GenMB tools, bound to one Flask app (its settings and store)."""
     config = flask_app.config
     server: MCPServer = MCPServer(
-        name="genmb", title="GenMB", version=config.get("API_VERSION", "1.0"),
+        name="genmb",
+        title="GenMB",
+        version=config.get("API_VERSION", "1.0"),
         instructions=INSTRUCTIONS,
         # No subscriptions/listen: at 2026-07-28 it is an endless event stream, which would
         # pin a sync worker; the tool list never changes at run time anyway.
@@ -162,61 +171,96 @@ def build_server(flask_app: Flask) -> MCPServer:
                 refusal = _refusal(exc)
                 if refusal is None:
                     raise
-                log.info("mcp.tool tool=%s user_id=%s key_id=%s outcome=%s", tool,
-                         principal.user_id, principal.key_id, refusal.code)
+                log.info(
+                    "mcp.tool tool=%s user_id=%s key_id=%s outcome=%s",
+                    tool,
+                    principal.user_id,
+                    principal.key_id,
+                    refusal.code,
+                )
                 return _tool_error(refusal)
-        log.info("mcp.tool tool=%s user_id=%s key_id=%s outcome=ok", tool, principal.user_id,
-                 principal.key_id)
+        log.info(
+            "mcp.tool tool=%s user_id=%s key_id=%s outcome=ok",
+            tool,
+            principal.user_id,
+            principal.key_id,
+        )
         return result
 
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
     @server.tool(
-        name="list_apps", title="List apps", annotations=read_only,
+        name="list_apps",
+        title="List apps",
+        annotations=read_only,
         description="List the apps in the account that owns this API key, oldest first, each "
-                    "with its id, name and creation time. Free.",
+        "with its id, name and creation time. Free.",
     )
     def list_apps(ctx: Context) -> AppList:
-        return run("list_apps", ctx, lambda p: {
-            "apps": AppSchema(many=True).dump(apps.list_for_user(storage(), p.user_id)),
-        })
+        return run(
+            "list_apps",
+            ctx,
+            lambda p: {
+                "apps": AppSchema(many=True).dump(apps.list_for_user(storage(), p.user_id)),
+            },
+        )
 
     @server.tool(
-        name="create_app", title="Create an app",
-        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False,
-                                    idempotent_hint=False, open_world_hint=False),
+        name="create_app",
+        title="Create an app",
+        annotations=ToolAnnotations(
+            read_only_hint=False,
+            destructive_hint=False,
+            idempotent_hint=False,
+            open_world_hint=False,
+        ),
         description="Create a new, empty app in the account and return it; its id is what "
-                    "start_codegen and start_deploy take. Free.",
+        "start_codegen and start_deploy take. Free.",
     )
     def create_app(
         ctx: Context,
-        name: Annotated[str, Field(description="Display name of the app, 1-100 characters.",
-                                   min_length=1, max_length=100)],
+        name: Annotated[
+            str,
+            Field(
+                description="Display name of the app, 1-100 characters.",
+                min_length=1,
+                max_length=100,
+            ),
+        ],
     ) -> AppInfo:
         def action(p: Principal) -> Any:
             body = AppCreateSchema().load({"name": name})
-            return AppSchema().dump(apps.create(storage(), p.user_id, body["name"],
-                                                app_caps(config["PLANS"])))
+            return AppSchema().dump(
+                apps.create(storage(), p.user_id, body["name"], app_caps(config["PLANS"]))
+            )
 
         return run("create_app", ctx, action)
 
-    job_annotations = ToolAnnotations(read_only_hint=False, destructive_hint=False,
-                                      idempotent_hint=False, open_world_hint=True)
+    job_annotations = ToolAnnotations(
+        read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+    )
 
     @server.tool(
-        name="start_codegen", title="Generate code", annotations=job_annotations,
+        name="start_codegen",
+        title="Generate code",
+        annotations=job_annotations,
         description=f"Start a code generation job for one of the account's apps from a "
-                    f"natural-language prompt. Costs {config['COST_CODEGEN']} credits per job "
-                    f"(nothing is charged if it is refused) and is limited to "
-                    f"{config['RATELIMIT_CODEGEN']} per user, shared with the REST API. "
-                    f"Returns the queued job.",
+        f"natural-language prompt. Costs {config['COST_CODEGEN']} credits per job "
+        f"(nothing is charged if it is refused) and is limited to "
+        f"{config['RATELIMIT_CODEGEN']} per user, shared with the REST API. "
+        f"Returns the queued job.",
     )
     def start_codegen(
         ctx: Context,
         app_id: AppId,
-        prompt: Annotated[str, Field(description="What to build or change, in plain words "
-                                                 "(1-20000 characters).",
-                                     min_length=1, max_length=20000)],
+        prompt: Annotated[
+            str,
+            Field(
+                description="What to build or change, in plain words (1-20000 characters).",
+                min_length=1,
+                max_length=20000,
+            ),
+        ],
     ) -> JobResult:
         def action(p: Principal) -> Any:
             body = CodegenSchema().load({"prompt": prompt})
@@ -227,11 +271,13 @@ def build_server(flask_app: Flask) -> MCPServer:
         return run("start_codegen", ctx, action)
 
     @server.tool(
-        name="start_deploy", title="Deploy an app", annotations=job_annotations,
+        name="start_deploy",
+        title="Deploy an app",
+        annotations=job_annotations,
         description=f"Start a deploy job for one of the account's apps. Costs "
-                    f"{config['COST_DEPLOY']} credits per job (nothing is charged if it is "
-                    f"refused) and is limited to {config['RATELIMIT_DEPLOY']} per user, shared "
-                    f"with the REST API. Returns the queued job.",
+        f"{config['COST_DEPLOY']} credits per job (nothing is charged if it is "
+        f"refused) and is limited to {config['RATELIMIT_DEPLOY']} per user, shared "
+        f"with the REST API. Returns the queued job.",
     )
     def start_deploy(ctx: Context, app_id: AppId) -> JobResult:
         def action(p: Principal) -> Any:
@@ -241,14 +287,21 @@ def build_server(flask_app: Flask) -> MCPServer:
         return run("start_deploy", ctx, action)
 
     @server.tool(
-        name="get_usage", title="Plan and credits", annotations=read_only,
+        name="get_usage",
+        title="Plan and credits",
+        annotations=read_only,
         description="Report the account's plan and this month's credits: the monthly limit, "
-                    "how many are used and remaining, and when they reset (UTC). Free.",
+        "how many are used and remaining, and when they reset (UTC). Free.",
     )
     def get_usage(ctx: Context) -> Usage:
-        return run("get_usage", ctx, lambda p: {
-            "email": p.identity.email, "plan": p.identity.plan,
-            "credits": summary(p.identity.plan, p.identity.credits_used),
-        })
+        return run(
+            "get_usage",
+            ctx,
+            lambda p: {
+                "email": p.identity.email,
+                "plan": p.identity.plan,
+                "credits": summary(p.identity.plan, p.identity.credits_used),
+            },
+        )
 
     return server

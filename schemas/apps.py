@@ -40,12 +40,17 @@ class Cursor(fields.String):
     """A cursor from next_cursor, loaded as the (created_at, app id) position it names."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(metadata={"pattern": CURSOR_PATTERN,
-                                   "description": "next_cursor from the previous page; absent "
-                                                  "for the first page."}, **kwargs)
+        super().__init__(
+            metadata={
+                "pattern": CURSOR_PATTERN,
+                "description": "next_cursor from the previous page; absent for the first page.",
+            },
+            **kwargs,
+        )
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any
-                     ) -> tuple[str, str]:
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> tuple[str, str]:
         text = super()._deserialize(value, attr, data, **kwargs)
         if not _CURSOR.match(text):
             raise ValidationError("Not a cursor this API returned (use next_cursor as is).")
@@ -59,9 +64,11 @@ class AppListQuerySchema(Schema):
     class Meta:
         unknown = EXCLUDE  # a cache-buster or tracking parameter is not an error
 
-    limit = fields.Integer(load_default=MAX_PAGE,
-                           validate=validate.Range(min=1, max=MAX_PAGE),
-                           metadata={"description": f"Apps per page, 1-{MAX_PAGE}."})
+    limit = fields.Integer(
+        load_default=MAX_PAGE,
+        validate=validate.Range(min=1, max=MAX_PAGE),
+        metadata={"description": f"Apps per page, 1-{MAX_PAGE}."},
+    )
     cursor = Cursor(load_default=None)
 
 
@@ -69,16 +76,20 @@ class AppListSchema(Schema):
     """{"apps": [App], "next_cursor"}: oldest first; no next_cursor on the last page."""
 
     apps = fields.List(fields.Nested(AppSchema), dump_only=True)
-    next_cursor = fields.String(dump_only=True, metadata={
-        "description": "Present when more apps follow: pass it as ?cursor= for the next page.",
-    })
+    next_cursor = fields.String(
+        dump_only=True,
+        metadata={
+            "description": "Present when more apps follow: pass it as ?cursor= for the next page.",
+        },
+    )
 
 
 class CodegenSchema(Schema):
     """{"prompt"}."""
 
-    prompt = fields.String(required=True,
-                           validate=[validate.Length(min=1, max=20000), *STORED_TEXT])
+    prompt = fields.String(
+        required=True, validate=[validate.Length(min=1, max=20000), *STORED_TEXT]
+    )
 
 
 class JobSchema(Schema):

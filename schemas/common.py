@@ -33,8 +33,10 @@ _REFUSED = _REFUSED_BMP + _REFUSED_ASTRAL + r"\ud800-\udfff"
 # ASCII white space at either end, then at least one character that is not white space and
 # none of the refused ones.
 _ASCII_SPACE = " \t\n\x0b\x0c\r"
-NAME_PATTERN = (rf"^[\t\n\x0b\x0c\r ]*[^{_REFUSED_BMP}]*[^\s{_REFUSED_BMP}][^{_REFUSED_BMP}]*"
-                rf"[\t\n\x0b\x0c\r ]*$")
+NAME_PATTERN = (
+    rf"^[\t\n\x0b\x0c\r ]*[^{_REFUSED_BMP}]*[^\s{_REFUSED_BMP}][^{_REFUSED_BMP}]*"
+    rf"[\t\n\x0b\x0c\r ]*$"
+)
 NAME_NOT_ASTRAL = {"pattern": f"[{_REFUSED_ASTRAL}]"}
 _REFUSED_CHARACTER = re.compile(f"[{_REFUSED}]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -71,12 +73,18 @@ class TrimmedName(fields.String):
     def __init__(self, max_length: int, **kwargs: Any) -> None:
         super().__init__(
             required=True,
-            validate=[validate.Length(min=1, max=max_length), refuse_invisible_characters,
-                      refuse_key_material],
-            metadata={"pattern": NAME_PATTERN, "not": NAME_NOT_ASTRAL,
-                      "description": f"1-{max_length} characters after trimming white space, "
-                                     "normalized to NFC; no control, format (invisible), "
-                                     "surrogate or private-use characters, no API key."},
+            validate=[
+                validate.Length(min=1, max=max_length),
+                refuse_invisible_characters,
+                refuse_key_material,
+            ],
+            metadata={
+                "pattern": NAME_PATTERN,
+                "not": NAME_NOT_ASTRAL,
+                "description": f"1-{max_length} characters after trimming white space, "
+                "normalized to NFC; no control, format (invisible), "
+                "surrogate or private-use characters, no API key.",
+            },
             **kwargs,
         )
 

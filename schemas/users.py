@@ -19,16 +19,20 @@ class CredentialsSchema(Schema):
     """Signup and login body."""
 
     email = fields.Email(required=True, validate=[validate.Length(max=254), *STORED_TEXT])
-    password = fields.String(required=True, load_only=True,
-                             validate=[validate.Length(min=8, max=1024), refuse_surrogates])
+    password = fields.String(
+        required=True,
+        load_only=True,
+        validate=[validate.Length(min=8, max=1024), refuse_surrogates],
+    )
 
 
 class LoginSchema(CredentialsSchema):
     """Login takes any password up to the bound: old rules never lock a user out, and a
     password no account can have (a lone surrogate) is a wrong password like any other."""
 
-    password = fields.String(required=True, load_only=True,
-                             validate=validate.Length(min=1, max=1024))
+    password = fields.String(
+        required=True, load_only=True, validate=validate.Length(min=1, max=1024)
+    )
 
 
 class UserEnvelopeSchema(Schema):

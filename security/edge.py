@@ -48,16 +48,20 @@ class ForwardedChecks:
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self.app = app
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
-                 ) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         """Restore the TCP peer (and the real scheme) when the forwarded value is not valid."""
         original = environ.get("werkzeug.proxy_fix.orig", {})
         peer = original.get("REMOTE_ADDR")
         forwarded = environ.get("REMOTE_ADDR")
         if forwarded != peer and not is_ip_address(forwarded):
             environ["REMOTE_ADDR"] = peer
-            log.warning("proxy.bad_forwarded_for value=%s peer=%s",
-                        redact(str(forwarded))[:SHOWN_VALUE], peer)
+            log.warning(
+                "proxy.bad_forwarded_for value=%s peer=%s",
+                redact(str(forwarded))[:SHOWN_VALUE],
+                peer,
+            )
         if environ.get("wsgi.url_scheme") not in ("http", "https"):
             environ["wsgi.url_scheme"] = original.get("wsgi.url_scheme", "http")
         return self.app(environ, start_response)
@@ -65,8 +69,11 @@ class ForwardedChecks:
 
 def trust_proxies(app: Flask, count: int) -> None:
     """Take the client address and scheme from the `count` proxies in front, when valid."""
-    app.wsgi_app = ProxyFix(ForwardedChecks(app.wsgi_app), x_for=count,  # type: ignore[method-assign]
-                            x_proto=count)
+    app.wsgi_app = ProxyFix(
+        ForwardedChecks(app.wsgi_app),
+        x_for=count,  # type: ignore[method-assign]
+        x_proto=count,
+    )
 
 
 def allowed_hosts(config: dict[str, Any]) -> list[str]:
@@ -95,8 +102,11 @@ def check_host() -> None:
         return
     host = request.headers.get("Host", "")
     if not host_allowed(host, current_app.config["ALLOWED_HOSTS"]):
-        raise ApiError(421, "host_not_allowed",
-                       "Host not allowed: this service answers only to its public host name.")
+        raise ApiError(
+            421,
+            "host_not_allowed",
+            "Host not allowed: this service answers only to its public host name.",
+        )
 
 
 def security_headers(response: Response) -> Response:

@@ -92,8 +92,9 @@ def _security_event(event: str, **fields: object) -> None:
     Control characters in values (a decoded path can hold a newline) are escaped, so a
     client cannot forge a second log line.
     """
-    detail = " ".join(f"{k}={escape_controls(str(v))}" for k, v in fields.items()
-                      if v not in (None, ""))
+    detail = " ".join(
+        f"{k}={escape_controls(str(v))}" for k, v in fields.items() if v not in (None, "")
+    )
     log.info("%s %s", event, detail)
 
 
@@ -109,8 +110,11 @@ def before_request() -> None:
     config = current_app.config
     credential = presented(request, config["SESSION_COOKIE_NAME"])
     result = gate_store.check(
-        storage(), rate_limit_subject(request.remote_addr), config["GLOBAL_LIMIT"],
-        config["GLOBAL_WINDOW_MS"], credential.lookup(),
+        storage(),
+        rate_limit_subject(request.remote_addr),
+        config["GLOBAL_LIMIT"],
+        config["GLOBAL_WINDOW_MS"],
+        credential.lookup(),
     )
     g.rate = result.rate
     if not result.rate.admitted:  # Retry-After is set with the other headers, after_request
@@ -123,20 +127,35 @@ def _attribute(credential: Presented, identity: Identity | None) -> None:
     """Turn the gate's answer into g.principal, or refuse the request."""
     ip = request.remote_addr
     if credential.kind == "malformed" or (credential.kind == "key" and identity is None):
-        _security_event("auth.failed", reason="invalid_api_key",
-                        prefix=credential.display_prefix, ip=ip, path=request.path)
+        _security_event(
+            "auth.failed",
+            reason="invalid_api_key",
+            prefix=credential.display_prefix,
+            ip=ip,
+            path=request.path,
+        )
         raise invalid_api_key()
     if credential.kind == "key" and identity is not None:
         plan = current_app.config["PLANS"].get(identity.plan)
         if plan is None or not plan.api_keys:
-            _security_event("auth.failed", reason="plan_required", key_id=identity.key_id,
-                            user_id=identity.user_id, ip=ip)
+            _security_event(
+                "auth.failed",
+                reason="plan_required",
+                key_id=identity.key_id,
+                user_id=identity.user_id,
+                ip=ip,
+            )
             # Rare (a downgraded account), so it may cost Redis calls; at most once a minute
             # per key, so a CI job hammering with the key cannot flood the owner's log.
             security_events.record_throttled(
-                identity.user_id, f"plan_refused:{identity.key_id}", "api_key.refused_plan",
-                "api_key", key_id=identity.key_id, key_prefix=credential.display_prefix,
-                plan=identity.plan)
+                identity.user_id,
+                f"plan_refused:{identity.key_id}",
+                "api_key.refused_plan",
+                "api_key",
+                key_id=identity.key_id,
+                key_prefix=credential.display_prefix,
+                plan=identity.plan,
+            )
             raise plan_required()
         g.principal = Principal(identity, "api_key")
     elif credential.kind == "session" and identity is not None:
@@ -205,14 +224,14 @@ def check_request_body() -> None:
     if length and length > limit:
         raise ApiError(413, "payload_too_large", "Request body is larger than 1 MiB.")
     if length and not request.is_json:
-        raise ApiError(415, "unsupported_media_type",
-                       "Send the request body as JSON with Content-Type: application/json.")
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "Send the request body as JSON with Content-Type: application/json.",
+        )
 
 
 def init_app(app: Flask) -> None:
     """Install the gate on the app (authentication first, then the body check)."""
     app.before_request(before_request)  # it ends with check_request_body()
     app.after_request(after_request)
-
-
-

@@ -52,11 +52,15 @@ class PublicKeys:
         with self.lock:
             now = time.monotonic()
             if now - self.fetched_at >= self.max_age and now - self.tried_at >= min(
-                    self.retry_after, self.max_age):
+                self.retry_after, self.max_age
+            ):
                 self._refresh(now)  # stale or never fetched (a failing GitHub: once a minute)
             self.missed = [t for t in self.missed if now - t < self.retry_after]
-            if identifier not in self.keys and len(self.missed) < MISS_REFETCHES \
-                    and self.tried_at != now:
+            if (
+                identifier not in self.keys
+                and len(self.missed) < MISS_REFETCHES
+                and self.tried_at != now
+            ):
                 self.missed.append(now)  # GitHub may have rotated its key: look once more
                 self._refresh(now)
             return self.keys.get(identifier)
@@ -68,14 +72,18 @@ class PublicKeys:
             self.keys = fetch(self.url)
             self.fetched_at = now
         except Exception as exc:  # noqa: BLE001 - any failure keeps the last good copy
-            log.warning("secret_scanning.keys_fetch_failed error=%s kept=%d",
-                        exc.__class__.__name__, len(self.keys))
+            log.warning(
+                "secret_scanning.keys_fetch_failed error=%s kept=%d",
+                exc.__class__.__name__,
+                len(self.keys),
+            )
 
 
 def fetch(url: str) -> dict[str, ec.EllipticCurvePublicKey]:
     """Download and parse the keys document; raises on anything but a usable document."""
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT,
-                                                   "Accept": "application/json"})
+    request = urllib.request.Request(
+        url, headers={"User-Agent": USER_AGENT, "Accept": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT_SECONDS) as response:  # noqa: S310
         body = response.read(MAX_DOCUMENT_BYTES + 1)
     if len(body) > MAX_DOCUMENT_BYTES:
@@ -106,11 +114,14 @@ def parse_document(document: object) -> dict[str, ec.EllipticCurvePublicKey]:
     return keys
 
 
-def verify(keys: PublicKeys, body: bytes, identifier: str | None,
-           signature: str | None) -> bool:
+def verify(keys: PublicKeys, body: bytes, identifier: str | None, signature: str | None) -> bool:
     """Whether `signature` (base64 DER) over the raw `body` is by the key `identifier` names."""
-    if not identifier or not signature or len(identifier) > MAX_HEADER_LENGTH \
-            or len(signature) > MAX_HEADER_LENGTH:
+    if (
+        not identifier
+        or not signature
+        or len(identifier) > MAX_HEADER_LENGTH
+        or len(signature) > MAX_HEADER_LENGTH
+    ):
         return False
     try:
         der = base64.b64decode(signature.strip(), validate=True)

@@ -55,8 +55,7 @@ def loads_strict(raw: bytes | str) -> Any:
     """Parse a JSON body, or raise JSONDecodeError (never anything else, never echoing it)."""
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        value = json.loads(text, parse_int=_integer, parse_float=_float,
-                           parse_constant=_constant)
+        value = json.loads(text, parse_int=_integer, parse_float=_float, parse_constant=_constant)
     except json.JSONDecodeError:
         raise
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError

@@ -16,7 +16,12 @@ def _scrypt(password: str, salt: bytes, n: int) -> bytes:
     # surrogatepass: any str has bytes to hash (a lone surrogate, refused at signup, can still
     # be typed at login, and must cost the same scrypt as any wrong password).
     return hashlib.scrypt(
-        password.encode("utf-8", "surrogatepass"), salt=salt, n=n, r=_R, p=_P, dklen=_LEN,
+        password.encode("utf-8", "surrogatepass"),
+        salt=salt,
+        n=n,
+        r=_R,
+        p=_P,
+        dklen=_LEN,
         maxmem=256 * 1024 * 1024,
     )
 

@@ -16,6 +16,11 @@ def start(principal: Principal, app_id: str, kind: str, prompt: str | None = Non
     """Charge the action's credits and record the job, atomically; raises domain errors."""
     cost = current_app.config[COST_SETTING[kind]]
     return apps.start_job(
-        storage(), principal.user_id, app_id, kind, cost,
-        allowance(principal.identity.plan), prompt,
+        storage(),
+        principal.user_id,
+        app_id,
+        kind,
+        cost,
+        allowance(principal.identity.plan),
+        prompt,
     )

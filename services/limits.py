@@ -45,8 +45,7 @@ def route_limit(action: str) -> Callable[[Callable[..., Any]], Callable[..., Any
     X-RateLimit-* headers) only on the routes that have such a limit.
     """
     # The key is the limiter's own key function, extensions.acting_user.
-    limit = limiter.shared_limit(lambda: limit_string(action), scope=action,
-                                 error_message=MESSAGE)
+    limit = limiter.shared_limit(lambda: limit_string(action), scope=action, error_message=MESSAGE)
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         limited = limit(view)

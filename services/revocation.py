@@ -42,11 +42,24 @@ def revoke_leaked(token: str, url: str, source: str) -> bool:
 
 
 def _record_leak(key: OwnedKey, url: str, source: str) -> None:
-    log.info("api_key.revoked reason=leaked key_id=%s prefix=%s user_id=%s source=%s",
-             key.id, key.prefix, key.user_id, source)
-    security_events.record(key.user_id, LEAKED, security_events.SCANNER,
-                           alert=True, key_id=key.id, key_prefix=key.prefix,
-                           key_name=key.name, url=url, source=source)
+    log.info(
+        "api_key.revoked reason=leaked key_id=%s prefix=%s user_id=%s source=%s",
+        key.id,
+        key.prefix,
+        key.user_id,
+        source,
+    )
+    security_events.record(
+        key.user_id,
+        LEAKED,
+        security_events.SCANNER,
+        alert=True,
+        key_id=key.id,
+        key_prefix=key.prefix,
+        key_name=key.name,
+        url=url,
+        source=source,
+    )
 
 
 def revoke_by_operator(key: OwnedKey) -> None:
@@ -65,7 +78,18 @@ def revoke_by_operator(key: OwnedKey) -> None:
 
 
 def _record_operator(key: OwnedKey) -> None:
-    log.info("api_key.revoked reason=operator key_id=%s prefix=%s user_id=%s",
-             key.id, key.prefix, key.user_id)
-    security_events.record(key.user_id, "api_key.revoked", security_events.OPERATOR,
-                           ip="", key_id=key.id, key_prefix=key.prefix, key_name=key.name)
+    log.info(
+        "api_key.revoked reason=operator key_id=%s prefix=%s user_id=%s",
+        key.id,
+        key.prefix,
+        key.user_id,
+    )
+    security_events.record(
+        key.user_id,
+        "api_key.revoked",
+        security_events.OPERATOR,
+        ip="",
+        key_id=key.id,
+        key_prefix=key.prefix,
+        key_name=key.name,
+    )

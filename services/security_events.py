@@ -28,22 +28,31 @@ def policy() -> security_log.Policy:
     return security_log.Policy(config["SECURITY_LOG_MAX_EVENTS"], config["SECURITY_LOG_MAX_DAYS"])
 
 
-def record(user_id: str, event_type: str, actor: str, alert: bool = False,
-           **fields: Any) -> str | None:
+def record(
+    user_id: str, event_type: str, actor: str, alert: bool = False, **fields: Any
+) -> str | None:
     """Append an event to the user's log (the client IP taken from the request, if any)."""
     if "ip" not in fields and has_request_context():
         fields["ip"] = request.remote_addr
     try:
-        return security_log.record(storage(), policy(), user_id,
-                                   {"type": event_type, "actor": actor, **fields}, alert=alert)
+        return security_log.record(
+            storage(),
+            policy(),
+            user_id,
+            {"type": event_type, "actor": actor, **fields},
+            alert=alert,
+        )
     except UNAVAILABLE as exc:
-        log.warning("security_log.unrecorded type=%s user_id=%s error=%s", event_type, user_id,
-                    exc.__class__.__name__)
+        log.warning(
+            "security_log.unrecorded type=%s user_id=%s error=%s",
+            event_type,
+            user_id,
+            exc.__class__.__name__,
+        )
         return None
 
 
-def record_throttled(user_id: str, what: str, event_type: str, actor: str,
-                     **fields: Any) -> None:
+def record_throttled(user_id: str, what: str, event_type: str, actor: str, **fields: Any) -> None:
     """Record an event at most once a minute per user and `what` (noisy kinds: failed logins,
     a downgraded account's key hammering the API)."""
     try:

@@ -78,15 +78,29 @@ def create(
         if not storage.redis.set(names.key_owner(key_digest), user_id, nx=True):
             continue
         outcome, replication = run_replicated(
-            storage, "create_key",
+            storage,
+            "create_key",
             [names.user(user_id), names.user_keys(user_id), names.api_key(user_id, key_digest)],
-            [max_keys, info.id, user_id, name, info.prefix, info.created_at, key_digest,
-             " ".join(key_plans)],
+            [
+                max_keys,
+                info.id,
+                user_id,
+                name,
+                info.prefix,
+                info.created_at,
+                key_digest,
+                " ".join(key_plans),
+            ],
         )
         if outcome == "ok":
             if not replication.confirmed_enough:
-                log.warning("api_key.created_unreplicated key_id=%s user_id=%s replicas=%d/%d",
-                            info.id, user_id, replication.confirmed, replication.needed)
+                log.warning(
+                    "api_key.created_unreplicated key_id=%s user_id=%s replicas=%d/%d",
+                    info.id,
+                    user_id,
+                    replication.confirmed,
+                    replication.needed,
+                )
             return info, raw
         storage.redis.delete(names.key_owner(key_digest))
         refusal = REFUSALS.get(outcome)
@@ -191,8 +205,9 @@ def reconfirm_revoked_token(storage: Storage, raw_key: str) -> None:
     storage.redis.delete(names.key_owner(key_digest))
 
 
-def scan_keys(storage: Storage, key_id: str | None = None,
-              prefix: str | None = None) -> list[OwnedKey]:
+def scan_keys(
+    storage: Storage, key_id: str | None = None, prefix: str | None = None
+) -> list[OwnedKey]:
     """Every live key with this id or whose display prefix starts with `prefix`.
 
     An operator command only: it SCANs every key record (on Cluster, every primary), which a

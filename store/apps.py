@@ -36,8 +36,7 @@ class Job:
     prompt: str | None = None
 
 
-def create(storage: Storage, user_id: str, name: str,
-           caps: Mapping[str, int] | None = None) -> App:
+def create(storage: Storage, user_id: str, name: str, caps: Mapping[str, int] | None = None) -> App:
     """Create an app for the user; with `caps` (plan -> most apps), within the plan's cap.
 
     The cap check and the write are one script, so racing creates cannot pass the cap.
@@ -49,9 +48,11 @@ def create(storage: Storage, user_id: str, name: str,
         storage.redis.hset(storage.names.user_apps(user_id), app.id, record)
         return app
     pairs = [item for plan, cap in caps.items() for item in (plan, cap)]
-    status = storage.run("create_app",
-                         [storage.names.user(user_id), storage.names.user_apps(user_id)],
-                         [app.id, record, *pairs])
+    status = storage.run(
+        "create_app",
+        [storage.names.user(user_id), storage.names.user_apps(user_id)],
+        [app.id, record, *pairs],
+    )
     if status == "no_user":
         raise NotFound(user_id)
     if status == "app_limit_reached":
@@ -66,8 +67,9 @@ def list_for_user(storage: Storage, user_id: str) -> list[App]:
     return sorted(apps, key=lambda a: (a.created_at, a.id))
 
 
-def page_for_user(storage: Storage, user_id: str, limit: int,
-                  after: tuple[str, str] | None = None) -> tuple[list[App], App | None]:
+def page_for_user(
+    storage: Storage, user_id: str, limit: int, after: tuple[str, str] | None = None
+) -> tuple[list[App], App | None]:
     """Up to `limit` apps, oldest first, after the (created_at, id) position `after`; and the
     last app of the page when more follow (the next page's position), else None.
 
@@ -127,8 +129,7 @@ def start_job(
             storage.names.user_apps(user_id),
             storage.names.app_jobs(user_id, app_id),
         ],
-        [cost, allowance, app_id, json.dumps(asdict(job)), CREDIT_COUNTER_TTL,
-         JOBS_KEPT_PER_APP],
+        [cost, allowance, app_id, json.dumps(asdict(job)), CREDIT_COUNTER_TTL, JOBS_KEPT_PER_APP],
     )
     if status == "not_found":
         raise NotFound(app_id)

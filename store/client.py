@@ -57,7 +57,8 @@ def connect(url: str, timeout: float, sentinel_password: str | None = None) -> r
         options["retry"] = Retry(NoBackoff(), 2)
         return RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in nodes.nodes],
-            username=nodes.username, password=nodes.password,
+            username=nodes.username,
+            password=nodes.password,
             require_full_coverage=True,  # and no load_balancing_strategy: primaries only
             **options,
         )
@@ -66,11 +67,17 @@ def connect(url: str, timeout: float, sentinel_password: str | None = None) -> r
     where = target.sentinel
     sentinels = Sentinel(
         list(where.sentinels),
-        sentinel_kwargs={"password": sentinel_password or None, "socket_timeout": timeout,
-                         "socket_connect_timeout": timeout},
+        sentinel_kwargs={
+            "password": sentinel_password or None,
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+        },
     )
     return sentinels.master_for(
-        where.service_name, db=where.db, username=where.username, password=where.password,
+        where.service_name,
+        db=where.db,
+        username=where.username,
+        password=where.password,
         **options,
     )
 
@@ -168,10 +175,12 @@ class Storage:
                 # execute_command: the cluster pipeline blocks its evalsha() method. The
                 # node is named here from the slot map, or the pipeline would ask a server
                 # for the keys of every EVALSHA (COMMAND GETKEYS).
-                target = {"target_nodes": self.redis.get_node_from_key(keys[0])} \
-                    if self.cluster else {}
-                pipe.execute_command("EVALSHA", self.scripts[script].sha, len(keys), *keys,
-                                     *args, **target)
+                target = (
+                    {"target_nodes": self.redis.get_node_from_key(keys[0])} if self.cluster else {}
+                )
+                pipe.execute_command(
+                    "EVALSHA", self.scripts[script].sha, len(keys), *keys, *args, **target
+                )
             return pipe.execute(raise_on_error=False)
 
     def refresh_slot_map(self) -> None:

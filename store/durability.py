@@ -100,9 +100,9 @@ def _pool_for(storage: Storage, key: str) -> Any:
 def _script_and_role(connection: Any, registered: Any, keys: list[str], args: list[object]):
     """Send the script and ROLE in one round trip; EVAL once if the server lost the script."""
     for command in (("EVALSHA", registered.sha), ("EVAL", registered.script)):
-        connection.send_packed_command(connection.pack_commands(
-            [(*command, len(keys), *keys, *args), ("ROLE",)]
-        ))
+        connection.send_packed_command(
+            connection.pack_commands([(*command, len(keys), *keys, *args), ("ROLE",)])
+        )
         try:
             result = connection.read_response()
         except NoScriptError:

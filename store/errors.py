@@ -18,9 +18,14 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
 )
 # On Cluster, these mean this process's slot map is out of date (a failover happened).
 SLOT_MAP_STALE: tuple[type[Exception], ...] = (
-    redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.MovedError,
-    redis_errors.AskError, redis_errors.ClusterDownError, redis_errors.TryAgainError,
-    redis_errors.ReadOnlyError, redis_errors.SlotNotCoveredError,
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.MovedError,
+    redis_errors.AskError,
+    redis_errors.ClusterDownError,
+    redis_errors.TryAgainError,
+    redis_errors.ReadOnlyError,
+    redis_errors.SlotNotCoveredError,
 )
 
 

@@ -59,8 +59,11 @@ def check(
         kind, digest = credential
         owner = storage.owner_of(kind, digest)
         if owner is not None:
-            credential_keys = [names.credential(kind, owner, digest), names.user(owner),
-                               names.credits(owner, month_of(now))]
+            credential_keys = [
+                names.credential(kind, owner, digest),
+                names.user(owner),
+                names.credits(owner, month_of(now)),
+            ]
     if storage.cluster:
         calls = [("gate_window", [names.ip_window(client_ip)], window_args)]
         if credential_keys:
@@ -69,8 +72,11 @@ def check(
         window = replies[0]
         who = replies[1] if credential_keys else ["none" if credential is None else "unknown"]
     else:
-        reply = storage.run("gate", [names.ip_window(client_ip), *credential_keys],
-                            [*window_args, kind if credential_keys else "none", iso(now)])
+        reply = storage.run(
+            "gate",
+            [names.ip_window(client_ip), *credential_keys],
+            [*window_args, kind if credential_keys else "none", iso(now)],
+        )
         window, who = reply[:3], reply[3:]
         if who[0] == "none" and credential is not None:
             who = ["unknown"]  # a credential nobody owns

@@ -69,9 +69,9 @@ def parse(url: str) -> RedisTarget:
     if url.startswith(SINGLE_SCHEMES):
         return RedisTarget("single", url)
     if url.startswith(SENTINEL_SCHEME):
-        return RedisTarget("sentinel", url, sentinel=_parse_sentinel(url[len(SENTINEL_SCHEME):]))
+        return RedisTarget("sentinel", url, sentinel=_parse_sentinel(url[len(SENTINEL_SCHEME) :]))
     if url.startswith(CLUSTER_SCHEME):
-        return RedisTarget("cluster", url, cluster=_parse_cluster(url[len(CLUSTER_SCHEME):]))
+        return RedisTarget("cluster", url, cluster=_parse_cluster(url[len(CLUSTER_SCHEME) :]))
     scheme = url.split("://", 1)[0] if "://" in url else url
     raise RedisUrlError(
         f"REDIS_URL has an unsupported scheme {scheme!r}: use redis://, rediss://, unix://, "
@@ -142,5 +142,5 @@ def _host_port(item: str, mode: str, default_port: int) -> tuple[str, int]:
 
 
 def host_list(nodes: tuple[tuple[str, int], ...]) -> str:
-    """"host:port,host:port" (IPv6 hosts in brackets), as URLs write them."""
+    """ "host:port,host:port" (IPv6 hosts in brackets), as URLs write them."""
     return ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in nodes)

@@ -26,8 +26,18 @@ DAY_MS = 24 * 3600 * 1000
 MAX_ID_PART = 2**64 - 1  # each half of a stream id is an unsigned 64-bit number
 EVENT_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
 # What an event may carry, and nothing else (a caller's typo cannot smuggle a field in).
-FIELDS = ("type", "actor", "ip", "key_id", "key_prefix", "key_name", "url", "source", "plan",
-          "count")
+FIELDS = (
+    "type",
+    "actor",
+    "ip",
+    "key_id",
+    "key_prefix",
+    "key_name",
+    "url",
+    "source",
+    "plan",
+    "count",
+)
 LEAKED = "api_key.leaked"
 
 
@@ -39,8 +49,9 @@ class Policy:
     max_days: int = 90
 
 
-def record(storage: Storage, policy: Policy, user_id: str, event: dict[str, Any],
-           alert: bool = False) -> str:
+def record(
+    storage: Storage, policy: Policy, user_id: str, event: dict[str, Any], alert: bool = False
+) -> str:
     """Append an event (and, with alert, its banner); returns the event id. One round trip."""
     fields = {k: str(event[k]) for k in FIELDS if event.get(k) not in (None, "")}
     names = storage.names
@@ -67,8 +78,9 @@ def _shown(event_id: str, fields: dict[str, str]) -> dict[str, Any]:
     return {"id": event_id, "at": iso(datetime.fromtimestamp(millis / 1000, UTC)), **fields}
 
 
-def page(storage: Storage, policy: Policy, user_id: str, limit: int,
-         cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+def page(
+    storage: Storage, policy: Policy, user_id: str, limit: int, cursor: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
     """Events newest first, at most `limit`, after `cursor` (an event id); and the next cursor.
 
     Events older than max_days are never shown, even before a trim has removed them.
@@ -77,8 +89,9 @@ def page(storage: Storage, policy: Policy, user_id: str, limit: int,
     newest = _before(cursor) if cursor else "+"
     if newest is None:
         return [], None
-    entries = storage.redis.xrevrange(storage.names.security_log(user_id), newest,
-                                      f"{oldest_kept}-0", count=limit + 1)
+    entries = storage.redis.xrevrange(
+        storage.names.security_log(user_id), newest, f"{oldest_kept}-0", count=limit + 1
+    )
     events = [_shown(event_id, fields) for event_id, fields in entries[:limit]]
     following = events[-1]["id"] if len(entries) > limit else None
     return events, following
@@ -113,5 +126,6 @@ def dismiss(storage: Storage, user_id: str, event_id: str) -> bool:
 
 def claim(storage: Storage, user_id: str, what: str, seconds: int = 60) -> bool:
     """True at most once per `seconds` per user and `what` (throttles noisy events)."""
-    return bool(storage.redis.set(storage.names.security_throttle(user_id, what), "1",
-                                  nx=True, ex=seconds))
+    return bool(
+        storage.redis.set(storage.names.security_throttle(user_id, what), "1", nx=True, ex=seconds)
+    )

@@ -20,8 +20,10 @@ def create(storage: Storage, user_id: str, lifetime_seconds: int) -> str:
     digest = token_digest(token)
     names = storage.names
     with storage.redis.pipeline(transaction=True) as pipe:  # one slot: the user's
-        pipe.hset(names.session(user_id, digest),
-                  mapping={"user_id": user_id, "created_at": iso(utcnow())})
+        pipe.hset(
+            names.session(user_id, digest),
+            mapping={"user_id": user_id, "created_at": iso(utcnow())},
+        )
         pipe.expire(names.session(user_id, digest), lifetime_seconds)
         pipe.execute()
     # The owner index (its own slot) is written last, and dies with the session.

@@ -38,10 +38,16 @@ def create(storage: Storage, email: str, password: str, plan: str, scrypt_n: int
     email = normalize_email(email)
     user_id = new_id("usr")
     names = storage.names
-    storage.redis.hset(names.user(user_id), mapping={
-        "id": user_id, "email": email, "plan": plan,
-        "password_hash": hash_password(password, scrypt_n), "created_at": iso(utcnow()),
-    })
+    storage.redis.hset(
+        names.user(user_id),
+        mapping={
+            "id": user_id,
+            "email": email,
+            "plan": plan,
+            "password_hash": hash_password(password, scrypt_n),
+            "created_at": iso(utcnow()),
+        },
+    )
     if not storage.redis.set(names.user_by_email(email), user_id, nx=True):
         storage.redis.delete(names.user(user_id))
         raise EmailTaken(email)

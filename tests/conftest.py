@@ -75,8 +75,13 @@ def rdb(redis_server: RedisServer, redis_url: str):
 
 def make_app(redis_url: str, **overrides):
     """An app on the given store with test-friendly settings."""
-    config = {"REDIS_URL": redis_url, "TESTING": True, "PASSWORD_SCRYPT_N": FAST_HASH,
-              "SECRET_KEY": "test-secret", **overrides}
+    config = {
+        "REDIS_URL": redis_url,
+        "TESTING": True,
+        "PASSWORD_SCRYPT_N": FAST_HASH,
+        "SECRET_KEY": "test-secret",
+        **overrides,
+    }
     return create_app(config)
 
 
@@ -160,20 +165,26 @@ class LiveSession:
     def __init__(self, base_url: str, email: str) -> None:
         self.base_url = base_url
         self.http = requests.Session()
-        r = self.http.post(f"{base_url}/auth/login", json={"email": email, "password": PASSWORD},
-                           timeout=10)
+        r = self.http.post(
+            f"{base_url}/auth/login", json={"email": email, "password": PASSWORD}, timeout=10
+        )
         assert r.status_code == 200, r.text
         self.csrf = r.json()["csrf_token"]
 
     def create_key(self, name: str = "live key") -> requests.Response:
         """POST /api/keys."""
-        return self.http.post(f"{self.base_url}/api/keys", json={"name": name},
-                              headers={"X-CSRF-Token": self.csrf}, timeout=30)
+        return self.http.post(
+            f"{self.base_url}/api/keys",
+            json={"name": name},
+            headers={"X-CSRF-Token": self.csrf},
+            timeout=30,
+        )
 
     def delete_key(self, key_id: str) -> requests.Response:
         """DELETE /api/keys/<id>."""
-        return self.http.delete(f"{self.base_url}/api/keys/{key_id}",
-                                headers={"X-CSRF-Token": self.csrf}, timeout=30)
+        return self.http.delete(
+            f"{self.base_url}/api/keys/{key_id}", headers={"X-CSRF-Token": self.csrf}, timeout=30
+        )
 
     def keys(self) -> list[dict]:
         """GET /api/keys."""

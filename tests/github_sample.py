@@ -23,20 +23,19 @@ SAMPLE_SIGNATURE = (
 GITHUB_PUBLIC_KEYS = {
     "public_keys": [
         {
-            "key_identifier":
-                "90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a",
+            "key_identifier": "90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a",
             "key": "-----BEGIN PUBLIC KEY-----\n"
-                   "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE9MJJHnMfn2+H4xL4YaPDA4RpJqUq\n"
-                   "kCmRCBnYERxZanmcpzQSXs1X/AljlKkbJ8qpVIW4clayyef9gWhFbNHWAA==\n"
-                   "-----END PUBLIC KEY-----\n",
+            "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE9MJJHnMfn2+H4xL4YaPDA4RpJqUq\n"
+            "kCmRCBnYERxZanmcpzQSXs1X/AljlKkbJ8qpVIW4clayyef9gWhFbNHWAA==\n"
+            "-----END PUBLIC KEY-----\n",
             "is_current": False,
         },
         {
             "key_identifier": SAMPLE_KEY_IDENTIFIER,
             "key": "-----BEGIN PUBLIC KEY-----\n"
-                   "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEYAGMWO8XgCamYKMJS6jc/qgvSlAd\n"
-                   "AjPuDPRcXU22YxgBrz+zoN19MzuRyW87qEt9/AmtoNP5GrobzUvQSyJFVw==\n"
-                   "-----END PUBLIC KEY-----\n",
+            "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEYAGMWO8XgCamYKMJS6jc/qgvSlAd\n"
+            "AjPuDPRcXU22YxgBrz+zoN19MzuRyW87qEt9/AmtoNP5GrobzUvQSyJFVw==\n"
+            "-----END PUBLIC KEY-----\n",
             "is_current": True,
         },
     ]

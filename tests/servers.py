@@ -45,8 +45,9 @@ __all__ = [
 class Gunicorn:
     """The real app under gunicorn with several workers, logging to a file."""
 
-    def __init__(self, redis_url: str, log_path: Path, workers: int = 4,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, redis_url: str, log_path: Path, workers: int = 4, env: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         self.log_path = log_path
         self.workers = workers
@@ -70,10 +71,22 @@ class Gunicorn:
         """Start gunicorn and wait until every worker can answer."""
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py",
-             "--workers", str(self.workers), "--bind", f"{LOOPBACK}:{self.port}",
-             "app:create_app()"],
-            cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                "deploy/gunicorn.conf.py",
+                "--workers",
+                str(self.workers),
+                "--bind",
+                f"{LOOPBACK}:{self.port}",
+                "app:create_app()",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         wait_until(lambda: requests.get(f"{self.url}/healthz", timeout=2).ok, timeout=30)
         return self
@@ -89,8 +102,14 @@ class Gunicorn:
 
 
 @contextmanager
-def app_instances(redis_url: str, tmp_path_factory, name: str, count: int = 2,
-                  workers: int = 2, env: dict[str, str] | None = None) -> Iterator[list[Gunicorn]]:
+def app_instances(
+    redis_url: str,
+    tmp_path_factory,
+    name: str,
+    count: int = 2,
+    workers: int = 2,
+    env: dict[str, str] | None = None,
+) -> Iterator[list[Gunicorn]]:
     """`count` gunicorn instances of the app on one Redis URL (two instances behind a load
     balancer, as in production), stopped on exit."""
     instances: list[Gunicorn] = []

@@ -92,7 +92,10 @@ def test_me_with_session(app, alice):
     limit = app.config["PLANS"]["pro"].monthly_credits
     credits = body["credits"]
     assert {k: credits[k] for k in ("limit", "used", "remaining")} == {
-        "limit": limit, "used": 0, "remaining": limit}
+        "limit": limit,
+        "used": 0,
+        "remaining": limit,
+    }
     resets = parse_iso_z(credits["resets_at"])
     assert resets in {first_of_next_month(before), first_of_next_month(after)}
     assert resets.day == 1 and (resets.hour, resets.minute, resets.second) == (0, 0, 0)
@@ -200,8 +203,9 @@ def test_other_users_app_is_404_and_untouched(app, make_user, alice, rdb, storag
         "key": [
             bob.api.get(f"/api/apps/{victim['id']}", headers=bob.auth),
             bob.api.delete(f"/api/apps/{victim['id']}", headers=bob.auth),
-            bob.api.post(f"/api/apps/{victim['id']}/codegen", json={"prompt": "x"},
-                         headers=bob.auth),
+            bob.api.post(
+                f"/api/apps/{victim['id']}/codegen", json={"prompt": "x"}, headers=bob.auth
+            ),
             bob.api.post(f"/api/apps/{victim['id']}/deploy", headers=bob.auth),
         ],
     }
@@ -276,12 +280,12 @@ def test_out_of_credits_is_402_and_counter_stays(redis_url, make_user):
     app = make_app(redis_url, PLANS=SMALL_PLANS)
     alice = open_account(app, make_user)
     target = alice.new_app()
-    assert alice.post(f"/api/apps/{target['id']}/codegen", json={"prompt": "p"}).status_code \
-        == 202
+    assert alice.post(f"/api/apps/{target['id']}/codegen", json={"prompt": "p"}).status_code == 202
     assert alice.used() == 10
 
-    refused = alice.api.post(f"/api/apps/{target['id']}/codegen", json={"prompt": "p"},
-                             headers=alice.auth)
+    refused = alice.api.post(
+        f"/api/apps/{target['id']}/codegen", json={"prompt": "p"}, headers=alice.auth
+    )
     assert refused.status_code == 402
     assert refused.json["error"]["code"] == "insufficient_credits"
     assert alice.used() == 10

@@ -61,8 +61,10 @@ def test_signup_creates_free_user(client):
 
 def test_signup_cannot_choose_a_paid_plan(client):
     """A signup body asking for a paid plan is refused or still yields a free user."""
-    response = client.post("/auth/signup", json={"email": "greedy@example.test",
-                                                  "password": PASSWORD, "plan": "business"})
+    response = client.post(
+        "/auth/signup",
+        json={"email": "greedy@example.test", "password": PASSWORD, "plan": "business"},
+    )
     if response.status_code == 201:
         assert response.json["user"]["plan"] == "free"
     else:
@@ -71,8 +73,9 @@ def test_signup_cannot_choose_a_paid_plan(client):
         assert post_login(client, "greedy@example.test").status_code == 401
 
 
-@pytest.mark.parametrize("second", ["alice@example.test", "ALICE@EXAMPLE.TEST",
-                                    "Alice@Example.Test"])
+@pytest.mark.parametrize(
+    "second", ["alice@example.test", "ALICE@EXAMPLE.TEST", "Alice@Example.Test"]
+)
 def test_signup_email_unique_case_insensitively(client, second):
     """A second signup with the same email in any case is 409 email_taken; nothing changes."""
     assert signup(client, "Alice@example.test").status_code == 201
@@ -105,8 +108,12 @@ def test_signup_short_password_is_422_with_fields(client):
 
 @pytest.mark.parametrize(
     "body, fields",
-    [({}, {"email", "password"}), ({"email": "x@example.test"}, {"password"}),
-     ({"password": PASSWORD}, {"email"}), ({"email": "nope", "password": PASSWORD}, {"email"})],
+    [
+        ({}, {"email", "password"}),
+        ({"email": "x@example.test"}, {"password"}),
+        ({"password": PASSWORD}, {"email"}),
+        ({"email": "nope", "password": PASSWORD}, {"email"}),
+    ],
 )
 def test_signup_bad_body_names_fields(client, body, fields):
     """Missing or invalid signup fields are each reported in "fields"."""
@@ -170,8 +177,10 @@ def test_session_endpoint_with_and_without_session(client, app, make_user):
     csrf = login(client, user.email)
     response = client.get("/auth/session")
     assert response.status_code == 200
-    assert response.json == {"user": {"id": user.id, "email": user.email, "plan": "business"},
-                             "csrf_token": csrf}
+    assert response.json == {
+        "user": {"id": user.id, "email": user.email, "plan": "business"},
+        "csrf_token": csrf,
+    }
     stranger = app.test_client()
     stranger.set_cookie(COOKIE, "made-up-token")
     assert stranger.get("/auth/session").status_code == 401
@@ -269,8 +278,11 @@ class World:
         keys = self.web.get("/api/keys")
         me = self.web.get("/api/me")
         assert apps.status_code == keys.status_code == me.status_code == 200
-        return {"apps": apps.json["apps"], "keys": [k["id"] for k in keys.json["keys"]],
-                "credits": me.json["credits"]["used"]}
+        return {
+            "apps": apps.json["apps"],
+            "keys": [k["id"] for k in keys.json["keys"]],
+            "credits": me.json["credits"]["used"],
+        }
 
 
 @pytest.fixture
@@ -278,8 +290,9 @@ def world(app, client, make_user) -> World:
     """Set up a World."""
     user, other = make_user("pro"), make_user("pro")
     csrf = login(client, user.email)
-    app_id = client.post("/api/apps", json={"name": "mine"},
-                         headers={"X-CSRF-Token": csrf}).json["id"]
+    app_id = client.post("/api/apps", json={"name": "mine"}, headers={"X-CSRF-Token": csrf}).json[
+        "id"
+    ]
     key = create_key(client, csrf)
     foreign = login(app.test_client(), other.email)
     return World(client, csrf, app_id, key["id"], key["key"], foreign)
@@ -314,13 +327,13 @@ def test_session_write_without_valid_csrf_is_refused(world, method, path, body, 
     assert world.snapshot() == before
 
 
-@pytest.mark.parametrize("method, path, body", WRITES[:4],
-                         ids=[f"{m} {p}" for m, p, _ in WRITES[:4]])
+@pytest.mark.parametrize(
+    "method, path, body", WRITES[:4], ids=[f"{m} {p}" for m, p, _ in WRITES[:4]]
+)
 def test_same_writes_succeed_with_csrf_token(world, method, path, body):
     """The same session writes succeed when the CSRF token is sent (the refusals are CSRF)."""
     url = path.format(app=world.app_id, key=world.key_id)
-    response = world.web.open(url, method=method, json=body,
-                              headers={"X-CSRF-Token": world.csrf})
+    response = world.web.open(url, method=method, json=body, headers={"X-CSRF-Token": world.csrf})
     assert response.status_code in (201, 202, 204)
 
 
@@ -330,8 +343,14 @@ def test_api_key_writes_need_no_csrf(app, world):
     auth = {"Authorization": f"Bearer {world.raw_key}"}
     created = api.post("/api/apps", json={"name": "by key"}, headers=auth)
     assert created.status_code == 201
-    assert api.post(f"/api/apps/{created.json['id']}/codegen", json={"prompt": "p"},
-                    headers={"X-MCP-API-Key": world.raw_key}).status_code == 202
+    assert (
+        api.post(
+            f"/api/apps/{created.json['id']}/codegen",
+            json={"prompt": "p"},
+            headers={"X-MCP-API-Key": world.raw_key},
+        ).status_code
+        == 202
+    )
     assert api.post(f"/api/apps/{created.json['id']}/deploy", headers=auth).status_code == 202
     assert api.delete(f"/api/apps/{world.app_id}", headers=auth).status_code == 204
     assert [a["id"] for a in world.snapshot()["apps"]] == [created.json["id"]]

@@ -38,8 +38,7 @@ def test_users_create_prints_one_json_object(cli, client, storage):
     assert PASSWORD not in result.output
     stored = users.authenticate(storage, "ops@example.test", PASSWORD, FAST_HASH)
     assert stored is not None and (stored.id, stored.plan) == (body["id"], "pro")
-    response = client.post("/auth/login", json={"email": "ops@example.test",
-                                                "password": PASSWORD})
+    response = client.post("/auth/login", json={"email": "ops@example.test", "password": PASSWORD})
     assert response.status_code == 200
     assert response.json["user"] == body
 
@@ -47,8 +46,7 @@ def test_users_create_prints_one_json_object(cli, client, storage):
 @pytest.mark.parametrize("plan", ["free", "pro", "business"])
 def test_users_create_each_plan(cli, plan):
     """Every plan of the contract can be given to a new user."""
-    result = cli("users", "create", f"{plan}@example.test", "--plan", plan,
-                 "--password", PASSWORD)
+    result = cli("users", "create", f"{plan}@example.test", "--plan", plan, "--password", PASSWORD)
     assert result.exit_code == 0, result.output
     assert one_json_line(result.stdout)["plan"] == plan
 
@@ -72,18 +70,20 @@ def test_users_create_taken_email_fails_one_line(cli, storage, again):
 @pytest.mark.parametrize("plan", ["gold", "enterprise", "PRO ", ""])
 def test_users_create_rejects_unknown_plan(cli, storage, plan):
     """A plan outside free/pro/business is rejected and no user is created."""
-    result = cli("users", "create", "planless@example.test", "--plan", plan,
-                 "--password", PASSWORD)
+    result = cli("users", "create", "planless@example.test", "--plan", plan, "--password", PASSWORD)
     assert result.exit_code != 0
     assert result.stdout == ""
     assert storage.redis.get(storage.names.user_by_email("planless@example.test")) is None
 
 
-@pytest.mark.parametrize("args", [
-    ["users", "create", "short@example.test", "--password", "1234567"],
-    ["users", "create", "not-an-email", "--password", PASSWORD],
-    ["users", "create", "nopass@example.test"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["users", "create", "short@example.test", "--password", "1234567"],
+        ["users", "create", "not-an-email", "--password", PASSWORD],
+        ["users", "create", "nopass@example.test"],
+    ],
+)
 def test_users_create_rejects_bad_input(cli, storage, args):
     """A short password, a non-email or a missing password exits non-zero, creates nothing."""
     result = cli(*args)
@@ -135,8 +135,12 @@ def test_set_plan_unknown_user_fails(cli, storage):
 
 def test_set_plan_rejects_unknown_plan(cli, storage):
     """set-plan refuses a plan outside free/pro/business and leaves the user as they were."""
-    assert cli("users", "create", "keep@example.test", "--plan", "pro",
-               "--password", PASSWORD).exit_code == 0
+    assert (
+        cli(
+            "users", "create", "keep@example.test", "--plan", "pro", "--password", PASSWORD
+        ).exit_code
+        == 0
+    )
     result = cli("users", "set-plan", "keep@example.test", "platinum")
     assert result.exit_code != 0
     user = users.authenticate(storage, "keep@example.test", PASSWORD, FAST_HASH)
@@ -145,12 +149,33 @@ def test_set_plan_rejects_unknown_plan(cli, storage):
 
 def test_real_flask_cli_subprocess(redis_url, storage):
     """`python -m flask --app app users create` as a real process prints one JSON line."""
-    env = {**os.environ, "REDIS_URL": redis_url, "GENMB_ENV": "development",
-           "SECRET_KEY": "x", "PASSWORD_SCRYPT_N": str(FAST_HASH)}
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "GENMB_ENV": "development",
+        "SECRET_KEY": "x",
+        "PASSWORD_SCRYPT_N": str(FAST_HASH),
+    }
     done = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "app", "users", "create",
-         "proc@example.test", "--plan", "business", "--password", PASSWORD],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "flask",
+            "--app",
+            "app",
+            "users",
+            "create",
+            "proc@example.test",
+            "--plan",
+            "business",
+            "--password",
+            PASSWORD,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     body = one_json_line(done.stdout)

@@ -47,8 +47,9 @@ def healthy(cluster):
 
 def pro_user_with_key(group: ClusterGroup, instance: Gunicorn, email: str):
     """A Pro user logged in on `instance`, holding one new key; returns (session, key, id)."""
-    user = users.create(Storage(connect(group.url, 2.0), KeyNames()), email, PASSWORD, "pro",
-                        FAST_HASH)
+    user = users.create(
+        Storage(connect(group.url, 2.0), KeyNames()), email, PASSWORD, "pro", FAST_HASH
+    )
     session = LiveSession(instance.url, email)
     created = session.create_key("cluster key")
     assert created.status_code == 201, created.text
@@ -82,8 +83,10 @@ def test_primary_killed_under_load_recovers_within_10s(healthy):
     for instance in range(len(instances)):
         mine = [a for a in after if a[1] == instance]
         last_failure = max((a[0] for a in mine if a[2] != 200), default=killed_at) - killed_at
-        print(f"instance {instance}: last 503 at {last_failure:.2f} s after the kill, "
-              f"{Counter(a[2] for a in mine)}")
+        print(
+            f"instance {instance}: last 503 at {last_failure:.2f} s after the kill, "
+            f"{Counter(a[2] for a in mine)}"
+        )
         assert last_failure <= RECOVERY_TARGET_S
         assert mine[-1][2] == 200
     refused = Counter((a[2], a[3]) for a in revoked.answers)
@@ -101,8 +104,11 @@ def test_revocation_waits_on_the_node_that_holds_the_key(healthy):
     other = session.create_key("second").json()
     primary = group.primary_for(KeyNames().user(user_id))
     own_replicas = group.replicas_of(primary)
-    elsewhere = [n for n in group.live_nodes() if n not in own_replicas and n is not primary
-                 and group._role(n) == "slave"]
+    elsewhere = [
+        n
+        for n in group.live_nodes()
+        if n not in own_replicas and n is not primary and group._role(n) == "slave"
+    ]
     assert own_replicas and elsewhere
 
     for node in elsewhere:
@@ -117,8 +123,11 @@ def test_revocation_waits_on_the_node_that_holds_the_key(healthy):
         node.pause()
     try:
         refused = session.delete_key(key["id"])
-        me = requests.get(f"{instances[1].url}/api/me", timeout=5,
-                          headers={"Authorization": f"Bearer {key['key']}"})
+        me = requests.get(
+            f"{instances[1].url}/api/me",
+            timeout=5,
+            headers={"Authorization": f"Bearer {key['key']}"},
+        )
     finally:
         for node in own_replicas:
             node.resume()

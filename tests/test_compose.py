@@ -67,8 +67,7 @@ def test_redis_service_has_the_shared_settings_and_is_private(compose: dict[str,
     redis = compose["services"][topology.REDIS_SERVICE]
     command = [str(part) for part in redis["command"]]
     password = _secret_ref(command[2], "REDIS_PASSWORD")
-    assert command == ["redis-server", "--requirepass", password,
-                       *topology.redis_command_flags()]
+    assert command == ["redis-server", "--requirepass", password, *topology.redis_command_flags()]
     assert "ports" not in redis, "Redis must not be published on the host"
     volume, _, target = redis["volumes"][0].partition(":")
     assert target == "/data" and volume in compose["volumes"], "data on a named volume"
@@ -88,7 +87,8 @@ def test_app_instances_run_gunicorn_behind_exactly_one_proxy(compose: dict[str, 
         assert env["GENMB_ENV"] == "production"
         password = _secret_ref(env["REDIS_URL"], "REDIS_PASSWORD")
         assert env["REDIS_URL"] == topology.redis_url(
-            password, topology.REDIS_SERVICE, topology.REDIS_PORT)
+            password, topology.REDIS_SERVICE, topology.REDIS_PORT
+        )
         _secret_ref(env["SECRET_KEY"], "SECRET_KEY")
         assert INTERPOLATION.fullmatch(env["WORKERS"]).group(1) == "WORKERS"  # type: ignore[union-attr]
         assert env["BIND"] == f"0.0.0.0:{topology.APP_PORT}"
@@ -106,7 +106,8 @@ def test_nginx_renders_the_shared_template_over_every_instance(compose: dict[str
     env = _env(nginx)
     assert env["NGINX_ENVSUBST_FILTER"] == topology.TEMPLATE_FILTER
     assert env["GENMB_UPSTREAM_SERVERS"] == topology.upstream_servers(
-        f"{name}:{topology.APP_PORT}" for name in topology.APP_INSTANCES)
+        f"{name}:{topology.APP_PORT}" for name in topology.APP_INSTANCES
+    )
     source, target, *_ = nginx["volumes"][0].split(":")
     assert (ROOT / source).resolve() == topology.NGINX_TEMPLATE
     assert target.startswith("/etc/nginx/templates/") and target.endswith(".conf.template")
@@ -121,12 +122,16 @@ def test_nginx_renders_the_shared_template_over_every_instance(compose: dict[str
     assert "${" not in rendered
     assert "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;" in rendered
     assert "server app1:8000 max_fails=1" in rendered and "server app2:8000" in rendered
-    directives = [line.strip() for line in rendered.splitlines()
-                  if line.strip() and not line.strip().startswith("#")]
+    directives = [
+        line.strip()
+        for line in rendered.splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
     # A POST already sent is never retried on another instance (no non_idempotent), nor is
     # anything on the app's 503 (Redis is down for every instance).
     assert [d for d in directives if d.startswith("proxy_next_upstream ")] == [
-        "proxy_next_upstream error timeout;"]
+        "proxy_next_upstream error timeout;"
+    ]
 
 
 def test_template_uses_exactly_the_declared_variables() -> None:
@@ -154,7 +159,8 @@ def _script(service: dict[str, Any]) -> str:
 
 
 def test_sentinel_override_adds_the_sentinel_topology(
-    compose: dict[str, Any], sentinel_override: dict[str, Any],
+    compose: dict[str, Any],
+    sentinel_override: dict[str, Any],
 ) -> None:
     """With the override: the data nodes, sentinels and settings of topology.py, passwords
     from .env only, nothing published, every configuration file in a named volume."""
@@ -166,8 +172,10 @@ def test_sentinel_override_adds_the_sentinel_topology(
         script = _script(services[node])
         assert [str(part) for part in services[node]["command"]][3:] == flags, node
         assert '"requirepass $REDIS_PASSWORD" "masterauth $REDIS_PASSWORD"' in script
-        assert f"[ \"$NODE_NAME\" = {topology.REDIS_NODES[0]} ] || echo " \
-               f"\"replicaof {topology.REDIS_NODES[0]} {topology.REDIS_PORT}\"" in script
+        assert (
+            f'[ "$NODE_NAME" = {topology.REDIS_NODES[0]} ] || echo '
+            f'"replicaof {topology.REDIS_NODES[0]} {topology.REDIS_PORT}"' in script
+        )
         env = {**_env(compose["services"].get(node, {})), **_env(services[node])}
         assert env["NODE_NAME"] == node
         _secret_ref(env["REDIS_PASSWORD"], "REDIS_PASSWORD")
@@ -179,8 +187,10 @@ def test_sentinel_override_adds_the_sentinel_topology(
     for name in topology.SENTINELS:
         sentinel = services[name]
         script = _script(sentinel)
-        for line in (f"port {topology.SENTINEL_PORT}",
-                     *topology.sentinel_config_lines(primary, "$REDIS_PASSWORD")):
+        for line in (
+            f"port {topology.SENTINEL_PORT}",
+            *topology.sentinel_config_lines(primary, "$REDIS_PASSWORD"),
+        ):
             assert f'"{line}"' in script, (name, line)
         assert "--sentinel" in script
         volume, _, target = sentinel["volumes"][0].partition(":")
@@ -216,8 +226,9 @@ def test_env_file_is_ignored_by_git_and_by_docker() -> None:
     """.env can never be committed or baked into an image."""
     ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT, check=False)
     assert ignored.returncode == 0, ".env must be in .gitignore"
-    tracked = subprocess.run(["git", "ls-files", ".env"], cwd=ROOT, check=True,
-                             capture_output=True, text=True).stdout
+    tracked = subprocess.run(
+        ["git", "ls-files", ".env"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
     assert tracked == ""
     dockerignore = (ROOT / ".dockerignore").read_text().split()
     for entry in (".env", ".venv", "var", ".git"):
@@ -253,8 +264,10 @@ def test_dockerfile_builds_a_small_non_root_image_running_gunicorn() -> None:
     """python:3.11-slim, pip without cache, a non-root USER, the gunicorn CMD, BIND 0.0.0.0."""
     steps = dockerfile()
     assert all(args.split()[0] == "python:3.11-slim" for word, args in steps if word == "FROM")
-    assert any(word == "RUN" and "pip install --no-cache-dir -r" in args
-               and "requirements.txt" in args for word, args in steps)
+    assert any(
+        word == "RUN" and "pip install --no-cache-dir -r" in args and "requirements.txt" in args
+        for word, args in steps
+    )
     final = _final_stage()
     users = [args for word, args in final if word == "USER"]
     assert users and users[-1] not in ("root", "0", "0:0")
@@ -285,8 +298,9 @@ def test_the_files_the_dockerfile_copies_are_enough_to_run_the_app(tmp_path: Pat
             assert path.exists(), f"COPY {source}: no such file"
             target = app_dir / dest
             if path.is_dir():
-                shutil.copytree(path, target, ignore=shutil.ignore_patterns("__pycache__"),
-                                dirs_exist_ok=True)
+                shutil.copytree(
+                    path, target, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True
+                )
                 continue
             if dest.endswith("/"):  # COPY a b dir/: into the directory
                 target.mkdir(parents=True, exist_ok=True)
@@ -305,9 +319,17 @@ def test_the_files_the_dockerfile_copies_are_enough_to_run_the_app(tmp_path: Pat
         "    assert m.__file__.startswith(sys.argv[1]), m.__file__\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", script, str(app_dir)], cwd=app_dir, capture_output=True,
-        text=True, timeout=60, check=False,
-        env={"PATH": "/usr/bin:/bin", "BIND": "0.0.0.0:8000", "GENMB_ENV": "development",
-             "REDIS_URL": "memory://"},  # the config file checks every setting as it loads
+        [sys.executable, "-c", script, str(app_dir)],
+        cwd=app_dir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "BIND": "0.0.0.0:8000",
+            "GENMB_ENV": "development",
+            "REDIS_URL": "memory://",
+        },  # the config file checks every setting as it loads
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -32,10 +32,17 @@ def test_forty_racing_creates_admit_exactly_one(live, make_user):
     def create(i: int) -> int:
         http = requests.Session()
         http.cookies.update(session.http.cookies)
-        r = http.post(f"{live.url}/api/keys", json={"name": f"race {i}"},
-                      headers={"X-CSRF-Token": session.csrf}, timeout=60)
-        return r.status_code if r.status_code != 409 or \
-            r.json()["error"]["code"] == "key_limit_reached" else -1
+        r = http.post(
+            f"{live.url}/api/keys",
+            json={"name": f"race {i}"},
+            headers={"X-CSRF-Token": session.csrf},
+            timeout=60,
+        )
+        return (
+            r.status_code
+            if r.status_code != 409 or r.json()["error"]["code"] == "key_limit_reached"
+            else -1
+        )
 
     codes = Counter(_fire(40, create))
     assert codes == Counter({201: 1, 409: 39})
@@ -75,8 +82,9 @@ def test_exactly_200_of_250_mixed_requests_are_admitted(live, make_user):
 
     def call(i: int) -> int:
         method, path, headers = variants[i % len(variants)]
-        return requests.request(method, f"{live.url}{path}", headers=headers,
-                                timeout=60).status_code
+        return requests.request(
+            method, f"{live.url}{path}", headers=headers, timeout=60
+        ).status_code
 
     codes = Counter(_fire(250, call))
     assert sum(n for code, n in codes.items() if code != 429) == 198, codes
@@ -107,8 +115,9 @@ def test_one_redis_command_per_key_authenticated_me(live, make_user, redis_serve
         assert sent["EVALSHA"] == scripts_per_request * requests_made, sent
         # A cold worker's extra commands: the owner lookup, and on Cluster its client's
         # first reading of the slot map.
-        cold = [c for c in recorder.client_commands()
-                if not is_setup(c) and not c.startswith("EVALSHA")]
+        cold = [
+            c for c in recorder.client_commands() if not is_setup(c) and not c.startswith("EVALSHA")
+        ]
         assert all(c in (owner_index, "CLUSTER SLOTS") for c in cold), cold
         cold_lookups += cold.count(owner_index)
         if not cold:

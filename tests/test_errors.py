@@ -76,19 +76,27 @@ def test_error_messages_have_no_html_markup(abort_app):
     with_markup = {
         code: message
         for code in ERROR_CODES
-        if re.search(r"</?[a-z]+[^>]*>", message := client.get(
-            f"/_test/abort/{code}").json["error"]["message"])
+        if re.search(
+            r"</?[a-z]+[^>]*>",
+            message := client.get(f"/_test/abort/{code}").json["error"]["message"],
+        )
     }
     assert with_markup == {}
 
 
-@pytest.mark.parametrize("code, expected", [(413, "payload_too_large"), (429, "rate_limited"),
-                                            (500, "internal_error"), (404, "not_found"),
-                                            (405, "method_not_allowed")])
+@pytest.mark.parametrize(
+    "code, expected",
+    [
+        (413, "payload_too_large"),
+        (429, "rate_limited"),
+        (500, "internal_error"),
+        (404, "not_found"),
+        (405, "method_not_allowed"),
+    ],
+)
 def test_contract_codes_for_common_statuses(abort_app, code, expected):
     """The statuses the contract names carry its snake_case codes."""
-    assert assert_envelope(abort_app.test_client().get(f"/_test/abort/{code}"))["code"] == \
-        expected
+    assert assert_envelope(abort_app.test_client().get(f"/_test/abort/{code}"))["code"] == expected
 
 
 # ---- 404 and 405 ----------------------------------------------------------------------
@@ -118,8 +126,12 @@ def test_unknown_path_under_api_with_key_is_json_404(app, client, make_user):
 
 @pytest.mark.parametrize(
     "method, path, allowed",
-    [("POST", "/healthz", {"GET"}), ("GET", "/auth/login", {"POST"}),
-     ("PUT", "/auth/signup", {"POST"}), ("DELETE", "/auth/session", {"GET"})],
+    [
+        ("POST", "/healthz", {"GET"}),
+        ("GET", "/auth/login", {"POST"}),
+        ("PUT", "/auth/signup", {"POST"}),
+        ("DELETE", "/auth/session", {"GET"}),
+    ],
 )
 def test_wrong_method_is_json_405_with_allow(client, method, path, allowed):
     """A wrong method is a JSON 405 method_not_allowed with an Allow header."""
@@ -158,8 +170,9 @@ def padded_json(size: int) -> bytes:
 
 def test_body_over_1mib_with_content_length_is_413(client):
     """A > 1 MiB body with Content-Length is 413 payload_too_large."""
-    response = client.post("/auth/signup", data=padded_json(ONE_MIB),
-                           content_type="application/json")
+    response = client.post(
+        "/auth/signup", data=padded_json(ONE_MIB), content_type="application/json"
+    )
     assert response.request.content_length > ONE_MIB
     assert assert_envelope(response, 413)["code"] == "payload_too_large"
 
@@ -167,8 +180,9 @@ def test_body_over_1mib_with_content_length_is_413(client):
 def test_body_over_1mib_with_key_creates_nothing(key_client):
     """An oversized POST /api/apps is 413 and creates no app."""
     api, auth, web = key_client
-    response = api.post("/api/apps", data=padded_json(ONE_MIB), headers=auth,
-                        content_type="application/json")
+    response = api.post(
+        "/api/apps", data=padded_json(ONE_MIB), headers=auth, content_type="application/json"
+    )
     assert assert_envelope(response, 413)["code"] == "payload_too_large"
     assert web.get("/api/apps").json["apps"] == []
 
@@ -186,8 +200,12 @@ def test_body_over_1mib_on_bodyless_endpoint_is_413(key_client):
     """An oversized body is 413 even on an endpoint that takes no body, and charges nothing."""
     api, auth, web = key_client
     app_id = api.post("/api/apps", json={"name": "a"}, headers=auth).json["id"]
-    response = api.post(f"/api/apps/{app_id}/deploy", data=padded_json(ONE_MIB), headers=auth,
-                        content_type="application/json")
+    response = api.post(
+        f"/api/apps/{app_id}/deploy",
+        data=padded_json(ONE_MIB),
+        headers=auth,
+        content_type="application/json",
+    )
     assert web.get("/api/me").json["credits"]["used"] == 0
     assert assert_envelope(response, 413)["code"] == "payload_too_large"
 
@@ -196,7 +214,8 @@ def test_body_over_1mib_without_content_length_is_413(key_client):
     """A chunked > 1 MiB body (no Content-Length, as gunicorn passes it) is 413 too."""
     api, auth, web = key_client
     response = api.post(
-        "/api/apps", input_stream=io.BytesIO(padded_json(2 * ONE_MIB)),
+        "/api/apps",
+        input_stream=io.BytesIO(padded_json(2 * ONE_MIB)),
         headers={**auth, "Content-Type": "application/json", "Transfer-Encoding": "chunked"},
         environ_overrides={"wsgi.input_terminated": True},
     )
@@ -208,7 +227,8 @@ def test_small_chunked_body_is_read(key_client):
     """A small chunked body without Content-Length is read normally (the harness is sound)."""
     api, auth, _ = key_client
     response = api.post(
-        "/api/apps", input_stream=io.BytesIO(b'{"name": "chunked"}'),
+        "/api/apps",
+        input_stream=io.BytesIO(b'{"name": "chunked"}'),
         headers={**auth, "Content-Type": "application/json", "Transfer-Encoding": "chunked"},
         environ_overrides={"wsgi.input_terminated": True},
     )

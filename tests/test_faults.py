@@ -44,8 +44,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """make stack's topology with a short Redis timeout and no practical global limit."""
     require_nginx()
     # The load creates ~150 apps for one pro user: the app cap (MAX_APPS_PRO) out of the way.
-    env = stack_env(REDIS_TIMEOUT=str(REDIS_TIMEOUT), RATELIMIT_GLOBAL="100000 per minute",
-                    MAX_APPS_PRO="100000")
+    env = stack_env(
+        REDIS_TIMEOUT=str(REDIS_TIMEOUT),
+        RATELIMIT_GLOBAL="100000 per minute",
+        MAX_APPS_PRO="100000",
+    )
     running = Stack(tmp_path_factory.mktemp("faults") / "var", workers=2, env=env)
     try:
         running.start()
@@ -73,8 +76,9 @@ def _user_with_key(stack: Stack, email: str, source: str) -> tuple[requests.Sess
     make_pro_user(stack, email)
     http = client(source)
     csrf = login(http, stack.url, email)
-    r = http.post(f"{stack.url}/api/keys", json={"name": "load"}, timeout=10,
-                  headers={"X-CSRF-Token": csrf})
+    r = http.post(
+        f"{stack.url}/api/keys", json={"name": "load"}, timeout=10, headers={"X-CSRF-Token": csrf}
+    )
     assert r.status_code == 201, r.text
     return http, csrf, r.json()["key"]
 
@@ -115,12 +119,20 @@ def test_killing_an_instance_mid_load_fails_over_without_a_bad_answer(whole: Sta
         method = "POST" if i % 4 == 3 else "GET"  # a quarter are non-idempotent creates
         try:
             if method == "POST":
-                r = http.post(f"{stack.url}/api/apps", json={"name": f"app-{i}"},
-                              headers=bearer, timeout=30)
+                r = http.post(
+                    f"{stack.url}/api/apps", json={"name": f"app-{i}"}, headers=bearer, timeout=30
+                )
             else:
                 r = http.get(f"{stack.url}/api/me", headers=bearer, timeout=30)
-            outcome = Outcome(i, method, r.status_code, r.content,
-                              r.headers.get("Content-Type", ""), started, time.monotonic())
+            outcome = Outcome(
+                i,
+                method,
+                r.status_code,
+                r.content,
+                r.headers.get("Content-Type", ""),
+                started,
+                time.monotonic(),
+            )
         except requests.exceptions.ChunkedEncodingError:
             # Headers with a Content-Length arrived, then the connection closed before the
             # body: gunicorn writes headers and body in two writes, and a SIGKILL between
@@ -158,17 +170,23 @@ def test_killing_an_instance_mid_load_fails_over_without_a_bad_answer(whole: Sta
             return False
         body = json.loads(o.body)
         return set(body) == {"error"} and body["error"]["code"] in (
-            "bad_gateway", "service_unavailable")
+            "bad_gateway",
+            "service_unavailable",
+        )
 
-    bad = [(o.index, o.method, o.status, o.body[:200]) for o in outcomes
-           if not valid(o) and not clean_failure(o)]
+    bad = [
+        (o.index, o.method, o.status, o.body[:200])
+        for o in outcomes
+        if not valid(o) and not clean_failure(o)
+    ]
     assert bad == [], bad
     failed = [o for o in outcomes if not valid(o)]
     # Only requests app1 was already handling can fail: at most one per load thread, all
     # started before the kill; a GET is never answered 502 (nginx retries it on app2).
     assert len(failed) <= threads, failed
     assert all(o.started <= killed_at for o in failed), [
-        (o.index, round(o.started - killed_at, 4)) for o in failed]
+        (o.index, round(o.started - killed_at, 4)) for o in failed
+    ]
     assert [o for o in failed if o.method == "GET" and o.status != CUT] == []
     after = [o for o in outcomes if o.started > killed_at]
     assert after and all(valid(o) for o in after)
@@ -176,8 +194,12 @@ def test_killing_an_instance_mid_load_fails_over_without_a_bad_answer(whole: Sta
     # No POST ran twice (nginx never re-sends one), every 201 is stored, nothing else is.
     names, cursor = [], ""
     for _ in range(10):  # pages of 100 (GET /api/apps is paginated), bounded
-        r = http.get(f"{stack.url}/api/apps", params={"cursor": cursor} if cursor else None,
-                     headers=bearer, timeout=10)
+        r = http.get(
+            f"{stack.url}/api/apps",
+            params={"cursor": cursor} if cursor else None,
+            headers=bearer,
+            timeout=10,
+        )
         assert r.status_code == 200, r.text
         names += [app["name"] for app in r.json()["apps"]]
         cursor = r.json().get("next_cursor")
@@ -189,14 +211,17 @@ def test_killing_an_instance_mid_load_fails_over_without_a_bad_answer(whole: Sta
     assert len(names) == len(set(names)), "an app was created twice"
     assert created <= set(names) <= created | maybe
 
-    served = Counter(instance_of(stack, e["upstream"]) for e in access_log(stack)
-                     if e["client"] == "127.0.0.31")
+    served = Counter(
+        instance_of(stack, e["upstream"]) for e in access_log(stack) if e["client"] == "127.0.0.31"
+    )
     slowest = max(o.finished - o.started for o in outcomes)
-    print(f"\nfailover: {total} requests ({total - len(posts)} GET, {len(posts)} POST), "
-          f"app1 SIGKILLed after {kill_after}; {len(after)} started after the kill, all valid; "
-          f"answers {dict(Counter(o.status for o in outcomes))} (0 = cut off); POSTs not "
-          f"answered 201: {len(maybe)} (of which had run: {len(set(names) & maybe)}); slowest "
-          f"{slowest * 1000:.0f} ms; served by {dict(served)}")
+    print(
+        f"\nfailover: {total} requests ({total - len(posts)} GET, {len(posts)} POST), "
+        f"app1 SIGKILLed after {kill_after}; {len(after)} started after the kill, all valid; "
+        f"answers {dict(Counter(o.status for o in outcomes))} (0 = cut off); POSTs not "
+        f"answered 201: {len(maybe)} (of which had run: {len(set(names) & maybe)}); slowest "
+        f"{slowest * 1000:.0f} ms; served by {dict(served)}"
+    )
 
     # Restarted, app1 is back in rotation once nginx's fail_timeout (5 s) has passed.
     stack.restart_app("app1")
@@ -234,13 +259,18 @@ def test_redis_killed_and_restarted_keeps_every_acknowledged_key_and_revocation(
         http, csrf = users[n]
         if len(live[n]) >= 4:  # stay under the cap: revoke the oldest
             key_id = live[n].pop(0)
-            r = http.delete(f"{stack.url}/api/keys/{key_id}", timeout=10,
-                            headers={"X-CSRF-Token": csrf})
+            r = http.delete(
+                f"{stack.url}/api/keys/{key_id}", timeout=10, headers={"X-CSRF-Token": csrf}
+            )
             assert r.status_code == 204, r.text
             revoked[key_id] = time.monotonic()
         else:
-            r = http.post(f"{stack.url}/api/keys", json={"name": f"k{step}"}, timeout=10,
-                          headers={"X-CSRF-Token": csrf})
+            r = http.post(
+                f"{stack.url}/api/keys",
+                json={"name": f"k{step}"},
+                timeout=10,
+                headers={"X-CSRF-Token": csrf},
+            )
             assert r.status_code == 201, r.text
             created[r.json()["id"]] = (r.json()["key"], time.monotonic())
             live[n].append(r.json()["id"])
@@ -260,14 +290,17 @@ def test_redis_killed_and_restarted_keeps_every_acknowledged_key_and_revocation(
 
     def outcome(key_id: str) -> int:
         raw, _ = created[key_id]
-        return requests.get(f"{stack.url}/api/me", headers={"Authorization": f"Bearer {raw}"},
-                            timeout=10).status_code
+        return requests.get(
+            f"{stack.url}/api/me", headers={"Authorization": f"Bearer {raw}"}, timeout=10
+        ).status_code
 
-    statuses = dict(zip(created, fire(len(created), lambda i: outcome(list(created)[i])),
-                        strict=True))
+    statuses = dict(
+        zip(created, fire(len(created), lambda i: outcome(list(created)[i])), strict=True)
+    )
     old = killed_at - 1.0
-    lost_keys = [k for k, (_, at) in created.items() if k not in revoked and at < old
-                 and statuses[k] != 200]
+    lost_keys = [
+        k for k, (_, at) in created.items() if k not in revoked and at < old and statuses[k] != 200
+    ]
     lost_revocations = [k for k, at in revoked.items() if at < old and statuses[k] != 401]
     assert lost_keys == [] and lost_revocations == []
     assert set(statuses.values()) <= {200, 401}
@@ -275,10 +308,12 @@ def test_redis_killed_and_restarted_keeps_every_acknowledged_key_and_revocation(
     recent_revocations = [k for k, at in revoked.items() if at >= old]
     survived = sum(statuses[k] == 200 for k in recent_keys)
     held = sum(statuses[k] == 401 for k in recent_revocations)
-    print(f"\nredis SIGKILL: {len(created)} keys created, {len(revoked)} revoked in 2.5 s; "
-          f"acknowledged in the last second before the kill: {len(recent_keys)} keys "
-          f"({survived} survived), {len(recent_revocations)} revocations ({held} held); "
-          f"older: all held; app back {recovered * 1000:.0f} ms after Redis restarted")
+    print(
+        f"\nredis SIGKILL: {len(created)} keys created, {len(revoked)} revoked in 2.5 s; "
+        f"acknowledged in the last second before the kill: {len(recent_keys)} keys "
+        f"({survived} survived), {len(recent_revocations)} revocations ({held} held); "
+        f"older: all held; app back {recovered * 1000:.0f} ms after Redis restarted"
+    )
     assert recent_keys or recent_revocations  # the last second was really exercised
     # Sessions survived too: the same logged-in clients still list their keys.
     http, _ = users[0]
@@ -339,7 +374,9 @@ def test_redis_frozen_gives_503_within_the_timeout_and_recovers_without_restart(
         assert http.get(f"{stack.url}/api/keys", timeout=10).status_code == 200
     assert {n: p.process.pid for n, p in stack.apps.items()} == masters  # type: ignore[union-attr]
     assert all(part.running for part in stack.parts)
-    print(f"\nredis SIGSTOP: 12 requests through nginx, all 503; slowest "
-          f"{max(latencies) * 1000:.0f} ms, median {sorted(latencies)[6] * 1000:.0f} ms "
-          f"(REDIS_TIMEOUT {REDIS_TIMEOUT * 1000:.0f} ms); first 200 "
-          f"{recovered * 1000:.0f} ms after SIGCONT, same app processes")
+    print(
+        f"\nredis SIGSTOP: 12 requests through nginx, all 503; slowest "
+        f"{max(latencies) * 1000:.0f} ms, median {sorted(latencies)[6] * 1000:.0f} ms "
+        f"(REDIS_TIMEOUT {REDIS_TIMEOUT * 1000:.0f} ms); first 200 "
+        f"{recovered * 1000:.0f} ms after SIGCONT, same app processes"
+    )

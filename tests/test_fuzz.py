@@ -67,9 +67,12 @@ def _document() -> dict[str, Any]:
 
 
 DOCUMENT = _document()
-OPERATIONS = {f"{method.upper()} {path}": operation
-              for path, item in DOCUMENT["paths"].items()
-              for method, operation in item.items() if method in METHODS}
+OPERATIONS = {
+    f"{method.upper()} {path}": operation
+    for path, item in DOCUMENT["paths"].items()
+    for method, operation in item.items()
+    if method in METHODS
+}
 
 
 def _requires_credentials(label: str) -> bool:
@@ -98,16 +101,20 @@ class Account:
         if SCHEME_BEARER in first:
             return {"headers": {"Authorization": f"Bearer {self.key}"}}
         if SCHEME_SESSION in first:
-            return {"headers": {"X-CSRF-Token": self.csrf},
-                    "cookies": {"genmb_session": self.session}}
+            return {
+                "headers": {"X-CSRF-Token": self.csrf},
+                "cookies": {"genmb_session": self.session},
+            }
         return {}
 
     def path_parameters(self, label: str) -> dict[str, str]:
         """Ids that exist, so that positive cases also reach the views' success paths."""
         path = label.split(" ", 1)[1]
-        return {name: value for name, value in (("app_id", self.app_id),
-                                                ("key_id", self.key_id))
-                if "{" + name + "}" in path}
+        return {
+            name: value
+            for name, value in (("app_id", self.app_id), ("key_id", self.key_id))
+            if "{" + name + "}" in path
+        }
 
 
 @pytest.fixture
@@ -128,20 +135,32 @@ def account(fuzz_app, storage) -> Account:
     return Account(raw, info.id, token, token_csrf, app.id)
 
 
-def _fuzz(fuzz_app, label: str, mode: GenerationMode, call: Callable[[Any], None],
-          fixed: dict[str, str] | None = None) -> None:
+def _fuzz(
+    fuzz_app,
+    label: str,
+    mode: GenerationMode,
+    call: Callable[[Any], None],
+    fixed: dict[str, str] | None = None,
+) -> None:
     """Run `call` on up to MAX_EXAMPLES cases of one operation (and the fixed ids, if any)."""
     schema = schemathesis.openapi.from_wsgi("/openapi.json", fuzz_app)
     operation = schema.find_operation_by_label(label)
     assert operation is not None, label
     strategy = operation.as_strategy(generation_mode=mode)
     if fixed:
-        strategy = st.one_of(strategy,
-                             operation.as_strategy(generation_mode=mode, path_parameters=fixed))
+        strategy = st.one_of(
+            strategy, operation.as_strategy(generation_mode=mode, path_parameters=fixed)
+        )
 
     @given(case=strategy)
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck), print_blob=True)
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+        print_blob=True,
+    )
     def run(case: Any) -> None:
         call(case)
 
@@ -158,9 +177,13 @@ def test_fuzz_authenticated(label: str, fuzz_app, account: Account) -> None:
     credentials = account.credentials(label)
     checks = [*CHECKS, *([ignored_auth] if _requires_credentials(label) else [])]
     for mode in _modes(label):
-        _fuzz(fuzz_app, label, mode,
-              lambda case: case.call_and_validate(checks=checks, **credentials),
-              account.path_parameters(label) if mode == GenerationMode.POSITIVE else None)
+        _fuzz(
+            fuzz_app,
+            label,
+            mode,
+            lambda case: case.call_and_validate(checks=checks, **credentials),
+            account.path_parameters(label) if mode == GenerationMode.POSITIVE else None,
+        )
 
 
 @pytest.mark.parametrize("label", OPERATIONS)
@@ -172,8 +195,11 @@ def test_fuzz_unauthenticated(label: str, fuzz_app, account: Account) -> None:
         response = case.call_and_validate(checks=CHECKS)
         if refused:
             assert response.status_code == 401, (label, response.status_code, response.text)
-            assert response.json()["error"]["code"] in ("missing_credentials",
-                                                        "invalid_api_key", "not_logged_in")
+            assert response.json()["error"]["code"] in (
+                "missing_credentials",
+                "invalid_api_key",
+                "not_logged_in",
+            )
 
     for mode in _modes(label):
         _fuzz(fuzz_app, label, mode, call, account.path_parameters(label))
@@ -191,11 +217,14 @@ def test_document_declares_credentials_and_error_envelope() -> None:
         assert "default" not in operation["responses"], label
         for status, response in operation["responses"].items():
             if int(status) >= 400:
-                ref = response.get("$ref") or response["content"]["application/json"][
-                    "schema"]["$ref"]
+                ref = (
+                    response.get("$ref")
+                    or response["content"]["application/json"]["schema"]["$ref"]
+                )
                 if ref.startswith("#/components/responses/"):
-                    ref = DOCUMENT["components"]["responses"][ref.rsplit("/", 1)[1]][
-                        "content"]["application/json"]["schema"]["$ref"]
+                    ref = DOCUMENT["components"]["responses"][ref.rsplit("/", 1)[1]]["content"][
+                        "application/json"
+                    ]["schema"]["$ref"]
                 assert ref == "#/components/schemas/Error", (label, status)
         # The probes (/healthz, /readyz) are not rate limited: no 429 there.
         probe = path in ("/healthz", "/readyz")

@@ -42,8 +42,15 @@ def test_key_in_query_string_is_ignored(app, key):
     assert response.json["error"]["code"] == "missing_credentials"
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Basic dXNlcjpwYXNz"},
-                                     {"X-MCP-API-Key": "  "}, {"Authorization": "Bearer"}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"X-MCP-API-Key": "  "},
+        {"Authorization": "Bearer"},
+    ],
+)
 def test_missing_credentials(app, headers):
     """No usable credential: 401 missing_credentials with a bare Bearer challenge."""
     response = _get(app, **headers)
@@ -58,8 +65,13 @@ def test_bad_keys_share_one_body(app, client, make_user):
     csrf = login(client, user.email)
     revoked = create_key(client, csrf)
     client.delete(f"/api/keys/{revoked['id']}", headers={"X-CSRF-Token": csrf})
-    candidates = ["nonsense", "genmb_sk_short", "genmb_sk_" + "!" * 32,
-                  "genmb_sk_" + "B" * 32, revoked["key"]]
+    candidates = [
+        "nonsense",
+        "genmb_sk_short",
+        "genmb_sk_" + "!" * 32,
+        "genmb_sk_" + "B" * 32,
+        revoked["key"],
+    ]
     answers = [_get(app, Authorization=f"Bearer {c}") for c in candidates]
     assert {a.status_code for a in answers} == {401}
     assert len({a.get_data() for a in answers}) == 1
@@ -156,8 +168,9 @@ def test_limits_are_per_client_ip(redis_url):
 
 def test_trusted_proxy_uses_forwarded_address(redis_url):
     """With TRUSTED_PROXY_COUNT=1 the last X-Forwarded-For hop is the client."""
-    client = make_app(redis_url, RATELIMIT_GLOBAL="2 per minute",
-                      TRUSTED_PROXY_COUNT=1).test_client()
+    client = make_app(
+        redis_url, RATELIMIT_GLOBAL="2 per minute", TRUSTED_PROXY_COUNT=1
+    ).test_client()
     a = {"X-Forwarded-For": "203.0.113.1"}
     # A client prepending its own value cannot choose: the proxy appends the real peer.
     a_forged = {"X-Forwarded-For": "198.51.100.7, 203.0.113.1"}
@@ -172,8 +185,9 @@ def test_non_ascii_csrf_header_is_refused_not_a_crash(client, make_user):
     """A CSRF header with non-ASCII characters is a 403 csrf_failed, never a 500."""
     user = make_user("pro")
     login(client, user.email)
-    response = client.post("/api/apps", json={"name": "x"},
-                           headers={"X-CSRF-Token": "é".encode().decode("latin1")})
+    response = client.post(
+        "/api/apps", json={"name": "x"}, headers={"X-CSRF-Token": "é".encode().decode("latin1")}
+    )
     assert response.status_code == 403
     assert response.json["error"]["code"] == "csrf_failed"
 
@@ -181,8 +195,9 @@ def test_non_ascii_csrf_header_is_refused_not_a_crash(client, make_user):
 def test_security_events_cannot_forge_log_lines(app, caplog):
     """A newline in a (decoded) path is escaped in the auth.failed event."""
     with caplog.at_level("INFO", logger="genmb.security"):
-        app.test_client().get("/api/x%0Aauth.login user_id=usr_forged",
-                              headers={"Authorization": "Bearer junk"})
+        app.test_client().get(
+            "/api/x%0Aauth.login user_id=usr_forged", headers={"Authorization": "Bearer junk"}
+        )
     events = [r.getMessage() for r in caplog.records if r.name == "genmb.security"]
     assert len(events) == 1 and "\n" not in events[0]
     assert "path=/api/x\\nauth.login" in events[0]

@@ -48,11 +48,16 @@ pytestmark = [pytest.mark.integration]
 
 
 @pytest.fixture(scope="module")
-def proxied(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[Gunicorn]:
+def proxied(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gunicorn]:
     """gunicorn (2 workers) trusting one proxy in front, with nothing in front."""
-    server = Gunicorn(redis_server.url, tmp_path_factory.mktemp("hardening") / "log", 2,
-                      env={"TRUSTED_PROXY_COUNT": "1"}).start()
+    server = Gunicorn(
+        redis_server.url,
+        tmp_path_factory.mktemp("hardening") / "log",
+        2,
+        env={"TRUSTED_PROXY_COUNT": "1"},
+    ).start()
     yield server
     server.stop()
 
@@ -72,8 +77,10 @@ LINE_SHAPES = re.compile(
     r"|\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[\d+\] \[[A-Z]+\] "
     r"|[0-9a-f.:]+ \"[A-Z]+ )"
 )
-FORGED = ("2026-12-01%2009:99:99,000%20INFO%20[1]%20genmb.security:%20auth.login"
-          "%20user_id=usr_admin%20ip=6.6.6.6")
+FORGED = (
+    "2026-12-01%2009:99:99,000%20INFO%20[1]%20genmb.security:%20auth.login"
+    "%20user_id=usr_admin%20ip=6.6.6.6"
+)
 
 
 def test_every_record_is_one_line_whatever_it_holds() -> None:
@@ -88,8 +95,16 @@ def test_every_record_is_one_line_whatever_it_holds() -> None:
     logger.addHandler(handler)
     written = 0
     try:
-        for text in ("a\nb", "a\r\nb", "a\rb", "a\u2028b\u2029c", "a\x85b\x1cc\x1dd\x1ee",
-                     "a\x1b[2Jb", "lone \ud800 surrogate", "a\x00b\x0bc\x0cd"):
+        for text in (
+            "a\nb",
+            "a\r\nb",
+            "a\rb",
+            "a\u2028b\u2029c",
+            "a\x85b\x1cc\x1dd\x1ee",
+            "a\x1b[2Jb",
+            "lone \ud800 surrogate",
+            "a\x00b\x0bc\x0cd",
+        ):
             logger.warning("path=%s", text)
             written += 1
         try:
@@ -111,13 +126,19 @@ def test_every_record_is_one_line_whatever_it_holds() -> None:
 def test_a_path_cannot_forge_a_log_line(front: Gunicorn) -> None:
     """The review's exact request (and a page path with CR LF) writes no line of its own."""
     before = len(front.logs().splitlines())
-    for path in (f"/api/x%0a{FORGED}", f"/settings%0d%0a{FORGED}", f"/auth/x%0d{FORGED}",
-                 f"/api/x%e2%80%a8{FORGED}", f"/x%1b[2J%0a{FORGED}"):
+    for path in (
+        f"/api/x%0a{FORGED}",
+        f"/settings%0d%0a{FORGED}",
+        f"/auth/x%0d{FORGED}",
+        f"/api/x%e2%80%a8{FORGED}",
+        f"/x%1b[2J%0a{FORGED}",
+    ):
         assert requests.get(front.url + path, timeout=10).status_code in (401, 404)
     # A raw socket too: nothing re-encodes what is sent.
     with socket.create_connection((LOOPBACK, front.port), timeout=10) as sock:
-        sock.sendall(f"GET /api/y%0a{FORGED} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-                     .encode())
+        sock.sendall(
+            f"GET /api/y%0a{FORGED} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+        )
         while sock.recv(65536):
             pass
     wait_until(lambda: front.logs().count("usr_admin") >= 6)
@@ -137,8 +158,9 @@ def _median_login_seconds(client, email: str, password: str, rounds: int = 5) ->
         response = client.post("/auth/login", json={"email": email, "password": password})
         times.append(time.perf_counter() - start)
         assert response.status_code == 401, response.json
-        assert response.json == {"error": {"code": "invalid_credentials",
-                                           "message": "Wrong email or password."}}
+        assert response.json == {
+            "error": {"code": "invalid_credentials", "message": "Wrong email or password."}
+        }
     return statistics.median(times)
 
 
@@ -148,14 +170,20 @@ def test_lone_surrogate_password_is_the_same_401_for_known_and_unknown_emails(
     """Both run scrypt at the production cost: same body, same time (no 500, no shortcut)."""
     cost = 2**14
     users.create(storage, "known@example.test", PASSWORD, "pro", cost)
-    client = make_app(redis_url, PASSWORD_SCRYPT_N=cost, PROPAGATE_EXCEPTIONS=False,
-                      RATELIMIT_GLOBAL="1000 per minute").test_client()
+    client = make_app(
+        redis_url,
+        PASSWORD_SCRYPT_N=cost,
+        PROPAGATE_EXCEPTIONS=False,
+        RATELIMIT_GLOBAL="1000 per minute",
+    ).test_client()
     bad = "x\ud800"
     known = _median_login_seconds(client, "known@example.test", bad)
     unknown = _median_login_seconds(client, "nobody@example.test", bad)
     wrong = _median_login_seconds(client, "known@example.test", "wrong password")
-    print(f"login with a lone surrogate: known {known * 1000:.1f} ms, "
-          f"unknown {unknown * 1000:.1f} ms, ordinary wrong password {wrong * 1000:.1f} ms")
+    print(
+        f"login with a lone surrogate: known {known * 1000:.1f} ms, "
+        f"unknown {unknown * 1000:.1f} ms, ordinary wrong password {wrong * 1000:.1f} ms"
+    )
     assert known > wrong / 2 and unknown > wrong / 2  # scrypt ran in both cases
     assert 0.5 < known / unknown < 2
 
@@ -175,8 +203,9 @@ def signed_in(hard_app, make_user):
     user = make_user("pro")
     client = hard_app.test_client()
     token = login(client, user.email)
-    app_id = client.post("/api/apps", json={"name": "target"},
-                         headers={"X-CSRF-Token": token}).json["id"]
+    app_id = client.post(
+        "/api/apps", json={"name": "target"}, headers={"X-CSRF-Token": token}
+    ).json["id"]
     return client, token, app_id
 
 
@@ -224,18 +253,29 @@ def test_key_name_with_lone_surrogate_is_422_for_a_pro_user(signed_in, rdb) -> N
 
 
 # Raw JSON texts of the classes that used to crash the parser, and ordinary JSON values.
-_scalars = (st.none() | st.booleans() | st.integers() | st.text()
-            | st.floats(allow_nan=False, allow_infinity=False))
-_values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=3)
-                       | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=8)
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
 _odd_text = st.one_of(
     st.integers(4000, 6000).map(lambda n: "9" * n),  # over the int() digit limit
     st.integers(21, 200).map(lambda n: "-" + "1" * n),
     st.integers(30, 60000).map(lambda n: "[" * n + "]" * n),  # deep nesting
     st.integers(30, 3000).map(lambda n: '{"a":' * n + "1" + "}" * n),
     st.sampled_from(["NaN", "Infinity", "-Infinity", "1e999", "-1e999"]),
-    st.sampled_from(["\\ud800", "\\udfff", "a\\udc00b", "\\ud83d", "x\\ud83d\\u0041"])
-    .map(lambda s: f'"{s}"'),
+    st.sampled_from(["\\ud800", "\\udfff", "a\\udc00b", "\\ud83d", "x\\ud83d\\u0041"]).map(
+        lambda s: f'"{s}"'
+    ),
     _values.map(json.dumps),
 )
 
@@ -254,15 +294,27 @@ def _bodies(draw) -> str:
     return "{" + ", ".join(f'"{k}": {v}' for k, v in fields.items()) + "}"
 
 
-@settings(max_examples=40, derandomize=True, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.data_too_large])
+@settings(
+    max_examples=40,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
 @given(body=_bodies(), target=st.sampled_from(["signup", "login", "keys", "apps", "codegen"]))
 def test_fuzzed_json_bodies_never_answer_500(signed_in, body: str, target: str) -> None:
     """Every JSON-reading route answers odd bodies with the envelope, never a 5xx."""
     client, token, app_id = signed_in
-    path = {"signup": "/auth/signup", "login": "/auth/login", "keys": "/api/keys",
-            "apps": "/api/apps", "codegen": f"/api/apps/{app_id}/codegen"}[target]
+    path = {
+        "signup": "/auth/signup",
+        "login": "/auth/login",
+        "keys": "/api/keys",
+        "apps": "/api/apps",
+        "codegen": f"/api/apps/{app_id}/codegen",
+    }[target]
     response = _post_raw(client, path, body, token)
     assert response.status_code < 500, (path, body[:200], response.get_data(as_text=True))
     if response.status_code >= 400:
@@ -271,9 +323,26 @@ def test_fuzzed_json_bodies_never_answer_500(signed_in, body: str, target: str) 
 
 # ---- 7. invisible characters in names -----------------------------------------------------
 
-INVISIBLE = ["\u200b", "\u200e", "\u200f", "\u061c", "\ufeff", "\u2060", "\u206a", "\ufff9",
-             "\U000e0041", "\u00ad", "\ud800", "\udc00", "\ue000", "\U000f0000", "\x07",
-             "\x85", "\u2028", "\u202e"]
+INVISIBLE = [
+    "\u200b",
+    "\u200e",
+    "\u200f",
+    "\u061c",
+    "\ufeff",
+    "\u2060",
+    "\u206a",
+    "\ufff9",
+    "\U000e0041",
+    "\u00ad",
+    "\ud800",
+    "\udc00",
+    "\ue000",
+    "\U000f0000",
+    "\x07",
+    "\x85",
+    "\u2028",
+    "\u202e",
+]
 
 
 @pytest.mark.parametrize("char", INVISIBLE, ids=[f"U+{ord(c):04X}" for c in INVISIBLE])
@@ -292,8 +361,9 @@ def test_names_refuse_format_control_surrogate_and_private_use(signed_in, char) 
 def test_names_are_normalized_to_nfc(signed_in) -> None:
     """A decomposed name is stored composed: one name looks one way."""
     client, token, _ = signed_in
-    created = client.post("/api/keys", json={"name": " Cafe\u0301 "},
-                          headers={"X-CSRF-Token": token})
+    created = client.post(
+        "/api/keys", json={"name": " Cafe\u0301 "}, headers={"X-CSRF-Token": token}
+    )
     assert created.status_code == 201 and created.json["name"] == "Caf\u00e9"
     app = client.post("/api/apps", json={"name": "Cafe\u0301"}, headers={"X-CSRF-Token": token})
     assert app.status_code == 201 and app.json["name"] == "Caf\u00e9"
@@ -303,8 +373,11 @@ def test_a_key_pasted_into_a_name_or_prompt_is_refused(signed_in, rdb) -> None:
     """Redis never holds a raw key, not even inside a name (CONTRACT §8)."""
     client, token, app_id = signed_in
     raw = apikeys.generate()
-    for path, body in (("/api/keys", {"name": f"key {raw}"}), ("/api/apps", {"name": raw}),
-                       (f"/api/apps/{app_id}/codegen", {"prompt": f"use {raw} to deploy"})):
+    for path, body in (
+        ("/api/keys", {"name": f"key {raw}"}),
+        ("/api/apps", {"name": raw}),
+        (f"/api/apps/{app_id}/codegen", {"prompt": f"use {raw} to deploy"}),
+    ):
         response = client.post(path, json=body, headers={"X-CSRF-Token": token})
         assert response.status_code == 422, response.json
         assert raw[9:] not in response.get_data(as_text=True)
@@ -316,8 +389,11 @@ def test_refused_characters_table_matches_unicode() -> None:
     """schemas.common's table is exactly Cc, Cf, Cs, Co, Zl and Zp of this Python's Unicode."""
     refused = re.compile(f"[{common._REFUSED}]")
     categories = {"Cc", "Cf", "Cs", "Co", "Zl", "Zp"}
-    wrong = [hex(c) for c in range(0x110000)
-             if bool(refused.match(chr(c))) != (unicodedata.category(chr(c)) in categories)]
+    wrong = [
+        hex(c)
+        for c in range(0x110000)
+        if bool(refused.match(chr(c))) != (unicodedata.category(chr(c)) in categories)
+    ]
     assert wrong == []
 
 
@@ -327,8 +403,8 @@ FRAGMENT = 6  # any 6 characters of a random part (the display prefix shows 4)
 
 
 def _fragments(raw: str) -> set[str]:
-    random_part = raw[len(apikeys.KEY_PREFIX):]
-    return {random_part[i:i + FRAGMENT] for i in range(len(random_part) - FRAGMENT + 1)}
+    random_part = raw[len(apikeys.KEY_PREFIX) :]
+    return {random_part[i : i + FRAGMENT] for i in range(len(random_part) - FRAGMENT + 1)}
 
 
 def _leaked(text: str, raw: str) -> list[str]:
@@ -342,17 +418,29 @@ class McpOwner:
         self.base_url = base_url
         self.session = LiveSession(base_url, make_user("pro").email)
         self.key = self.session.create_key("mcp").json()["key"]
-        self.headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json",
-                        "Accept": "application/json, text/event-stream",
-                        "MCP-Protocol-Version": "2025-11-25"}
+        self.headers = {
+            "Authorization": f"Bearer {self.key}",
+            "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream",
+            "MCP-Protocol-Version": "2025-11-25",
+        }
 
     def post(self, raw: str) -> requests.Response:
-        return requests.post(f"{self.base_url}/mcp", data=raw.encode(), headers=self.headers,
-                             timeout=30)
+        return requests.post(
+            f"{self.base_url}/mcp", data=raw.encode(), headers=self.headers, timeout=30
+        )
 
     def call(self, tool: str, arguments: dict) -> requests.Response:
-        return self.post(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                                     "params": {"name": tool, "arguments": arguments}}))
+        return self.post(
+            json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "tools/call",
+                    "params": {"name": tool, "arguments": arguments},
+                }
+            )
+        )
 
 
 def _placements(secret: str) -> dict[str, str]:
@@ -378,14 +466,24 @@ def test_mcp_validation_errors_carry_no_part_of_a_key(front: Gunicorn, make_user
             answers.append(owner.call("create_app", {"name": value}))
             answers.append(owner.call("start_codegen", {"app_id": value, "prompt": value * 2000}))
             answers.append(owner.call("start_deploy", {"app_id": 7, "extra": value}))
-            answers.append(owner.post(json.dumps({"jsonrpc": "2.0", "id": 1,
-                                                  "method": "tools/call", "params": value})))
-            answers.append(owner.post(json.dumps({"jsonrpc": "2.0", "id": value,
-                                                  "method": value, "params": {}})))
+            answers.append(
+                owner.post(
+                    json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": value})
+                )
+            )
+            answers.append(
+                owner.post(
+                    json.dumps({"jsonrpc": "2.0", "id": value, "method": value, "params": {}})
+                )
+            )
             answers.append(owner.call(value, {}))
-            answers.append(owner.post('{"jsonrpc": "2.0", "id": 1, "method": "tools/call", '
-                                      f'"params": {{"name": "create_app", "arguments": '
-                                      f'{{"name": {json.dumps(value)}, "x": [1, }}}}}}'))
+            answers.append(
+                owner.post(
+                    '{"jsonrpc": "2.0", "id": 1, "method": "tools/call", '
+                    f'"params": {{"name": "create_app", "arguments": '
+                    f'{{"name": {json.dumps(value)}, "x": [1, }}}}}}'
+                )
+            )
     assert len(answers) == 2 * 6 * 7
     for response in answers:
         assert response.status_code in (200, 400), response.text
@@ -424,8 +522,7 @@ def test_cross_site_logout_form_is_refused_and_keeps_cookie_and_session(
     user = make_user("pro")
     client = hard_app.test_client()
     login(client, user.email)
-    response = client.post("/auth/logout", data=b"", content_type="text/plain",
-                           headers=headers)
+    response = client.post("/auth/logout", data=b"", content_type="text/plain", headers=headers)
     assert response.status_code == 403, response.json
     assert response.json["error"]["code"] == "cross_site_request"
     assert "Set-Cookie" not in response.headers
@@ -437,8 +534,10 @@ def test_every_auth_write_refuses_cross_site(hard_app, make_user, path) -> None:
     """Login CSRF (into the attacker's account) and signup are refused the same way."""
     user = make_user("pro")
     response = hard_app.test_client().post(
-        path, json={"email": user.email, "password": PASSWORD},
-        headers={"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"})
+        path,
+        json={"email": user.email, "password": PASSWORD},
+        headers={"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
+    )
     assert response.status_code == 403 and response.json["error"]["code"] == "cross_site_request"
     assert "Set-Cookie" not in response.headers
 
@@ -450,11 +549,11 @@ def test_same_origin_pages_and_scripts_still_work(hard_app, make_user) -> None:
     own = {"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"}
     for headers in (own, {}):
         client = hard_app.test_client()
-        r = client.post("/auth/login", json={"email": user.email, "password": PASSWORD},
-                        headers=headers)
+        r = client.post(
+            "/auth/login", json={"email": user.email, "password": PASSWORD}, headers=headers
+        )
         assert r.status_code == 200, r.json
-        out = client.post("/auth/logout", headers={**headers,
-                                                   "X-CSRF-Token": r.json["csrf_token"]})
+        out = client.post("/auth/logout", headers={**headers, "X-CSRF-Token": r.json["csrf_token"]})
         assert out.status_code == 204
         assert f"{COOKIE}=;" in out.headers["Set-Cookie"]  # cleared: the session proved itself
         assert client.get("/auth/session").status_code == 401
@@ -482,8 +581,16 @@ def test_only_a_valid_forwarded_ip_gets_a_window_of_its_own(front: Gunicorn, rdb
     """TRUSTED_PROXY_COUNT=1 and nothing in front: a key, garbage or ip:port in the header
     count under the TCP peer, are logged once each (redacted), and never reach Redis."""
     raw = apikeys.generate()
-    bad = [raw, "garbage", "1.1.1.1:80", "[::1]", "1.1.1.1.1", "::1%", f"1.2.3.4 {raw}",
-           f"fe80::1%{raw}"]
+    bad = [
+        raw,
+        "garbage",
+        "1.1.1.1:80",
+        "[::1]",
+        "1.1.1.1.1",
+        "::1%",
+        f"1.2.3.4 {raw}",
+        f"fe80::1%{raw}",
+    ]
     remaining = []
     for value in bad:
         r = requests.get(f"{front.url}/api/me", headers={"X-Forwarded-For": value}, timeout=10)
@@ -491,8 +598,9 @@ def test_only_a_valid_forwarded_ip_gets_a_window_of_its_own(front: Gunicorn, rdb
         remaining.append(int(r.headers["X-RateLimit-Remaining"]))
     # One window, the peer's: every request took one from the same count.
     assert remaining == list(range(remaining[0], remaining[0] - len(bad), -1))
-    good = requests.get(f"{front.url}/api/me", headers={"X-Forwarded-For": "203.0.113.9"},
-                        timeout=10)
+    good = requests.get(
+        f"{front.url}/api/me", headers={"X-Forwarded-For": "203.0.113.9"}, timeout=10
+    )
     assert int(good.headers["X-RateLimit-Remaining"]) > remaining[-1]  # a window of its own
     windows = sorted(k for k in rdb.keys("*") if ":rl:ip:" in k)
     assert windows == ["genmb:rl:ip:127.0.0.1", "genmb:rl:ip:203.0.113.9"], windows
@@ -509,8 +617,9 @@ def test_forwarded_values_are_checked_in_process(redis_url: str) -> None:
     client = make_app(redis_url, TRUSTED_PROXY_COUNT=1).test_client()
     seen = {}
     for value in ("198.51.100.7", "2001:db8::1", "nonsense", "1.1.1.1:80"):
-        r = client.get("/api/me", headers={"X-Forwarded-For": value},
-                       environ_base={"REMOTE_ADDR": "192.0.2.1"})
+        r = client.get(
+            "/api/me", headers={"X-Forwarded-For": value}, environ_base={"REMOTE_ADDR": "192.0.2.1"}
+        )
         seen[value] = r.status_code
     assert set(seen.values()) == {401}
     windows = sorted(k.rsplit(":rl:ip:", 1)[1] for k in RedisServerKeys(redis_url))
@@ -534,22 +643,27 @@ def RedisServerKeys(redis_url: str) -> list[str]:  # noqa: N802 - reads like a v
 def test_api_responses_say_nosniff(hard_app) -> None:
     """Not only pages: API answers, errors and the health check too."""
     client = hard_app.test_client()
-    for response in (client.get("/api/me"), client.get("/auth/session"), client.get("/healthz"),
-                     client.get("/no/such/path"), client.post("/auth/login", json={})):
+    for response in (
+        client.get("/api/me"),
+        client.get("/auth/session"),
+        client.get("/healthz"),
+        client.get("/no/such/path"),
+        client.post("/auth/login", json={}),
+    ):
         assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
 @pytest.mark.gunicorn
 def test_hsts_over_https_through_the_trusted_proxy_only(front: Gunicorn, redis_url) -> None:
     """HSTS when the trusted proxy says https; never over plain HTTP."""
-    https = requests.get(f"{front.url}/healthz", headers={"X-Forwarded-Proto": "https"},
-                         timeout=10)
+    https = requests.get(f"{front.url}/healthz", headers={"X-Forwarded-Proto": "https"}, timeout=10)
     assert https.headers["Strict-Transport-Security"] == "max-age=31536000"
     plain = requests.get(f"{front.url}/api/me", timeout=10)
     assert "Strict-Transport-Security" not in plain.headers
     assert plain.headers["X-Content-Type-Options"] == "nosniff"
-    odd = requests.get(f"{front.url}/healthz", headers={"X-Forwarded-Proto": "javascript"},
-                       timeout=10)
+    odd = requests.get(
+        f"{front.url}/healthz", headers={"X-Forwarded-Proto": "javascript"}, timeout=10
+    )
     assert "Strict-Transport-Security" not in odd.headers and odd.ok
 
 
@@ -562,24 +676,29 @@ def test_no_hsts_when_no_proxy_is_trusted(hard_app) -> None:
 @pytest.fixture
 def production(redis_url: str):
     """The app as production runs it (Secure cookie, Host check), with a public URL."""
-    return make_app(redis_url, TESTING=False, ENV="production",
-                    PUBLIC_URL="https://genmb.example.com")
+    return make_app(
+        redis_url, TESTING=False, ENV="production", PUBLIC_URL="https://genmb.example.com"
+    )
 
 
 def test_production_cookie_has_the_host_prefix(production, make_user) -> None:
     """__Host-genmb_session: Secure, Path=/, no Domain; and it authenticates."""
     user = make_user("pro")
     client = production.test_client()
-    r = client.post("/auth/login", json={"email": user.email, "password": PASSWORD},
-                    base_url="https://localhost")
+    r = client.post(
+        "/auth/login",
+        json={"email": user.email, "password": PASSWORD},
+        base_url="https://localhost",
+    )
     cookie = r.headers["Set-Cookie"]
     assert cookie.startswith("__Host-genmb_session=") and "Secure" in cookie
     assert "Path=/" in cookie and "Domain" not in cookie
     assert client.get("/auth/session", base_url="https://localhost").status_code == 200
 
 
-@pytest.mark.parametrize("path", ["/login", "/settings", "/api/me", "/auth/session",
-                                  "/openapi.json", "/mcp"])
+@pytest.mark.parametrize(
+    "path", ["/login", "/settings", "/api/me", "/auth/session", "/openapi.json", "/mcp"]
+)
 def test_production_refuses_a_host_outside_the_allow_list(production, path) -> None:
     """An arbitrary Host is 421 host_not_allowed, never reflected; probes are not checked."""
     client = production.test_client()
@@ -604,8 +723,12 @@ def test_the_reviews_150_creates_stop_at_the_plans_cap(hard_app, make_user) -> N
     """MAX_APPS_PRO (100 by default): 100 created, then 409 app_limit_reached."""
     client = hard_app.test_client()
     token = login(client, make_user("pro").email)
-    codes = [client.post("/api/apps", json={"name": f"app {i}"},
-                         headers={"X-CSRF-Token": token}).status_code for i in range(150)]
+    codes = [
+        client.post(
+            "/api/apps", json={"name": f"app {i}"}, headers={"X-CSRF-Token": token}
+        ).status_code
+        for i in range(150)
+    ]
     assert codes == [201] * 100 + [409] * 50
     refused = client.post("/api/apps", json={"name": "one more"}, headers={"X-CSRF-Token": token})
     assert refused.json["error"]["code"] == "app_limit_reached"
@@ -620,8 +743,10 @@ def test_app_caps_come_from_the_environment(redis_url, make_user) -> None:
     for plan, cap in (("free", 2), ("pro", 3)):
         client = app.test_client()
         token = login(client, make_user(plan).email)
-        made = [client.post("/api/apps", json={"name": f"a{i}"}, headers={"X-CSRF-Token": token})
-                for i in range(cap + 2)]
+        made = [
+            client.post("/api/apps", json={"name": f"a{i}"}, headers={"X-CSRF-Token": token})
+            for i in range(cap + 2)
+        ]
         assert [r.status_code for r in made] == [201] * cap + [409, 409], plan
         client.delete(f"/api/apps/{made[0].json['id']}", headers={"X-CSRF-Token": token})
         again = client.post("/api/apps", json={"name": "again"}, headers={"X-CSRF-Token": token})
@@ -634,8 +759,12 @@ def test_racing_creates_never_pass_the_cap(front: Gunicorn, make_user) -> None:
     session = LiveSession(front.url, make_user("free").email)
 
     def create(i: int) -> int:
-        return session.http.post(f"{front.url}/api/apps", json={"name": f"race {i}"},
-                                 headers={"X-CSRF-Token": session.csrf}, timeout=30).status_code
+        return session.http.post(
+            f"{front.url}/api/apps",
+            json={"name": f"race {i}"},
+            headers={"X-CSRF-Token": session.csrf},
+            timeout=30,
+        ).status_code
 
     with ThreadPoolExecutor(10) as pool:
         codes = list(pool.map(create, range(30)))
@@ -695,13 +824,15 @@ def test_pages_walk_every_app_once_in_order(hard_app, make_user, storage) -> Non
 
 def _logins_all_succeed(base_url: str, email: str) -> list[int]:
     """Sign up once, then 30 logins, 10 at a time; their status codes."""
-    r = requests.post(f"{base_url}/auth/signup", json={"email": email, "password": PASSWORD},
-                      timeout=10)
+    r = requests.post(
+        f"{base_url}/auth/signup", json={"email": email, "password": PASSWORD}, timeout=10
+    )
     assert r.status_code == 201, r.text
 
     def one(_: int) -> int:
-        return requests.post(f"{base_url}/auth/login",
-                             json={"email": email, "password": PASSWORD}, timeout=30).status_code
+        return requests.post(
+            f"{base_url}/auth/login", json={"email": email, "password": PASSWORD}, timeout=30
+        ).status_code
 
     with ThreadPoolExecutor(10) as pool:
         return list(pool.map(one, range(30)))
@@ -727,13 +858,26 @@ def test_make_run_with_memory_url_runs_one_worker(tmp_path) -> None:
     """scripts/run.sh (make run) with REDIS_URL=memory:// and WORKERS=3: one worker, and the
     start-up line says why; it also says gunicorn alone belongs behind the proxy."""
     port = free_port()
-    env = {**os.environ, "REDIS_URL": "memory://", "WORKERS": "3", "PORT": str(port),
-           "PASSWORD_SCRYPT_N": "1024", "PYTHONUNBUFFERED": "1", "SECRET_KEY": "run-test"}
+    env = {
+        **os.environ,
+        "REDIS_URL": "memory://",
+        "WORKERS": "3",
+        "PORT": str(port),
+        "PASSWORD_SCRYPT_N": "1024",
+        "PYTHONUNBUFFERED": "1",
+        "SECRET_KEY": "run-test",
+    }
     out_path = tmp_path / "run.out"
     with open(out_path, "wb") as out:
-        process = subprocess.Popen([str(ROOT / "scripts" / "run.sh")], cwd=ROOT, env=env,
-                                   stdout=out, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        process = subprocess.Popen(
+            [str(ROOT / "scripts" / "run.sh")],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     url = f"http://{LOOPBACK}:{port}"
     try:
         wait_until(lambda: requests.get(f"{url}/healthz", timeout=2).ok, timeout=60)
@@ -759,8 +903,9 @@ def test_make_run_with_memory_url_runs_one_worker(tmp_path) -> None:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Redis, two gunicorn instances, nginx in front: as the reviewers' second target."""
     require_nginx()
-    with Stack(tmp_path_factory.mktemp("hardening-stack") / "var", workers=2,
-               env=stack_env()) as running:
+    with Stack(
+        tmp_path_factory.mktemp("hardening-stack") / "var", workers=2, env=stack_env()
+    ) as running:
         yield running
 
 
@@ -785,23 +930,33 @@ def test_reproductions_through_nginx_come_back_clean(stack: Stack) -> None:
     # 6. the key as X-Forwarded-For: nginx appends the peer, which is what counts
     answers.append(requests.get(f"{url}/api/me", headers={"X-Forwarded-For": raw}, timeout=10))
     # 5. the cross-site logout form
-    form = owner.session.http.post(f"{url}/auth/logout", data=b"",
-                                   headers={"Content-Type": "text/plain",
-                                            "Origin": "https://evil.example",
-                                            "Sec-Fetch-Site": "cross-site"}, timeout=10)
+    form = owner.session.http.post(
+        f"{url}/auth/logout",
+        data=b"",
+        headers={
+            "Content-Type": "text/plain",
+            "Origin": "https://evil.example",
+            "Sec-Fetch-Site": "cross-site",
+        },
+        timeout=10,
+    )
     assert form.status_code == 403 and "Set-Cookie" not in form.headers
     assert owner.session.http.get(f"{url}/auth/session", timeout=10).status_code == 200
     # 4. odd bodies
     for path, body in REVIEW_BODIES[:2]:
-        r = requests.post(url + path, data=body, headers={"Content-Type": "application/json"},
-                          timeout=30)
+        r = requests.post(
+            url + path, data=body, headers={"Content-Type": "application/json"}, timeout=30
+        )
         assert r.status_code in (400, 422) and r.json()["error"]["code"] == "validation_error"
         answers.append(r)
     # 2. MCP echoes
     for value in _placements(raw).values():
         answers.append(owner.call("create_app", {"name": value}))
-        answers.append(owner.post(json.dumps({"jsonrpc": "2.0", "id": 1,
-                                              "method": "tools/call", "params": value})))
+        answers.append(
+            owner.post(
+                json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": value})
+            )
+        )
     for response in answers:
         assert response.status_code < 500, response.text
         assert _leaked(response.text, raw) == [], response.text
@@ -838,8 +993,9 @@ def test_rest_validation_errors_never_echo_a_key_either(signed_in) -> None:
     raw = apikeys.generate()
     answers = [
         client.post("/api/apps", json={raw: 1, "name": "x"}, headers={"X-CSRF-Token": token}),
-        client.post("/api/keys", json={"name": "ok", f"x{raw}": [raw]},
-                    headers={"X-CSRF-Token": token}),
+        client.post(
+            "/api/keys", json={"name": "ok", f"x{raw}": [raw]}, headers={"X-CSRF-Token": token}
+        ),
         client.post("/auth/signup", json={"email": raw, "password": raw}),
         client.post("/auth/login", json={"email": f"{raw}@example.test", "password": raw}),
         client.get(f"/api/apps?limit={raw}&cursor={raw}"),
@@ -858,8 +1014,12 @@ def test_pages_never_reflect_a_key_from_the_path_or_host(hard_app, make_user) ->
     user = make_user("pro")
     member = hard_app.test_client()
     login(member, user.email)
-    answers = [anonymous.get(f"/apps/{raw}"), anonymous.get(f"/login?next=/apps/{raw}"),
-               member.get(f"/apps/{raw}"), member.get("/settings", headers={"Host": raw})]
+    answers = [
+        anonymous.get(f"/apps/{raw}"),
+        anonymous.get(f"/login?next=/apps/{raw}"),
+        member.get(f"/apps/{raw}"),
+        member.get("/settings", headers={"Host": raw}),
+    ]
     for response in answers:
         text = response.get_data(as_text=True) + str(response.headers)
         assert response.status_code in (200, 302), response.status_code

@@ -22,8 +22,9 @@ def pro(client, make_user):
 def test_create_returns_key_once_with_no_store(pro):
     """201 carries KeyInfo plus the raw key, with Cache-Control: no-store."""
     client, csrf, _ = pro
-    response = client.post("/api/keys", json={"name": "  CI deploy  "},
-                           headers={"X-CSRF-Token": csrf})
+    response = client.post(
+        "/api/keys", json={"name": "  CI deploy  "}, headers={"X-CSRF-Token": csrf}
+    )
     assert response.status_code == 201
     assert response.headers["Cache-Control"] == "no-store"
     body = response.json
@@ -70,8 +71,10 @@ def test_revoking_frees_a_slot(pro):
     """After a delete, a new key can be created again."""
     client, csrf, _ = pro
     keys = [create_key(client, csrf) for _ in range(5)]
-    assert client.delete(f"/api/keys/{keys[0]['id']}",
-                         headers={"X-CSRF-Token": csrf}).status_code == 204
+    assert (
+        client.delete(f"/api/keys/{keys[0]['id']}", headers={"X-CSRF-Token": csrf}).status_code
+        == 204
+    )
     create_key(client, csrf, "replacement")
     assert len(client.get("/api/keys").json["keys"]) == 5
 
@@ -140,8 +143,9 @@ def test_revoked_key_gets_401_at_once(pro, app):
     other = app.test_client()
     headers = {"X-MCP-API-Key": key["key"]}
     assert other.get("/api/me", headers=headers).status_code == 200
-    assert client.delete(f"/api/keys/{key['id']}",
-                         headers={"X-CSRF-Token": csrf}).status_code == 204
+    assert (
+        client.delete(f"/api/keys/{key['id']}", headers={"X-CSRF-Token": csrf}).status_code == 204
+    )
     response = other.get("/api/me", headers=headers)
     assert response.status_code == 401
     assert response.json["error"]["code"] == "invalid_api_key"
@@ -151,14 +155,16 @@ def test_revoked_key_gets_401_at_once(pro, app):
     assert other.get("/api/me", headers=headers).status_code == 401
 
 
-@pytest.mark.parametrize("method,path", [("GET", "/api/keys"), ("POST", "/api/keys"),
-                                         ("DELETE", "/api/keys/key_x")])
+@pytest.mark.parametrize(
+    "method,path", [("GET", "/api/keys"), ("POST", "/api/keys"), ("DELETE", "/api/keys/key_x")]
+)
 def test_key_management_needs_a_session(pro, app, method, path):
     """Key endpoints called with an API key answer 403 session_required."""
     client, csrf, _ = pro
     key = create_key(client, csrf)
-    response = app.test_client().open(path, method=method, json={"name": "x"},
-                                      headers={"Authorization": f"Bearer {key['key']}"})
+    response = app.test_client().open(
+        path, method=method, json={"name": "x"}, headers={"Authorization": f"Bearer {key['key']}"}
+    )
     assert response.status_code == 403
     assert response.json["error"]["code"] == "session_required"
     assert len(client.get("/api/keys").json["keys"]) == 1
@@ -184,6 +190,6 @@ def test_redis_holds_digest_not_key(pro, rdb):
     record = rdb.hgetall(KeyNames().api_key(user.id, digest))
     assert record["user_id"] == user.id and record["prefix"] == key["prefix"]
     assert rdb.hgetall(KeyNames().user_keys(user.id)) == {key["id"]: digest}
-    random_part = key["key"][len("genmb_sk_"):]
+    random_part = key["key"][len("genmb_sk_") :]
     for value in record.values():
         assert random_part not in value

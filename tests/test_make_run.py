@@ -31,8 +31,18 @@ pytestmark = [pytest.mark.integration, pytest.mark.gunicorn]
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
 # Everything scripts/run.sh runs by name from PATH when there is no redis-server.
-SCRIPT_COMMANDS = ("bash", "env", "dirname", "mkdir", "chmod", "cat", "seq", "sleep", "rm",
-                   "mktemp")
+SCRIPT_COMMANDS = (
+    "bash",
+    "env",
+    "dirname",
+    "mkdir",
+    "chmod",
+    "cat",
+    "seq",
+    "sleep",
+    "rm",
+    "mktemp",
+)
 
 
 # ---- processes --------------------------------------------------------------------------
@@ -44,7 +54,7 @@ def _proc_stat(pid: int) -> tuple[str, int, int] | None:
         text = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    fields = text[text.rindex(")") + 2:].split()
+    fields = text[text.rindex(")") + 2 :].split()
     return fields[0], int(fields[1]), int(fields[3])
 
 
@@ -87,8 +97,13 @@ class RunScript:
     def __init__(self, repo: Path, env: dict[str, str], workers: int = 2) -> None:
         self.repo = repo
         self.port = free_port()
-        self.env = {**env, "PORT": str(self.port), "WORKERS": str(workers),
-                    "PASSWORD_SCRYPT_N": "1024", "PYTHONUNBUFFERED": "1"}
+        self.env = {
+            **env,
+            "PORT": str(self.port),
+            "WORKERS": str(workers),
+            "PASSWORD_SCRYPT_N": "1024",
+            "PYTHONUNBUFFERED": "1",
+        }
         self.output_path = repo / f"run-{self.port}.out"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -103,8 +118,12 @@ class RunScript:
         """Start the script and wait (bounded) until /healthz answers 200."""
         with open(self.output_path, "ab") as out:
             self.process = subprocess.Popen(
-                [str(self.repo / "scripts" / "run.sh")], cwd=self.repo, env=self.env,
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                [str(self.repo / "scripts" / "run.sh")],
+                cwd=self.repo,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         deadline = time.monotonic() + START_TIMEOUT
@@ -113,8 +132,10 @@ class RunScript:
                 pytest.fail(f"run.sh exited {self.process.returncode}:\n{self.output()}")
             try:
                 # The script says "serving on" only once it has seen its gunicorn answer.
-                if (requests.get(f"{self.url}/healthz", timeout=2).status_code == 200
-                        and "serving on" in self.output()):
+                if (
+                    requests.get(f"{self.url}/healthz", timeout=2).status_code == 200
+                    and "serving on" in self.output()
+                ):
                     return self
             except requests.RequestException:  # not listening yet, or a worker still booting
                 pass
@@ -132,14 +153,16 @@ class RunScript:
         workers: list[int] = []
         while time.monotonic() < deadline:
             procs = session_processes(self.sid)
-            masters = [p for p, (ppid, cmd) in procs.items()
-                       if ppid == self.sid and "gunicorn" in cmd]
+            masters = [
+                p for p, (ppid, cmd) in procs.items() if ppid == self.sid and "gunicorn" in cmd
+            ]
             workers = [p for p, (ppid, _cmd) in procs.items() if ppid in masters]
             if len(masters) == 1 and len(workers) == expected:
                 return workers
             time.sleep(0.1)
-        pytest.fail(f"expected {expected} gunicorn workers, saw {workers}: "
-                    f"{session_processes(self.sid)}")
+        pytest.fail(
+            f"expected {expected} gunicorn workers, saw {workers}: {session_processes(self.sid)}"
+        )
 
     def ctrl_c(self) -> int:
         """SIGINT to the whole process group, as a terminal's Ctrl-C; returns the exit code."""
@@ -181,10 +204,16 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Short path: the redis socket under var/ must fit in ~100 bytes.
     """
     dest = tmp_path_factory.mktemp("run")
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, check=True, capture_output=True,
-    ).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listed):
         source = ROOT / name
         if not source.is_file():  # deleted in the working tree
@@ -200,8 +229,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def base_env() -> dict[str, str]:
     """The test's environment without any storage or secret setting."""
     env = dict(os.environ)
-    for name in ("REDIS_URL", "SECRET_KEY", "PORT", "WORKERS", "GENMB_ENV", "BIND",
-                 "ACCESS_LOG"):
+    for name in ("REDIS_URL", "SECRET_KEY", "PORT", "WORKERS", "GENMB_ENV", "BIND", "ACCESS_LOG"):
         env.pop(name, None)
     return env
 
@@ -272,11 +300,13 @@ def test_own_redis_under_var_persists_across_restart_and_ctrl_c_stops_all(
     r = http.get(f"{again.url}/auth/session", timeout=10)
     assert r.status_code == 200, r.text
     assert r.json()["user"]["email"] == email
-    r = requests.post(f"{again.url}/auth/login", json={"email": email, "password": PASSWORD},
-                      timeout=10)
+    r = requests.post(
+        f"{again.url}/auth/login", json={"email": email, "password": PASSWORD}, timeout=10
+    )
     assert r.status_code == 200, r.text
-    r = requests.post(f"{again.url}/auth/signup", json={"email": email, "password": PASSWORD},
-                      timeout=10)
+    r = requests.post(
+        f"{again.url}/auth/signup", json={"email": email, "password": PASSWORD}, timeout=10
+    )
     assert r.status_code == 409, r.text
 
     http.close()
@@ -324,8 +354,11 @@ def test_without_redis_server_falls_back_to_embedded_store_with_one_worker(
 
 
 def test_redis_url_set_uses_that_redis_and_leaves_it_running(
-    repo: Path, base_env: dict[str, str], scripts: list[RunScript],
-    redis_server: RedisServer, redis_url: str,
+    repo: Path,
+    base_env: dict[str, str],
+    scripts: list[RunScript],
+    redis_server: RedisServer,
+    redis_url: str,
 ) -> None:
     """REDIS_URL set: the app stores there, starts no redis of its own, Ctrl-C leaves it up."""
     run = RunScript(repo, {**base_env, "REDIS_URL": redis_url}, workers=2)

@@ -43,8 +43,9 @@ BAD_KEY = "genmb_sk_" + "Z" * 32
 
 
 @asynccontextmanager
-async def connect(base_url: str, headers: dict[str, str], mode: str = "auto"
-                  ) -> AsyncIterator[Client]:
+async def connect(
+    base_url: str, headers: dict[str, str], mode: str = "auto"
+) -> AsyncIterator[Client]:
     """An SDK client on <base_url>/mcp sending `headers` with every request."""
     async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30)) as http:
         transport = streamable_http_client(f"{base_url}/mcp", http_client=http)
@@ -70,6 +71,7 @@ def mcp_error(exc: BaseException) -> MCPError:
 
 def connect_error(base_url: str, headers: dict[str, str], mode: str = "auto") -> MCPError:
     """Connect (and list tools); return the MCPError it must fail with."""
+
     async def attempt() -> None:
         async with connect(base_url, headers, mode) as client:
             await client.list_tools()
@@ -79,9 +81,15 @@ def connect_error(base_url: str, headers: dict[str, str], mode: str = "auto") ->
     return mcp_error(info.value)
 
 
-def call(base_url: str, headers: dict[str, str], tool: str, arguments: dict | None = None,
-         mode: str = "auto") -> CallToolResult:
+def call(
+    base_url: str,
+    headers: dict[str, str],
+    tool: str,
+    arguments: dict | None = None,
+    mode: str = "auto",
+) -> CallToolResult:
     """Connect and call one tool."""
+
     async def go() -> CallToolResult:
         async with connect(base_url, headers, mode) as client:
             return await client.call_tool(tool, arguments or {})
@@ -89,8 +97,9 @@ def call(base_url: str, headers: dict[str, str], tool: str, arguments: dict | No
     return run(go())
 
 
-def rpc(base_url: str, headers: dict[str, str], message: dict,
-        version: str | None = PREVIOUS) -> requests.Response:
+def rpc(
+    base_url: str, headers: dict[str, str], message: dict, version: str | None = PREVIOUS
+) -> requests.Response:
     """One raw JSON-RPC POST to /mcp (MCP-Protocol-Version header unless version is None)."""
     sent = {"Accept": ACCEPT, **headers}
     if version is not None:
@@ -124,8 +133,9 @@ class Owner:
 
     def rest(self, method: str, path: str, **kwargs) -> requests.Response:
         """A REST call with the key."""
-        return requests.request(method, f"{self.base_url}{path}", headers=self.headers,
-                                timeout=30, **kwargs)
+        return requests.request(
+            method, f"{self.base_url}{path}", headers=self.headers, timeout=30, **kwargs
+        )
 
     def me(self) -> dict:
         """GET /api/me."""
@@ -145,6 +155,7 @@ def owner(live, make_user) -> Owner:
 
 def test_sdk_client_lists_the_tools_with_descriptions_and_schemas(owner):
     """X-MCP-API-Key: the SDK connects at the current revision and sees five described tools."""
+
     async def go():
         async with connect(owner.base_url, owner.headers) as client:
             return client.protocol_version, client.server_info, await client.list_tools()
@@ -175,8 +186,9 @@ def test_each_tool_acts_as_the_key_owner_and_shows_through_rest(owner, rdb):
             created = await client.call_tool("create_app", {"name": "  made over MCP  "})
             listed = await client.call_tool("list_apps", {})
             app_id = created.structured_content["id"]
-            codegen = await client.call_tool("start_codegen",
-                                             {"app_id": app_id, "prompt": "a todo list"})
+            codegen = await client.call_tool(
+                "start_codegen", {"app_id": app_id, "prompt": "a todo list"}
+            )
             deploy = await client.call_tool("start_deploy", {"app_id": app_id})
             usage = await client.call_tool("get_usage", {})
             return created, listed, codegen, deploy, usage
@@ -191,15 +203,22 @@ def test_each_tool_acts_as_the_key_owner_and_shows_through_rest(owner, rdb):
     assert json.loads(created.content[0].text) == app  # text content mirrors the structure
 
     job = codegen.structured_content["job"]
-    assert (job["app_id"], job["kind"], job["status"], job["credits"]) == \
-        (app["id"], "codegen", "queued", 10)
+    assert (job["app_id"], job["kind"], job["status"], job["credits"]) == (
+        app["id"],
+        "codegen",
+        "queued",
+        10,
+    )
     assert deploy.structured_content["job"]["kind"] == "deploy"
     assert deploy.structured_content["job"]["credits"] == 5
     me = owner.me()
     assert me["credits"]["used"] == 15 and me["credits"]["remaining"] == 985
     # get_usage ran after both charges, in the same terms as GET /api/me
-    assert usage.structured_content == {"email": me["email"], "plan": "pro",
-                                        "credits": me["credits"]}
+    assert usage.structured_content == {
+        "email": me["email"],
+        "plan": "pro",
+        "credits": me["credits"],
+    }
     jobs = rdb.lrange(KeyNames().app_jobs(me["id"], app["id"]), 0, -1)
     assert sorted(json.loads(j)["kind"] for j in jobs) == ["codegen", "deploy"]
     assert json.loads([j for j in jobs if "codegen" in j][0])["prompt"] == "a todo list"
@@ -224,55 +243,92 @@ def test_bearer_key_with_the_previous_protocol_revision(owner):
 def test_initialize_at_current_and_previous_revisions_on_the_wire(owner):
     """Raw POSTs: 2026-07-28 is served per request (server/discover, no handshake); the
     handshake revisions negotiate through initialize; nothing opens a server-side session."""
-    meta = {"io.modelcontextprotocol/protocolVersion": CURRENT,
-            "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
-            "io.modelcontextprotocol/clientCapabilities": {}}
-    discover = rpc(owner.base_url, {**owner.headers, "Mcp-Method": "server/discover"},
-                   {"jsonrpc": "2.0", "id": 1, "method": "server/discover",
-                    "params": {"_meta": meta}}, version=CURRENT)
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": CURRENT,
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    discover = rpc(
+        owner.base_url,
+        {**owner.headers, "Mcp-Method": "server/discover"},
+        {"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": meta}},
+        version=CURRENT,
+    )
     assert discover.status_code == 200, discover.text
     assert discover.headers["Content-Type"].startswith("application/json")
     assert CURRENT in discover.json()["result"]["supportedVersions"]
     assert "tools" in discover.json()["result"]["capabilities"]
 
-    listed = rpc(owner.base_url, {**owner.headers, "Mcp-Method": "tools/list"},
-                 {"jsonrpc": "2.0", "id": 2, "method": "tools/list",
-                  "params": {"_meta": meta}}, version=CURRENT)
+    listed = rpc(
+        owner.base_url,
+        {**owner.headers, "Mcp-Method": "tools/list"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"_meta": meta}},
+        version=CURRENT,
+    )
     assert {t["name"] for t in listed.json()["result"]["tools"]} == TOOLS
 
     for version in (PREVIOUS, "2025-06-18"):
-        init = rpc(owner.base_url, owner.headers, version=None, message={
-            "jsonrpc": "2.0", "id": 3, "method": "initialize",
-            "params": {"protocolVersion": version, "capabilities": {},
-                       "clientInfo": {"name": "raw", "version": "1"}}})
+        init = rpc(
+            owner.base_url,
+            owner.headers,
+            version=None,
+            message={
+                "jsonrpc": "2.0",
+                "id": 3,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": version,
+                    "capabilities": {},
+                    "clientInfo": {"name": "raw", "version": "1"},
+                },
+            },
+        )
         assert init.status_code == 200, init.text
         assert init.headers["Content-Type"].startswith("application/json")
         assert init.json()["result"]["protocolVersion"] == version
         assert init.json()["result"]["serverInfo"]["name"] == "genmb"
         assert "Mcp-Session-Id" not in init.headers  # stateless: no session to pin a worker
     # Without any handshake, a request at the previous revision is answered by any worker.
-    direct = rpc(owner.base_url, owner.headers, {"jsonrpc": "2.0", "id": 4,
-                                                 "method": "tools/call",
-                                                 "params": {"name": "list_apps",
-                                                            "arguments": {}}})
+    direct = rpc(
+        owner.base_url,
+        owner.headers,
+        {
+            "jsonrpc": "2.0",
+            "id": 4,
+            "method": "tools/call",
+            "params": {"name": "list_apps", "arguments": {}},
+        },
+    )
     assert direct.json()["result"]["structuredContent"] == {"apps": []}
 
 
 def test_no_endless_event_stream_at_the_current_revision(owner):
     """subscriptions/listen (an event stream at 2026-07-28) is not served: it would pin a
     sync worker. The refusal comes back at once, as JSON, and nothing advertises changes."""
-    meta = {"io.modelcontextprotocol/protocolVersion": CURRENT,
-            "io.modelcontextprotocol/clientCapabilities": {}}
-    listen = rpc(owner.base_url, {**owner.headers, "Mcp-Method": "subscriptions/listen"},
-                 {"jsonrpc": "2.0", "id": 1, "method": "subscriptions/listen",
-                  "params": {"_meta": meta, "notifications": {"toolsListChanged": True}}},
-                 version=CURRENT)
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": CURRENT,
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    listen = rpc(
+        owner.base_url,
+        {**owner.headers, "Mcp-Method": "subscriptions/listen"},
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "subscriptions/listen",
+            "params": {"_meta": meta, "notifications": {"toolsListChanged": True}},
+        },
+        version=CURRENT,
+    )
     assert listen.elapsed.total_seconds() < 5
     assert listen.headers["Content-Type"].startswith("application/json"), listen.text
     assert listen.json()["error"]["code"] == -32601  # method not found
-    discover = rpc(owner.base_url, {**owner.headers, "Mcp-Method": "server/discover"},
-                   {"jsonrpc": "2.0", "id": 2, "method": "server/discover",
-                    "params": {"_meta": meta}}, version=CURRENT)
+    discover = rpc(
+        owner.base_url,
+        {**owner.headers, "Mcp-Method": "server/discover"},
+        {"jsonrpc": "2.0", "id": 2, "method": "server/discover", "params": {"_meta": meta}},
+        version=CURRENT,
+    )
     assert discover.json()["result"]["capabilities"]["tools"].get("listChanged") is not True
 
 
@@ -284,25 +340,28 @@ def test_tool_calls_charge_credits_visible_in_me(owner, make_user, rdb):
 
     async def go():
         async with connect(owner.base_url, owner.headers) as client:
-            ok = [await client.call_tool("start_codegen", {"app_id": app_id, "prompt": f"{i}"})
-                  for i in range(3)]
-            missing = await client.call_tool("start_codegen", {"app_id": foreign,
-                                                               "prompt": "steal"})
+            ok = [
+                await client.call_tool("start_codegen", {"app_id": app_id, "prompt": f"{i}"})
+                for i in range(3)
+            ]
+            missing = await client.call_tool(
+                "start_codegen", {"app_id": foreign, "prompt": "steal"}
+            )
             return ok, missing
 
     ok, missing = run(go())
     assert [r.is_error for r in ok] == [False] * 3
     assert missing.is_error is True
-    assert missing.structured_content == {"error": {"code": "not_found",
-                                                    "message": "Not found."}}
+    assert missing.structured_content == {"error": {"code": "not_found", "message": "Not found."}}
     assert missing.content[0].text.startswith("not_found: ")
     assert owner.me()["credits"]["used"] == 30
     assert other.me()["credits"]["used"] == 0
 
     month = datetime.now(UTC).strftime("%Y-%m")
     rdb.set(KeyNames().credits(owner.user.id, month), 995)  # 5 credits left; codegen costs 10
-    broke = call(owner.base_url, owner.headers, "start_codegen",
-                 {"app_id": app_id, "prompt": "one more"})
+    broke = call(
+        owner.base_url, owner.headers, "start_codegen", {"app_id": app_id, "prompt": "one more"}
+    )
     assert broke.is_error is True
     assert broke.structured_content["error"]["code"] == "insufficient_credits"
     assert owner.me()["credits"]["used"] == 995
@@ -319,8 +378,7 @@ def test_invalid_arguments_are_tool_errors_not_charged(owner, live):
         async with connect(owner.base_url, owner.headers) as client:
             blank = await client.call_tool("create_app", {"name": "   "})
             control = await client.call_tool("create_app", {"name": "bad\x07name"})
-            empty_prompt = await client.call_tool("start_codegen", {"app_id": app_id,
-                                                                    "prompt": ""})
+            empty_prompt = await client.call_tool("start_codegen", {"app_id": app_id, "prompt": ""})
             pasted = await client.call_tool("start_deploy", {"app_id": owner.key})
             # Too long for the schema: the SDK's validation message quotes the input.
             long_name = await client.call_tool("create_app", {"name": owner.key * 4})
@@ -351,9 +409,10 @@ def test_codegen_limit_is_shared_between_rest_and_mcp(owner):
 
     async def go():
         async with connect(owner.base_url, owner.headers) as client:
-            return [await client.call_tool("start_codegen", {"app_id": app_id,
-                                                             "prompt": f"mcp {i}"})
-                    for i in range(5)]
+            return [
+                await client.call_tool("start_codegen", {"app_id": app_id, "prompt": f"mcp {i}"})
+                for i in range(5)
+            ]
 
     results = run(go())
     assert [r.is_error for r in results] == [False] * 4 + [True]
@@ -373,8 +432,7 @@ def test_deploy_limit_over_mcp_then_rest(owner):
 
     async def go():
         async with connect(owner.base_url, owner.headers) as client:
-            return [await client.call_tool("start_deploy", {"app_id": app_id})
-                    for _ in range(5)]
+            return [await client.call_tool("start_deploy", {"app_id": app_id}) for _ in range(5)]
 
     assert [r.is_error for r in run(go())] == [False] * 5
     rest = owner.rest("POST", f"/api/apps/{app_id}/deploy")
@@ -399,14 +457,19 @@ def _key_info(owner: Owner, key_id: str) -> dict:
 
 def test_session_cookie_works_with_csrf_as_on_the_api(owner):
     """The web session authenticates /mcp too, and, being a cookie, needs the CSRF token."""
-    message = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-               "params": {"name": "get_usage", "arguments": {}}}
+    message = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "get_usage", "arguments": {}},
+    }
     headers = {"Accept": ACCEPT, "MCP-Protocol-Version": PREVIOUS}
     url = f"{owner.base_url}/mcp"
     refused = owner.session.http.post(url, json=message, headers=headers, timeout=30)
     assert_json_rpc_error(refused, 403, "csrf_failed")
-    allowed = owner.session.http.post(url, json=message, timeout=30,
-                                      headers={**headers, "X-CSRF-Token": owner.session.csrf})
+    allowed = owner.session.http.post(
+        url, json=message, timeout=30, headers={**headers, "X-CSRF-Token": owner.session.csrf}
+    )
     assert allowed.status_code == 200
     assert allowed.json()["result"]["structuredContent"]["plan"] == "pro"
 
@@ -417,23 +480,29 @@ def test_session_cookie_works_with_csrf_as_on_the_api(owner):
 @pytest.mark.parametrize("case", ["bad", "missing", "malformed", "blank"])
 def test_bad_and_missing_keys_fail_with_clear_errors(live, case):
     """The SDK client fails to connect with our message and code; the wire says 401."""
-    headers = {"bad": {"X-MCP-API-Key": BAD_KEY},
-               "missing": {},
-               "malformed": {"Authorization": "Bearer not-a-key"},
-               "blank": {"X-MCP-API-Key": ""}}[case]
+    headers = {
+        "bad": {"X-MCP-API-Key": BAD_KEY},
+        "missing": {},
+        "malformed": {"Authorization": "Bearer not-a-key"},
+        "blank": {"X-MCP-API-Key": ""},
+    }[case]
     expected = "missing_credentials" if case in ("missing", "blank") else "invalid_api_key"
     error = connect_error(live.url, headers)
     assert error.error.data["code"] == expected
     assert error.error.data["status"] == 401
-    assert ("invalid or has been revoked" if expected == "invalid_api_key"
-            else "Authentication required") in str(error)
+    assert (
+        "invalid or has been revoked"
+        if expected == "invalid_api_key"
+        else "Authentication required"
+    ) in str(error)
 
     response = rpc(live.url, headers, {"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
     body = assert_json_rpc_error(response, 401, expected)
     assert body["code"] == -32010
     realm = 'Bearer realm="genmb"'
     assert response.headers["WWW-Authenticate"] == (
-        realm if expected == "missing_credentials" else f'{realm}, error="invalid_token"')
+        realm if expected == "missing_credentials" else f'{realm}, error="invalid_token"'
+    )
     assert int(response.headers["X-RateLimit-Remaining"]) < 200  # counted like any request
 
 
@@ -443,9 +512,11 @@ def test_revoked_key_fails_on_its_next_request(owner):
     assert owner.session.delete_key(owner.key_id).status_code == 204
     error = connect_error(owner.base_url, owner.headers)
     assert error.error.data["code"] == "invalid_api_key"
-    assert_json_rpc_error(rpc(owner.base_url, owner.headers,
-                              {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
-                          401, "invalid_api_key")
+    assert_json_rpc_error(
+        rpc(owner.base_url, owner.headers, {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+        401,
+        "invalid_api_key",
+    )
 
 
 def test_downgraded_user_gets_plan_required_and_back_after_upgrade(owner, storage):
@@ -454,19 +525,23 @@ def test_downgraded_user_gets_plan_required_and_back_after_upgrade(owner, storag
     error = connect_error(owner.base_url, owner.headers)
     assert error.error.data == {"code": "plan_required", "status": 403}
     assert "Pro or Business" in str(error)
-    body = assert_json_rpc_error(rpc(owner.base_url, owner.headers, {
-        "jsonrpc": "2.0", "id": 1, "method": "tools/list"}), 403, "plan_required")
+    body = assert_json_rpc_error(
+        rpc(owner.base_url, owner.headers, {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+        403,
+        "plan_required",
+    )
     assert body["code"] == -32011
     users.set_plan(storage, owner.user.email, "business")
-    assert call(owner.base_url, owner.headers, "get_usage").structured_content["plan"] == \
-        "business"
+    assert call(owner.base_url, owner.headers, "get_usage").structured_content["plan"] == "business"
 
 
 def test_no_oauth_metadata_is_advertised(live):
     """API keys only: no OAuth discovery documents, no resource_metadata in the challenge."""
-    for path in ("/.well-known/oauth-protected-resource",
-                 "/.well-known/oauth-protected-resource/mcp",
-                 "/.well-known/oauth-authorization-server"):
+    for path in (
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-authorization-server",
+    ):
         assert requests.get(f"{live.url}{path}", timeout=10).status_code == 404
     challenge = rpc(live.url, {}, {"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
     assert challenge.headers["WWW-Authenticate"] == 'Bearer realm="genmb"'
@@ -475,8 +550,12 @@ def test_no_oauth_metadata_is_advertised(live):
 def test_get_and_delete_answer_405(owner):
     """No event stream, no session to delete: 405 with Allow: POST and a JSON-RPC body."""
     for method in ("GET", "DELETE"):
-        response = requests.request(method, f"{owner.base_url}/mcp", timeout=10,
-                                    headers={**owner.headers, "Accept": "text/event-stream"})
+        response = requests.request(
+            method,
+            f"{owner.base_url}/mcp",
+            timeout=10,
+            headers={**owner.headers, "Accept": "text/event-stream"},
+        )
         error = assert_json_rpc_error(response, 405, "method_not_allowed")
         assert response.headers["Allow"] == "POST"
         assert "stateless" in error["message"]
@@ -486,19 +565,28 @@ def test_get_and_delete_answer_405(owner):
 
 def test_oversized_body_is_413_before_the_sdk(owner):
     """Bodies over 1 MiB are refused with 413 and a JSON-RPC error body."""
-    huge = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-            "params": {"name": "create_app", "arguments": {"name": "x" * (1024 * 1024)}}}
+    huge = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "create_app", "arguments": {"name": "x" * (1024 * 1024)}},
+    }
     assert_json_rpc_error(rpc(owner.base_url, owner.headers, huge), 413, "payload_too_large")
 
 
 def test_default_host_and_origin_checks(owner):
     """The defaults accept loopback hosts and origins only (DNS rebinding protection)."""
     message = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
-    assert_json_rpc_error(rpc(owner.base_url, {**owner.headers, "Host": "evil.example"},
-                              message), 421, "host_not_allowed")
-    assert_json_rpc_error(rpc(owner.base_url, {**owner.headers,
-                                               "Origin": "http://evil.example"}, message),
-                          403, "origin_not_allowed")
+    assert_json_rpc_error(
+        rpc(owner.base_url, {**owner.headers, "Host": "evil.example"}, message),
+        421,
+        "host_not_allowed",
+    )
+    assert_json_rpc_error(
+        rpc(owner.base_url, {**owner.headers, "Origin": "http://evil.example"}, message),
+        403,
+        "origin_not_allowed",
+    )
     for origin in ("http://localhost:3000", "http://127.0.0.1:6274"):
         ok = rpc(owner.base_url, {**owner.headers, "Origin": origin}, message)
         assert ok.status_code == 200, ok.text
@@ -511,6 +599,7 @@ def test_default_host_and_origin_checks(owner):
 def test_twenty_concurrent_sdk_clients_all_succeed(owner, live):
     """20 SDK clients at once, each connecting, listing and creating an app: all succeed,
     served by several workers with no session between them."""
+
     async def one(i: int) -> tuple[int, str]:
         async with connect(owner.base_url, owner.headers) as client:
             listed = await client.list_tools()
@@ -525,8 +614,13 @@ def test_twenty_concurrent_sdk_clients_all_succeed(owner, live):
     assert results == [(len(TOOLS), f"client {i}") for i in range(20)]
     names = sorted(a["name"] for a in owner.rest("GET", "/api/apps").json()["apps"])
     assert names == sorted(f"client {i}" for i in range(20))
-    pids = set(re.findall(rf"\[(\d+)\] genmb\.mcp: mcp\.tool tool=create_app "
-                          rf"user_id={owner.user.id}", live.logs()))
+    pids = set(
+        re.findall(
+            rf"\[(\d+)\] genmb\.mcp: mcp\.tool tool=create_app "
+            rf"user_id={owner.user.id}",
+            live.logs(),
+        )
+    )
     assert len(pids) >= 2, pids
 
 
@@ -536,10 +630,16 @@ def test_twenty_concurrent_sdk_clients_all_succeed(owner, live):
 @pytest.fixture(scope="module")
 def configured(redis_server: RedisServer, tmp_path_factory) -> Iterator[Gunicorn]:
     """gunicorn (2 workers) with a public host name, one allowed origin, 6 requests a minute."""
-    server = Gunicorn(redis_server.url, tmp_path_factory.mktemp("mcp-configured") / "log", 2,
-                      env={"MCP_ALLOWED_HOSTS": "mcp.example.test, 127.0.0.1:*",
-                           "MCP_ALLOWED_ORIGINS": "https://app.example.test",
-                           "RATELIMIT_GLOBAL": "6 per minute"})
+    server = Gunicorn(
+        redis_server.url,
+        tmp_path_factory.mktemp("mcp-configured") / "log",
+        2,
+        env={
+            "MCP_ALLOWED_HOSTS": "mcp.example.test, 127.0.0.1:*",
+            "MCP_ALLOWED_ORIGINS": "https://app.example.test",
+            "RATELIMIT_GLOBAL": "6 per minute",
+        },
+    )
     yield server.start()
     server.stop()
 
@@ -550,20 +650,29 @@ def test_host_and_origin_come_from_settings(configured, redis_url, make_user):
     key = LiveSession(configured.url, user.email).create_key().json()["key"]  # 2 requests
     headers = {"X-MCP-API-Key": key}
     message = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
-    assert rpc(configured.url, {**headers, "Host": "mcp.example.test",
-                                "Origin": "https://app.example.test"}, message).status_code == 200
-    assert_json_rpc_error(rpc(configured.url, {**headers, "Host": "localhost"}, message),
-                          421, "host_not_allowed")
-    assert_json_rpc_error(rpc(configured.url, {**headers, "Origin": "http://localhost:8000"},
-                              message), 403, "origin_not_allowed")
+    assert (
+        rpc(
+            configured.url,
+            {**headers, "Host": "mcp.example.test", "Origin": "https://app.example.test"},
+            message,
+        ).status_code
+        == 200
+    )
+    assert_json_rpc_error(
+        rpc(configured.url, {**headers, "Host": "localhost"}, message), 421, "host_not_allowed"
+    )
+    assert_json_rpc_error(
+        rpc(configured.url, {**headers, "Origin": "http://localhost:8000"}, message),
+        403,
+        "origin_not_allowed",
+    )
     assert rpc(configured.url, headers, message).status_code == 200  # 127.0.0.1:<port>
 
 
 def test_global_ip_limit_covers_mcp(configured, redis_url):
     """The 7th request in the minute is 429 rate_limited with Retry-After, as JSON-RPC."""
     message = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
-    codes = [rpc(configured.url, {"X-MCP-API-Key": BAD_KEY}, message).status_code
-             for _ in range(6)]
+    codes = [rpc(configured.url, {"X-MCP-API-Key": BAD_KEY}, message).status_code for _ in range(6)]
     assert codes == [401] * 6
     limited = rpc(configured.url, {"X-MCP-API-Key": BAD_KEY}, message)
     error = assert_json_rpc_error(limited, 429, "rate_limited")
@@ -600,8 +709,13 @@ def test_redis_outage_is_503_json_rpc(tmp_path: Path):
 def test_mcp_settings_are_parsed_and_checked():
     """Comma lists with blanks trimmed; blank means the loopback default; no host is refused."""
     base = {"REDIS_URL": "memory://", "GENMB_ENV": "development"}
-    parsed = load_settings(env={**base, "MCP_ALLOWED_HOSTS": " a.example , b.example:* ,",
-                                "MCP_ALLOWED_ORIGINS": "https://a.example"})
+    parsed = load_settings(
+        env={
+            **base,
+            "MCP_ALLOWED_HOSTS": " a.example , b.example:* ,",
+            "MCP_ALLOWED_ORIGINS": "https://a.example",
+        }
+    )
     assert parsed["MCP_ALLOWED_HOSTS"] == ["a.example", "b.example:*"]
     assert parsed["MCP_ALLOWED_ORIGINS"] == ["https://a.example"]
     default = load_settings(env={**base, "MCP_ALLOWED_HOSTS": "  "})
@@ -633,8 +747,9 @@ assert runtime_for(app) is runtime and runtime.pid == os.getpid()
 print("after", loaded())
 runtime.stop()
 """
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stdout.splitlines() if line.startswith(("before", "after"))]
     assert lines == ["before (False, [])", "after (True, ['genmb-mcp-loop'])"]

@@ -23,8 +23,12 @@ def _fire(count: int, call) -> list:
 @pytest.fixture(scope="module")
 def scarce(redis_server, tmp_path_factory):
     """gunicorn (4 workers) where a pro user has 35 credits and codegen is barely limited."""
-    server = Gunicorn(redis_server.url, tmp_path_factory.mktemp("scarce") / "log", 4,
-                      env={"CREDITS_PRO": "35", "RATELIMIT_CODEGEN": "1000 per minute"})
+    server = Gunicorn(
+        redis_server.url,
+        tmp_path_factory.mktemp("scarce") / "log",
+        4,
+        env={"CREDITS_PRO": "35", "RATELIMIT_CODEGEN": "1000 per minute"},
+    )
     yield server.start()
     server.stop()
 
@@ -34,8 +38,9 @@ def _pro_with_app(base_url: str, make_user):
     user = make_user("pro")
     session = LiveSession(base_url, user.email)
     key = session.create_key().json()["key"]
-    app = requests.post(f"{base_url}/api/apps", json={"name": "bench"},
-                        headers={"X-MCP-API-Key": key}, timeout=10)
+    app = requests.post(
+        f"{base_url}/api/apps", json={"name": "bench"}, headers={"X-MCP-API-Key": key}, timeout=10
+    )
     assert app.status_code == 201
     return session, key, app.json()["id"]
 
@@ -45,8 +50,12 @@ def test_fifty_racing_codegens_with_credit_for_three(scarce, redis_url, make_use
     session, key, app_id = _pro_with_app(scarce.url, make_user)
 
     def codegen(i: int) -> int:
-        r = requests.post(f"{scarce.url}/api/apps/{app_id}/codegen", json={"prompt": f"p{i}"},
-                          headers={"Authorization": f"Bearer {key}"}, timeout=60)
+        r = requests.post(
+            f"{scarce.url}/api/apps/{app_id}/codegen",
+            json={"prompt": f"p{i}"},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=60,
+        )
         if r.status_code == 402:
             assert r.json()["error"]["code"] == "insufficient_credits"
         return r.status_code
@@ -62,10 +71,14 @@ def test_fifty_racing_codegens_with_credit_for_three(scarce, redis_url, make_use
 def test_key_and_session_share_one_counter(scarce, redis_url, make_user):
     """A deploy through the session and one through a key draw from the same credits."""
     session, key, app_id = _pro_with_app(scarce.url, make_user)
-    by_session = session.http.post(f"{scarce.url}/api/apps/{app_id}/deploy",
-                                   headers={"X-CSRF-Token": session.csrf}, timeout=10)
-    by_key = requests.post(f"{scarce.url}/api/apps/{app_id}/deploy",
-                           headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    by_session = session.http.post(
+        f"{scarce.url}/api/apps/{app_id}/deploy", headers={"X-CSRF-Token": session.csrf}, timeout=10
+    )
+    by_key = requests.post(
+        f"{scarce.url}/api/apps/{app_id}/deploy",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=10,
+    )
     assert (by_session.status_code, by_key.status_code) == (202, 202)
     me = session.http.get(f"{scarce.url}/api/me", timeout=10).json()
     assert me["credits"]["used"] == 10 and me["auth"]["method"] == "session"
@@ -79,14 +92,17 @@ def test_refused_requests_charge_nothing(client, make_user):
     headers = {"Authorization": f"Bearer {key}"}
     app_id = client.post("/api/apps", json={"name": "a"}, headers=headers).json["id"]
     assert client.post(f"/api/apps/{app_id}/codegen", json={}, headers=headers).status_code == 422
-    assert client.post(f"/api/apps/{app_id}/codegen", json={"prompt": ""},
-                       headers=headers).status_code == 422
+    assert (
+        client.post(f"/api/apps/{app_id}/codegen", json={"prompt": ""}, headers=headers).status_code
+        == 422
+    )
     assert client.post("/api/apps/app_nope/deploy", headers=headers).status_code == 404
     other_client = client.application.test_client()
     other_csrf = login(other_client, other.email)
     other_key = create_key(other_client, other_csrf)["key"]
-    foreign = client.post(f"/api/apps/{app_id}/deploy",
-                          headers={"Authorization": f"Bearer {other_key}"})
+    foreign = client.post(
+        f"/api/apps/{app_id}/deploy", headers={"Authorization": f"Bearer {other_key}"}
+    )
     assert foreign.status_code == 404
     assert client.get("/api/me", headers=headers).json["credits"]["used"] == 0
     assert other_client.get("/api/me").json["credits"]["used"] == 0
@@ -107,7 +123,11 @@ def test_out_of_credits_is_402_and_keeps_counter(redis_url, make_user):
     assert (first.status_code, second.status_code) == (202, 402)
     assert second.json["error"]["code"] == "insufficient_credits"
     assert client.get("/api/me").json["credits"] == {
-        **client.get("/api/me").json["credits"], "used": 10, "remaining": 2, "limit": 12}
+        **client.get("/api/me").json["credits"],
+        "used": 10,
+        "remaining": 2,
+        "limit": 12,
+    }
 
 
 def test_credits_reset_with_the_calendar_month(client, make_user, monkeypatch):
@@ -122,8 +142,9 @@ def test_credits_reset_with_the_calendar_month(client, make_user, monkeypatch):
     january = datetime(2027, 1, 1, 0, 0, 1, tzinfo=UTC)
     for module in (store.apps, store.gate):
         monkeypatch.setattr(module, "utcnow", lambda: december)
-    assert client.post(f"/api/apps/{app_id}/deploy",
-                       headers={"X-CSRF-Token": csrf}).status_code == 202
+    assert (
+        client.post(f"/api/apps/{app_id}/deploy", headers={"X-CSRF-Token": csrf}).status_code == 202
+    )
     assert client.get("/api/me").json["credits"]["used"] == 5
     for module in (store.apps, store.gate):
         monkeypatch.setattr(module, "utcnow", lambda: january)
@@ -134,11 +155,16 @@ def test_per_user_codegen_limit(live, make_user):
     """Codegen allows 10 per minute per user, across key and session; others unaffected."""
     session, key, app_id = _pro_with_app(live.url, make_user)
     url = f"{live.url}/api/apps/{app_id}/codegen"
-    codes = [requests.post(url, json={"prompt": "x"}, headers={"X-MCP-API-Key": key},
-                           timeout=10).status_code for _ in range(10)]
+    codes = [
+        requests.post(
+            url, json={"prompt": "x"}, headers={"X-MCP-API-Key": key}, timeout=10
+        ).status_code
+        for _ in range(10)
+    ]
     assert codes == [202] * 10
-    limited = session.http.post(url, json={"prompt": "x"}, headers={"X-CSRF-Token": session.csrf},
-                                timeout=10)
+    limited = session.http.post(
+        url, json={"prompt": "x"}, headers={"X-CSRF-Token": session.csrf}, timeout=10
+    )
     assert limited.status_code == 429
     assert limited.json()["error"]["code"] == "rate_limited"
     assert int(limited.headers["Retry-After"]) >= 1
@@ -147,11 +173,16 @@ def test_per_user_codegen_limit(live, make_user):
     me = session.http.get(f"{live.url}/api/me", timeout=10).json()
     assert me["credits"]["used"] == 100  # the refused call charged nothing
     _, other_key, other_app = _pro_with_app(live.url, make_user)
-    other = requests.post(f"{live.url}/api/apps/{other_app}/codegen", json={"prompt": "x"},
-                          headers={"X-MCP-API-Key": other_key}, timeout=10)
+    other = requests.post(
+        f"{live.url}/api/apps/{other_app}/codegen",
+        json={"prompt": "x"},
+        headers={"X-MCP-API-Key": other_key},
+        timeout=10,
+    )
     assert other.status_code == 202
-    deploy = requests.post(f"{live.url}/api/apps/{app_id}/deploy",
-                           headers={"X-MCP-API-Key": key}, timeout=10)
+    deploy = requests.post(
+        f"{live.url}/api/apps/{app_id}/deploy", headers={"X-MCP-API-Key": key}, timeout=10
+    )
     assert deploy.status_code == 202  # deploy has a limit of its own
 
 
@@ -162,10 +193,17 @@ def test_headers_report_the_tighter_limit(live, make_user):
     seen = []
     for _ in range(6):
         r = requests.post(url, headers={"X-MCP-API-Key": key}, timeout=10)
-        seen.append((r.status_code, r.headers["X-RateLimit-Limit"],
-                     r.headers["X-RateLimit-Remaining"]))
-    assert seen == [(202, "5", "4"), (202, "5", "3"), (202, "5", "2"), (202, "5", "1"),
-                    (202, "5", "0"), (429, "5", "0")]
+        seen.append(
+            (r.status_code, r.headers["X-RateLimit-Limit"], r.headers["X-RateLimit-Remaining"])
+        )
+    assert seen == [
+        (202, "5", "4"),
+        (202, "5", "3"),
+        (202, "5", "2"),
+        (202, "5", "1"),
+        (202, "5", "0"),
+        (429, "5", "0"),
+    ]
     plain = requests.get(f"{live.url}/api/me", headers={"X-MCP-API-Key": key}, timeout=10)
     assert plain.headers["X-RateLimit-Limit"] == "200"
 
@@ -173,8 +211,12 @@ def test_headers_report_the_tighter_limit(live, make_user):
 @pytest.fixture(scope="module")
 def proxied(redis_server, tmp_path_factory):
     """gunicorn trusting one proxy, with a small global limit."""
-    server = Gunicorn(redis_server.url, tmp_path_factory.mktemp("proxied") / "log", 2,
-                      env={"TRUSTED_PROXY_COUNT": "1", "RATELIMIT_GLOBAL": "3 per minute"})
+    server = Gunicorn(
+        redis_server.url,
+        tmp_path_factory.mktemp("proxied") / "log",
+        2,
+        env={"TRUSTED_PROXY_COUNT": "1", "RATELIMIT_GLOBAL": "3 per minute"},
+    )
     yield server.start()
     server.stop()
 
@@ -202,5 +244,7 @@ def test_without_trusted_proxy_the_header_is_ignored(live, redis_url):
     """The default trusts no proxy: every forged address is the same TCP peer."""
     codes = Counter(_session_status(live.url, f"10.1.0.{i}") for i in range(5))
     assert codes == Counter({401: 5})
-    assert requests.get(f"{live.url}/auth/session", timeout=10).headers[
-        "X-RateLimit-Remaining"] == "194"
+    assert (
+        requests.get(f"{live.url}/auth/session", timeout=10).headers["X-RateLimit-Remaining"]
+        == "194"
+    )

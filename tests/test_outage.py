@@ -43,8 +43,9 @@ class Stack:
 
     def key_me(self) -> requests.Response:
         """GET /api/me with the API key (a fresh connection, no cookie)."""
-        return requests.get(f"{self.web.url}/api/me", timeout=10,
-                            headers={"Authorization": f"Bearer {self.key}"})
+        return requests.get(
+            f"{self.web.url}/api/me", timeout=10, headers={"Authorization": f"Bearer {self.key}"}
+        )
 
     def session_me(self) -> requests.Response:
         """GET /api/me with the session cookie."""
@@ -56,8 +57,9 @@ class Stack:
 
     def login(self) -> requests.Response:
         """POST /auth/login with the right password."""
-        return requests.post(f"{self.web.url}/auth/login", timeout=10,
-                             json={"email": EMAIL, "password": PASSWORD})
+        return requests.post(
+            f"{self.web.url}/auth/login", timeout=10, json={"email": EMAIL, "password": PASSWORD}
+        )
 
     def healthz(self) -> requests.Response:
         """GET /healthz."""
@@ -76,8 +78,12 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         store = Storage(connect(server.url, 2.0), KeyNames())
         users.create(store, EMAIL, PASSWORD, "pro", FAST_HASH)
         store.redis.close()
-        web = Gunicorn(server.url, tmp_path / "gunicorn.log", workers=2,
-                       env={"REDIS_TIMEOUT": str(REDIS_TIMEOUT)})
+        web = Gunicorn(
+            server.url,
+            tmp_path / "gunicorn.log",
+            workers=2,
+            env={"REDIS_TIMEOUT": str(REDIS_TIMEOUT)},
+        )
         web.start()  # assigned first: a gunicorn that fails to come up is still stopped
         session = LiveSession(web.url, EMAIL)
         created = session.create_key("outage key")

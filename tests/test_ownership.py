@@ -72,39 +72,50 @@ ID_ROUTES = [
 
 def test_every_api_route_taking_an_id_is_checked_for_ownership(app):
     """ID_ROUTES lists every /api route with an *_id in its path, so none goes untested."""
-    routes = {(method, rule.rule) for rule in app.url_map.iter_rules()
-              if rule.rule.startswith("/api/") and any(a.endswith("_id") for a in rule.arguments)
-              for method in rule.methods - {"HEAD", "OPTIONS"}}
+    routes = {
+        (method, rule.rule)
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/api/") and any(a.endswith("_id") for a in rule.arguments)
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
     missing = routes - {(method, path) for method, path, _ in ID_ROUTES}
     assert not missing, f"add these routes to ID_ROUTES: {sorted(missing)}"
 
 
 @pytest.mark.parametrize("method,path,body", ID_ROUTES)
-def test_rest_routes_taking_an_id_refuse_another_users(app, make_user, rdb, names, method,
-                                                       path, body):
+def test_rest_routes_taking_an_id_refuse_another_users(
+    app, make_user, rdb, names, method, path, body
+):
     """Another user's app or key id is 404 not_found: nothing charged, recorded or deleted."""
     victim, attacker = make_user("pro"), make_user("pro")
     victim_web, attacker_web = app.test_client(), app.test_client()
     victim_key = create_key(victim_web, login(victim_web, victim.email))
     victim_auth = {"Authorization": f"Bearer {victim_key['key']}"}
-    app_id = app.test_client().post("/api/apps", json={"name": "mine"},
-                                    headers=victim_auth).json["id"]
+    app_id = (
+        app.test_client().post("/api/apps", json={"name": "mine"}, headers=victim_auth).json["id"]
+    )
     attacker_csrf = login(attacker_web, attacker.email)
 
     with app.app_context():  # a leaked-key banner of the victim's (issue #13)
-        event_id = security_events.record(victim.id, "api_key.leaked",
-                                           security_events.SCANNER, alert=True)
-    url = (path.replace("<app_id>", app_id).replace("<key_id>", victim_key["id"])
-           .replace("<event_id>", event_id))
-    response = attacker_web.open(url, method=method, json=body,
-                                 headers={"X-CSRF-Token": attacker_csrf})
+        event_id = security_events.record(
+            victim.id, "api_key.leaked", security_events.SCANNER, alert=True
+        )
+    url = (
+        path.replace("<app_id>", app_id)
+        .replace("<key_id>", victim_key["id"])
+        .replace("<event_id>", event_id)
+    )
+    response = attacker_web.open(
+        url, method=method, json=body, headers={"X-CSRF-Token": attacker_csrf}
+    )
     assert response.status_code == 404, response.json
     assert response.json["error"]["code"] == "not_found"
     assert app.test_client().get(f"/api/apps/{app_id}", headers=victim_auth).status_code == 200
     for user, web in ((victim, victim_web), (attacker, attacker_web)):
         assert web.get("/api/me").json["credits"]["used"] == 0, f"{user.email} was charged"
-        assert entries(rdb, names.app_jobs(user.id, app_id)) == 0, \
+        assert entries(rdb, names.app_jobs(user.id, app_id)) == 0, (
             f"a job was recorded under {user.email}"
+        )
     assert rdb.hexists(names.security_alerts(victim.id), event_id), "the banner was dismissed"
 
 
@@ -114,8 +125,9 @@ def test_rest_routes_taking_an_id_refuse_another_users(app, make_user, rdb, name
 @asynccontextmanager
 async def _mcp(base_url: str, key: str) -> AsyncIterator[Client]:
     """An SDK client on <base_url>/mcp authenticated with X-MCP-API-Key."""
-    async with httpx2.AsyncClient(headers={"X-MCP-API-Key": key},
-                                  timeout=httpx2.Timeout(30)) as http:
+    async with httpx2.AsyncClient(
+        headers={"X-MCP-API-Key": key}, timeout=httpx2.Timeout(30)
+    ) as http:
         async with Client(streamable_http_client(f"{base_url}/mcp", http_client=http)) as client:
             yield client
 
@@ -137,8 +149,12 @@ def test_mcp_tools_taking_an_id_refuse_another_users_app(live, make_user, rdb, s
     names = storage.names
     victim, attacker = make_user("pro"), make_user("pro")
     victim_web = LiveSession(live.url, victim.email)
-    made = victim_web.http.post(f"{live.url}/api/apps", json={"name": "mine"},
-                                headers={"X-CSRF-Token": victim_web.csrf}, timeout=10)
+    made = victim_web.http.post(
+        f"{live.url}/api/apps",
+        json={"name": "mine"},
+        headers={"X-CSRF-Token": victim_web.csrf},
+        timeout=10,
+    )
     assert made.status_code == 201, made.text
     foreign_ids = {"app_id": made.json()["id"]}
     attacker_key = LiveSession(live.url, attacker.email).create_key().json()["key"]
@@ -169,10 +185,12 @@ def test_mcp_tools_taking_an_id_refuse_another_users_app(live, make_user, rdb, s
         assert result.structured_content["error"]["code"] == "not_found", tool
 
     victim_me = victim_web.http.get(f"{live.url}/api/me", timeout=10).json()
-    attacker_me = requests.get(f"{live.url}/api/me", headers={"X-MCP-API-Key": attacker_key},
-                               timeout=10).json()
+    attacker_me = requests.get(
+        f"{live.url}/api/me", headers={"X-MCP-API-Key": attacker_key}, timeout=10
+    ).json()
     assert victim_me["credits"]["used"] == 0, "the app's owner was charged"
     assert attacker_me["credits"]["used"] == 0, "the caller was charged"
     for user in (victim, attacker):
-        assert entries(rdb, names.app_jobs(user.id, foreign_ids["app_id"])) == 0, \
+        assert entries(rdb, names.app_jobs(user.id, foreign_ids["app_id"])) == 0, (
             f"a job was recorded under {user.email}"
+        )

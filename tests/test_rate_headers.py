@@ -16,12 +16,16 @@ pytestmark = pytest.mark.integration
 MEASURED_IP = "192.0.2.51"  # a window of its own, untouched by the set-up requests
 
 
-@pytest.mark.parametrize("global_limit,deploy_limit,left", [
-    ("3 per minute", "2 per hour", 1),  # 1 left of each
-    ("2 per minute", "1 per hour", 0),  # none left of either
-])
+@pytest.mark.parametrize(
+    "global_limit,deploy_limit,left",
+    [
+        ("3 per minute", "2 per hour", 1),  # 1 left of each
+        ("2 per minute", "1 per hour", 0),  # none left of either
+    ],
+)
 def test_on_a_tie_the_headers_describe_the_limit_that_frees_up_later(
-        app, redis_url, make_user, global_limit, deploy_limit, left):
+    app, redis_url, make_user, global_limit, deploy_limit, left
+):
     """The IP window (per minute) and the deploy limit (per hour) have equally many requests
     left: the headers describe the deploy limit, which frees up later."""
     user = make_user("pro")

@@ -19,7 +19,11 @@ def test_sentinel_url_with_password_hosts_service_and_db():
     where = target.sentinel
     assert where.sentinels == (("10.0.0.1", 26380), ("::1", 26381), ("sentinel3", 26379))
     assert (where.service_name, where.db, where.username, where.password) == (
-        "genmb", 2, None, "s@cret")
+        "genmb",
+        2,
+        None,
+        "s@cret",
+    )
 
 
 def test_sentinel_url_user_and_password_and_password_shorthand():
@@ -37,19 +41,22 @@ def test_cluster_url_startup_nodes_and_login():
     assert (target.cluster.username, target.cluster.password) == ("user", "pw")
 
 
-@pytest.mark.parametrize("url,message", [
-    ("redis+sentinel://h:1/", "names no service"),
-    ("redis+sentinel:///genmb", "names no host"),
-    ("redis+sentinel://h:99999/genmb", "port out of range"),
-    ("redis+sentinel://h:1/genmb/x", "database must be a number"),
-    ("redis+sentinel://h:1/genmb/0/extra", "path must be"),
-    ("redis+sentinel://h:1/gen mb", "path must be"),
-    ("redis+sentinel://h:1/genmb?ssl=1", "query strings"),
-    ("redis+sentinel://h:x/genmb", "malformed host"),
-    ("redis+cluster://h:1/0", "takes no path"),
-    ("redis+sentnel://h/x", "unsupported scheme"),
-    ("http://h:1", "unsupported scheme"),
-])
+@pytest.mark.parametrize(
+    "url,message",
+    [
+        ("redis+sentinel://h:1/", "names no service"),
+        ("redis+sentinel:///genmb", "names no host"),
+        ("redis+sentinel://h:99999/genmb", "port out of range"),
+        ("redis+sentinel://h:1/genmb/x", "database must be a number"),
+        ("redis+sentinel://h:1/genmb/0/extra", "path must be"),
+        ("redis+sentinel://h:1/gen mb", "path must be"),
+        ("redis+sentinel://h:1/genmb?ssl=1", "query strings"),
+        ("redis+sentinel://h:x/genmb", "malformed host"),
+        ("redis+cluster://h:1/0", "takes no path"),
+        ("redis+sentnel://h/x", "unsupported scheme"),
+        ("http://h:1", "unsupported scheme"),
+    ],
+)
 def test_bad_urls_name_the_problem(url, message):
     """Each malformed URL is refused with a message that says what is wrong."""
     with pytest.raises(RedisUrlError, match=message):
@@ -93,16 +100,34 @@ def test_settings_refuse_a_bad_url_and_bad_revoke_settings():
 def test_gunicorn_refuses_a_bad_url_in_one_line_before_forking():
     """gunicorn with a malformed REDIS_URL exits non-zero, saying why in one line; no
     traceback, no worker started."""
-    env = {"PATH": "/usr/bin:/bin", "REDIS_URL": "redis+sentinel://127.0.0.1:1/",
-           "SECRET_KEY": "x", "PYTHONPATH": str(ROOT)}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "REDIS_URL": "redis+sentinel://127.0.0.1:1/",
+        "SECRET_KEY": "x",
+        "PYTHONPATH": str(ROOT),
+    }
     done = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "--bind",
-         f"127.0.0.1:{free_port()}", "app:create_app()"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "deploy/gunicorn.conf.py",
+            "--bind",
+            f"127.0.0.1:{free_port()}",
+            "app:create_app()",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode != 0
     output = done.stdout + done.stderr
     ours = [line for line in output.splitlines() if line.startswith("genmb:")]
-    assert ours == ["genmb: cannot start: REDIS_URL (sentinel) names no service: "
-                    "redis+sentinel://host:port/<service_name>"]
+    assert ours == [
+        "genmb: cannot start: REDIS_URL (sentinel) names no service: "
+        "redis+sentinel://host:port/<service_name>"
+    ]
     assert "Traceback" not in output and "Booting worker" not in output

@@ -22,8 +22,13 @@ from tests.conftest import create_key, login, make_app
 pytestmark = pytest.mark.integration
 
 COOKIE = "genmb_session"
-LENGTH_COMMANDS = {"list": "LLEN", "zset": "ZCARD", "hash": "HLEN", "set": "SCARD",
-                   "stream": "XLEN"}
+LENGTH_COMMANDS = {
+    "list": "LLEN",
+    "zset": "ZCARD",
+    "hash": "HLEN",
+    "set": "SCARD",
+    "stream": "XLEN",
+}
 
 
 def names_of(app) -> KeyNames:
@@ -74,8 +79,9 @@ def test_rolling_window_storage_stays_within_the_limit(redis_url, rdb):
     window_key = names_of(app).ip_window(address)
     sizes, statuses = [], []
     for _ in range(round(2.5 * window / gap)):  # 11 requests over about 2.4 windows
-        statuses.append(client.get("/auth/session", environ_base={"REMOTE_ADDR": address})
-                        .status_code)
+        statuses.append(
+            client.get("/auth/session", environ_base={"REMOTE_ADDR": address}).status_code
+        )
         sizes.append(entries(rdb, window_key))
         time.sleep(gap)
     assert set(statuses) == {401}  # every request admitted (401: no session)
@@ -87,8 +93,10 @@ def test_rolling_window_key_expires_once_the_client_stops(redis_url, rdb):
     sending leaves nothing behind for long."""
     app = make_app(redis_url, RATELIMIT_GLOBAL="5 per minute")
     address = "192.0.2.42"
-    assert app.test_client().get("/auth/session",
-                                 environ_base={"REMOTE_ADDR": address}).status_code == 401
+    assert (
+        app.test_client().get("/auth/session", environ_base={"REMOTE_ADDR": address}).status_code
+        == 401
+    )
     ttl_ms = rdb.pttl(names_of(app).ip_window(address))
     assert 0 < ttl_ms <= 2 * 60_000, f"window key PTTL {ttl_ms} (-1 means it never expires)"
 
@@ -163,8 +171,9 @@ def test_credits_counter_expires_after_its_month(app, rdb, make_user, action):
     """A charge leaves this month's counter with a TTL: long enough to outlive the month,
     short enough that old months do not pile up (at most two months)."""
     auth, user_id, app_id = _key_and_app(app, make_user)
-    charged = app.test_client().post(f"/api/apps/{app_id}/{action}", json={"prompt": "x"},
-                                     headers=auth)
+    charged = app.test_client().post(
+        f"/api/apps/{app_id}/{action}", json={"prompt": "x"}, headers=auth
+    )
     assert charged.status_code == 202, charged.json
     now = utcnow()
     ttl = rdb.ttl(names_of(app).credits(user_id, month_of(now)))
@@ -184,8 +193,11 @@ def test_unknown_key_leaves_no_key_record_behind(app, rdb, header, path):
     key = "genmb_sk_" + "Q" * 32
     assert apikeys.is_well_formed(key)
     value = f"Bearer {key}" if header == "Authorization" else key
-    response = app.test_client().post(path, json={}, headers={header: value}) \
-        if path == "/mcp" else app.test_client().get(path, headers={header: value})
+    response = (
+        app.test_client().post(path, json={}, headers={header: value})
+        if path == "/mcp"
+        else app.test_client().get(path, headers={header: value})
+    )
     assert response.status_code == 401
     digest = apikeys.digest(key)
     assert list(rdb.scan_iter(match=f"*{digest}*", count=1000)) == []
@@ -198,10 +210,12 @@ def test_revoked_key_leaves_no_key_record_behind(client, app, rdb, make_user):
     key = create_key(client, csrf)
     # Used once first: this process now knows the key's owner, so the refused request below
     # reaches the credential check itself (not just a missing owner index).
-    assert app.test_client().get("/api/me", headers={"X-MCP-API-Key": key["key"]}
-                                 ).status_code == 200
-    assert client.delete(f"/api/keys/{key['id']}", headers={"X-CSRF-Token": csrf}
-                         ).status_code == 204
+    assert (
+        app.test_client().get("/api/me", headers={"X-MCP-API-Key": key["key"]}).status_code == 200
+    )
+    assert (
+        client.delete(f"/api/keys/{key['id']}", headers={"X-CSRF-Token": csrf}).status_code == 204
+    )
     response = app.test_client().get("/api/me", headers={"X-MCP-API-Key": key["key"]})
     assert response.status_code == 401
     digest = apikeys.digest(key["key"])

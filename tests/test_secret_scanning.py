@@ -49,15 +49,18 @@ class Signer:
     def entry(self, current: bool = True) -> dict:
         """Its entry in a keys document."""
         pem = self.private.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
         return {"key_identifier": self.identifier, "key": pem.decode(), "is_current": current}
 
     def headers(self, body: bytes) -> dict[str, str]:
         """The two signature headers for this raw body (base64 of DER)."""
         der = self.private.sign(body, ec.ECDSA(hashes.SHA256()))
-        return {"Content-Type": "application/json",
-                "Github-Public-Key-Identifier": self.identifier,
-                "Github-Public-Key-Signature": base64.b64encode(der).decode()}
+        return {
+            "Content-Type": "application/json",
+            "Github-Public-Key-Identifier": self.identifier,
+            "Github-Public-Key-Signature": base64.b64encode(der).decode(),
+        }
 
 
 class KeysServer:
@@ -157,7 +160,8 @@ def sha(token: str) -> str:
 
 
 def test_signed_report_revokes_the_live_key_and_answers_feedback(
-        scan_client, signer, make_user, rdb, keys_server):
+    scan_client, signer, make_user, rdb, keys_server
+):
     """A good signature: the key is refused on its very next request; feedback, no token."""
     owner, created = new_key(scan_client, make_user)
     raw = created["key"]
@@ -165,8 +169,9 @@ def test_signed_report_revokes_the_live_key_and_answers_feedback(
     body = report(raw)
     response = post(scan_client, body, signer.headers(body))
     assert response.status_code == 200, response.json
-    assert response.json == [{"token_hash": sha(raw), "token_type": "genmb_api_key",
-                              "label": "true_positive"}]
+    assert response.json == [
+        {"token_hash": sha(raw), "token_type": "genmb_api_key", "label": "true_positive"}
+    ]
     assert raw not in response.get_data(as_text=True)
     assert me(scan_client, raw) == 401
     assert rdb.hlen(f"genmb:user:{{{owner}}}:keys") == 0
@@ -209,7 +214,8 @@ def test_an_altered_body_fails_even_by_a_trailing_newline(scan_client, signer, m
 
 
 def test_unknown_identifier_refetches_the_document_once(
-        scan_client, signer, keys_server, make_user):
+    scan_client, signer, keys_server, make_user
+):
     """GitHub rotated its key: the copy lacks the identifier, one refetch finds it."""
     _, created = new_key(scan_client, make_user)
     warm = report("genmb_sk_" + "x" * 32)
@@ -227,7 +233,8 @@ def test_unknown_identifier_refetches_the_document_once(
 
 
 def test_identifiers_nobody_published_cost_a_bounded_number_of_refetches(
-        scan_client, signer, keys_server, make_user):
+    scan_client, signer, keys_server, make_user
+):
     """Forged identifiers are 401; they cannot make the service hammer GitHub."""
     _, created = new_key(scan_client, make_user)
     body = report(created["key"])
@@ -240,7 +247,8 @@ def test_identifiers_nobody_published_cost_a_bounded_number_of_refetches(
 
 
 def test_the_document_is_cached_and_a_failed_fetch_keeps_the_last_good_copy(
-        scan_app, scan_client, signer, keys_server, make_user):
+    scan_app, scan_client, signer, keys_server, make_user
+):
     """Many reports, one fetch; when GitHub fails, the last good copy still verifies."""
     _, created = new_key(scan_client, make_user)
     junk = report("genmb_sk_" + "y" * 32)
@@ -258,18 +266,22 @@ def test_the_document_is_cached_and_a_failed_fetch_keeps_the_last_good_copy(
 
 
 def test_githubs_published_sample_verifies_and_one_byte_more_does_not(
-        scan_client, keys_server, rdb):
+    scan_client, keys_server, rdb
+):
     """The documented 104-byte sample, replayed byte for byte against GitHub's keys."""
     keys_server.document = GITHUB_PUBLIC_KEYS
     assert len(SAMPLE_BODY) == 104
-    headers = {"Content-Type": "application/json",
-               "Github-Public-Key-Identifier": SAMPLE_KEY_IDENTIFIER,
-               "Github-Public-Key-Signature": SAMPLE_SIGNATURE}
+    headers = {
+        "Content-Type": "application/json",
+        "Github-Public-Key-Identifier": SAMPLE_KEY_IDENTIFIER,
+        "Github-Public-Key-Signature": SAMPLE_SIGNATURE,
+    }
     before = data_keys(rdb)
     response = post(scan_client, SAMPLE_BODY, headers)
     assert response.status_code == 200, response.json
-    assert response.json == [{"token_hash": sha("some_token"), "token_type": "some_type",
-                              "label": "false_positive"}]
+    assert response.json == [
+        {"token_hash": sha("some_token"), "token_type": "some_type", "label": "false_positive"}
+    ]
     for altered in (SAMPLE_BODY + b" ", SAMPLE_BODY + b"\n", b" " + SAMPLE_BODY):
         assert post(scan_client, altered, headers).status_code == 401
     assert data_keys(rdb) == before == set()
@@ -279,22 +291,31 @@ def test_githubs_published_sample_verifies_and_one_byte_more_does_not(
 
 
 def test_a_mixed_batch_revokes_only_live_keys_and_labels_without_telling_more(
-        scan_client, signer, make_user, rdb):
+    scan_client, signer, make_user, rdb
+):
     """Live keys of two owners, a revoked key, junk: each live one refused next request."""
     owner_a, a = new_key(scan_client, make_user, "CI deploy")
     owner_b, b = new_key(scan_client, make_user, "Laptop")
     _, gone = new_key(scan_client, make_user, "Old")
     csrf = login(scan_client, f"user{3}@example.test")
-    assert scan_client.delete(f"/api/keys/{gone['id']}",
-                              headers={"X-CSRF-Token": csrf}).status_code == 204
+    assert (
+        scan_client.delete(f"/api/keys/{gone['id']}", headers={"X-CSRF-Token": csrf}).status_code
+        == 204
+    )
     unknown = "genmb_sk_" + "Z" * 32
     tokens = [a["key"], "not a key", gone["key"], b["key"], unknown, ""]
     body = report(*tokens)
     response = post(scan_client, body, signer.headers(body))
     assert response.status_code == 200
     labels = [item["label"] for item in response.json]
-    assert labels == ["true_positive", "false_positive", "false_positive", "true_positive",
-                      "false_positive", "false_positive"]
+    assert labels == [
+        "true_positive",
+        "false_positive",
+        "false_positive",
+        "true_positive",
+        "false_positive",
+        "false_positive",
+    ]
     assert [item["token_hash"] for item in response.json] == [sha(t) for t in tokens]
     text = response.get_data(as_text=True)
     assert all(t not in text for t in tokens if t)
@@ -304,7 +325,8 @@ def test_a_mixed_batch_revokes_only_live_keys_and_labels_without_telling_more(
 
 
 def test_a_replayed_report_is_answered_and_changes_nothing_more(
-        scan_client, signer, make_user, rdb):
+    scan_client, signer, make_user, rdb
+):
     """GitHub retries: the same signed bytes again are 200, and nothing else changes."""
     owner, created = new_key(scan_client, make_user)
     _, other = new_key(scan_client, make_user)
@@ -321,10 +343,12 @@ def test_a_replayed_report_is_answered_and_changes_nothing_more(
 
 
 def test_an_unconfirmed_revocation_answers_503_and_the_retry_confirms_it(
-        redis_url, keys_server, signer, make_user, rdb):
+    redis_url, keys_server, signer, make_user, rdb
+):
     """Too few replicas: 5xx (GitHub retries), the key refused already; the retry confirms."""
-    strict = make_app(redis_url, SECRET_SCANNING_KEYS_URL=keys_server.url,
-                      REVOKE_MIN_REPLICAS=1, REVOKE_WAIT_MS=1).test_client()
+    strict = make_app(
+        redis_url, SECRET_SCANNING_KEYS_URL=keys_server.url, REVOKE_MIN_REPLICAS=1, REVOKE_WAIT_MS=1
+    ).test_client()
     owner, created = new_key(strict, make_user)
     body = report(created["key"])
     first = post(strict, body, signer.headers(body))
@@ -344,26 +368,32 @@ def test_an_unconfirmed_revocation_answers_503_and_the_retry_confirms_it(
 
 
 def test_not_counted_in_the_ip_window_nor_authenticated_by_the_gate(
-        redis_url, keys_server, signer, make_user):
+    redis_url, keys_server, signer, make_user
+):
     """With the IP window used up, reports still go through; a bad Bearer is ignored."""
-    client = make_app(redis_url, SECRET_SCANNING_KEYS_URL=keys_server.url,
-                      RATELIMIT_GLOBAL="3 per minute").test_client()
+    client = make_app(
+        redis_url, SECRET_SCANNING_KEYS_URL=keys_server.url, RATELIMIT_GLOBAL="3 per minute"
+    ).test_client()
     body = report("genmb_sk_" + "q" * 32)
     for _ in range(3):
         client.get("/api/me")
     assert client.get("/api/me").status_code == 429
     for _ in range(3):
-        response = client.post(PATH, data=body, headers={**signer.headers(body),
-                                                          "Authorization": "Bearer nope"})
+        response = client.post(
+            PATH, data=body, headers={**signer.headers(body), "Authorization": "Bearer nope"}
+        )
         assert response.status_code == 200
         assert "X-RateLimit-Limit" not in response.headers
 
 
 def test_its_own_limit_and_body_cap(redis_url, keys_server, signer):
     """SECRET_SCANNING_RATELIMIT per client IP (429), SECRET_SCANNING_MAX_BYTES (413)."""
-    client = make_app(redis_url, SECRET_SCANNING_KEYS_URL=keys_server.url,
-                      SECRET_SCANNING_RATELIMIT="2 per minute",
-                      SECRET_SCANNING_MAX_BYTES=2048).test_client()
+    client = make_app(
+        redis_url,
+        SECRET_SCANNING_KEYS_URL=keys_server.url,
+        SECRET_SCANNING_RATELIMIT="2 per minute",
+        SECRET_SCANNING_MAX_BYTES=2048,
+    ).test_client()
     big = report(*["genmb_sk_" + "b" * 32] * 40)
     assert len(big) > 2048
     response = post(client, big, signer.headers(big))
@@ -393,7 +423,7 @@ def test_raw_tokens_never_reach_a_log_line(scan_client, signer, make_user, caplo
         assert post(scan_client, body + b"\n", signer.headers(body)).status_code == 401
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert created["key"] not in text and junk not in text
-    assert created["key"][len("genmb_sk_") + 4:] not in text
+    assert created["key"][len("genmb_sk_") + 4 :] not in text
     assert "reason=leaked" in text
 
 
@@ -401,27 +431,41 @@ def test_raw_tokens_never_reach_a_log_line(scan_client, signer, make_user, caplo
 
 
 def test_under_gunicorn_every_worker_refuses_the_reported_key_next(
-        redis_server, redis_url, keys_server, signer, make_user, tmp_path):
+    redis_server, redis_url, keys_server, signer, make_user, tmp_path
+):
     """Four workers: after the 200, no worker admits the key again."""
-    server = Gunicorn(redis_server.url, tmp_path / "gunicorn.log", 4,
-                      env={"SECRET_SCANNING_KEYS_URL": keys_server.url}).start()
+    server = Gunicorn(
+        redis_server.url,
+        tmp_path / "gunicorn.log",
+        4,
+        env={"SECRET_SCANNING_KEYS_URL": keys_server.url},
+    ).start()
     try:
         user = make_user("pro")
         http = requests.Session()
-        csrf = http.post(f"{server.url}/auth/login",
-                         json={"email": user.email, "password": "correct horse battery"},
-                         timeout=10).json()["csrf_token"]
-        raw = http.post(f"{server.url}/api/keys", json={"name": "CI deploy"},
-                        headers={"X-CSRF-Token": csrf}, timeout=10).json()["key"]
+        csrf = http.post(
+            f"{server.url}/auth/login",
+            json={"email": user.email, "password": "correct horse battery"},
+            timeout=10,
+        ).json()["csrf_token"]
+        raw = http.post(
+            f"{server.url}/api/keys",
+            json={"name": "CI deploy"},
+            headers={"X-CSRF-Token": csrf},
+            timeout=10,
+        ).json()["key"]
         bearer = {"Authorization": f"Bearer {raw}"}
         for _ in range(8):  # warm every worker's owner cache
             assert requests.get(f"{server.url}/api/me", headers=bearer, timeout=10).ok
         body = report(raw)
-        answer = requests.post(f"{server.url}{PATH}", data=body, headers=signer.headers(body),
-                               timeout=10)
+        answer = requests.post(
+            f"{server.url}{PATH}", data=body, headers=signer.headers(body), timeout=10
+        )
         assert answer.status_code == 200, answer.text
-        statuses = {requests.get(f"{server.url}/api/me", headers=bearer, timeout=10).status_code
-                    for _ in range(12)}
+        statuses = {
+            requests.get(f"{server.url}/api/me", headers=bearer, timeout=10).status_code
+            for _ in range(12)
+        }
         assert statuses == {401}
         assert raw not in server.logs()
     finally:

@@ -36,8 +36,8 @@ WINDOW = 8  # any 8 characters of a random part: more than the 4 the display pre
 
 def _fragments(raw: str) -> set[str]:
     """The raw key, its random part, and every WINDOW-long run of the random part."""
-    random_part = raw[len(KEY_PREFIX):]
-    runs = {random_part[i:i + WINDOW] for i in range(len(random_part) - WINDOW + 1)}
+    random_part = raw[len(KEY_PREFIX) :]
+    runs = {random_part[i : i + WINDOW] for i in range(len(random_part) - WINDOW + 1)}
     return {raw, random_part, *runs}
 
 
@@ -78,11 +78,15 @@ def dump_redis(server: RedisServer) -> list[str]:
             elif kind == "set":
                 values = list(r.smembers(name))
             elif kind == "zset":
-                values = [x for m, score in r.zrange(name, 0, -1, withscores=True)
-                          for x in (m, str(score).encode())]
+                values = [
+                    x
+                    for m, score in r.zrange(name, 0, -1, withscores=True)
+                    for x in (m, str(score).encode())
+                ]
             elif kind == "stream":
-                values = [x for _id, fields in r.xrange(name)
-                          for pair in fields.items() for x in pair]
+                values = [
+                    x for _id, fields in r.xrange(name) for pair in fields.items() for x in pair
+                ]
             elif kind == "none":  # expired between SCAN and TYPE
                 values = []
             else:
@@ -161,8 +165,12 @@ def test_no_raw_key_in_redis_or_logs_after_a_full_key_life(
     r = requests.post(f"{base}/api/apps", json={"name": "leak check"}, headers=auth0, timeout=10)
     assert r.status_code == 201, r.text
     app_id = r.json()["id"]
-    r = requests.post(f"{base}/api/apps/{app_id}/codegen", json={"prompt": "a todo app"},
-                      headers={"X-MCP-API-Key": raws[1]}, timeout=10)
+    r = requests.post(
+        f"{base}/api/apps/{app_id}/codegen",
+        json={"prompt": "a todo app"},
+        headers={"X-MCP-API-Key": raws[1]},
+        timeout=10,
+    )
     assert r.status_code == 202, r.text
     r = requests.get(f"{base}/api/apps", headers=auth0, timeout=10)
     assert r.status_code == 200 and len(r.json()["apps"]) == 1, r.text
@@ -170,14 +178,14 @@ def test_no_raw_key_in_redis_or_logs_after_a_full_key_life(
     # Revoke one, then use it: 401.
     revoked = created[3]
     assert session.delete_key(revoked["id"]).status_code == 204
-    r = requests.get(f"{base}/api/me", headers={"Authorization": f"Bearer {revoked['key']}"},
-                     timeout=10)
+    r = requests.get(
+        f"{base}/api/me", headers={"Authorization": f"Bearer {revoked['key']}"}, timeout=10
+    )
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key", r.text
 
     # Malformed: a live key with one character too many (the whole raw key is inside it).
     malformed = raws[2] + "x"
-    r = requests.get(f"{base}/api/me", headers={"Authorization": f"Bearer {malformed}"},
-                     timeout=10)
+    r = requests.get(f"{base}/api/me", headers={"Authorization": f"Bearer {malformed}"}, timeout=10)
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key", r.text
 
     # Well-formed but unknown.
@@ -190,11 +198,13 @@ def test_no_raw_key_in_redis_or_logs_after_a_full_key_life(
     assert r.status_code == 401 and r.json()["error"]["code"] == "missing_credentials", r.text
 
     # In a header that the access log does record (User-Agent), and as a login password.
-    r = requests.get(f"{base}/api/me", headers={**auth0, "User-Agent": f"cli/{raws[0]}"},
-                     timeout=10)
+    r = requests.get(
+        f"{base}/api/me", headers={**auth0, "User-Agent": f"cli/{raws[0]}"}, timeout=10
+    )
     assert r.status_code == 200, r.text
-    r = requests.post(f"{base}/auth/login", json={"email": user.email, "password": raws[0]},
-                      timeout=10)
+    r = requests.post(
+        f"{base}/auth/login", json={"email": user.email, "password": raws[0]}, timeout=10
+    )
     assert r.status_code == 401, r.text
     assert len(session.keys()) == 3  # the live ones, still listed
 

@@ -40,14 +40,15 @@ def cli(app):
     return lambda *args, input=None: runner.invoke(args=list(args), input=input)
 
 
-def test_key_life_and_login_are_recorded_newest_first_without_secrets(
-        client, make_user, rdb):
+def test_key_life_and_login_are_recorded_newest_first_without_secrets(client, make_user, rdb):
     """Login, create, revoke: time, actor, IP, key id and prefix; no key, digest or password."""
     user = make_user("pro")
     csrf = login(client, user.email)
     created = create_key(client, csrf, "CI deploy")
-    assert client.delete(f"/api/keys/{created['id']}",
-                         headers={"X-CSRF-Token": csrf}).status_code == 204
+    assert (
+        client.delete(f"/api/keys/{created['id']}", headers={"X-CSRF-Token": csrf}).status_code
+        == 204
+    )
     log = events(client)
     assert [e["type"] for e in log] == ["api_key.revoked", "api_key.created", "auth.login"]
     revoked, made, logged_in = log
@@ -66,8 +67,12 @@ def test_failed_logins_are_one_event_per_minute(client, make_user, rdb):
     """Five wrong passwords: one auth.failed_login_burst; an unknown email records nothing."""
     user = make_user("pro")
     for _ in range(5):
-        assert client.post("/auth/login", json={"email": user.email,
-                                                "password": "wrong password"}).status_code == 401
+        assert (
+            client.post(
+                "/auth/login", json={"email": user.email, "password": "wrong password"}
+            ).status_code
+            == 401
+        )
     client.post("/auth/login", json={"email": "nobody@example.test", "password": "x" * 10})
     login(client, user.email)
     assert types(client) == ["auth.login", "auth.failed_login_burst"]
@@ -101,8 +106,9 @@ def test_pagination_is_newest_first_with_a_cursor(client, make_user, storage):
     seen, cursor, pages = [], None, 0
     while pages < 20:
         pages += 1
-        response = client.get("/api/security-log", query_string={
-            "limit": 3, **({"cursor": cursor} if cursor else {})})
+        response = client.get(
+            "/api/security-log", query_string={"limit": 3, **({"cursor": cursor} if cursor else {})}
+        )
         assert response.status_code == 200
         seen += response.json["events"]
         cursor = response.json.get("next_cursor")
@@ -110,9 +116,9 @@ def test_pagination_is_newest_first_with_a_cursor(client, make_user, storage):
             break
     assert pages == 3 and len(seen) == 9
     assert len({e["id"] for e in seen}) == 9
-    assert [e["id"] for e in seen] == sorted((e["id"] for e in seen),
-                                             key=lambda i: tuple(map(int, i.split("-"))),
-                                             reverse=True)
+    assert [e["id"] for e in seen] == sorted(
+        (e["id"] for e in seen), key=lambda i: tuple(map(int, i.split("-"))), reverse=True
+    )
     assert seen[-1]["type"] == "auth.login"
     for bad in ("abc", "1-2-3", "genmb_sk_" + "a" * 32):
         response = client.get("/api/security-log", query_string={"cursor": bad})
@@ -120,8 +126,9 @@ def test_pagination_is_newest_first_with_a_cursor(client, make_user, storage):
         assert "genmb_sk_" not in response.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("cursor", ["0-0", "0-1", "1-0",
-                                    "99999999999999999999-99999999999999999999"])
+@pytest.mark.parametrize(
+    "cursor", ["0-0", "0-1", "1-0", "99999999999999999999-99999999999999999999"]
+)
 def test_any_cursor_of_the_documented_shape_is_a_position(client, make_user, cursor):
     """Edge cursors (found by the fuzzer: 0-0 was a 500) answer 200, never a Redis error."""
     user = make_user("pro")
@@ -138,8 +145,7 @@ def test_session_only(client, make_user):
     created = create_key(client, login(client, user.email))
     other = make_app(client.application.config["REDIS_URL"]).test_client()
     assert other.get("/api/security-log").status_code == 401
-    response = other.get("/api/security-log",
-                         headers={"Authorization": f"Bearer {created['key']}"})
+    response = other.get("/api/security-log", headers={"Authorization": f"Bearer {created['key']}"})
     assert response.status_code == 403
     assert response.json["error"]["code"] == "session_required"
 
@@ -160,12 +166,17 @@ def test_the_log_is_capped_by_count_and_by_age(redis_url, make_user, rdb):
     assert 0 < rdb.ttl(key) <= 2 * 24 * 3600
 
 
-@pytest.mark.parametrize("name,value", [("SECURITY_LOG_MAX_EVENTS", "0"),
-                                        ("SECURITY_LOG_MAX_DAYS", "0"),
-                                        ("SECURITY_LOG_MAX_DAYS", "ninety"),
-                                        ("SECRET_SCANNING_KEYS_URL", "ftp://example.test/k"),
-                                        ("SECRET_SCANNING_RATELIMIT", "lots"),
-                                        ("SECRET_SCANNING_MAX_BYTES", "10")])
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("SECURITY_LOG_MAX_EVENTS", "0"),
+        ("SECURITY_LOG_MAX_DAYS", "0"),
+        ("SECURITY_LOG_MAX_DAYS", "ninety"),
+        ("SECRET_SCANNING_KEYS_URL", "ftp://example.test/k"),
+        ("SECRET_SCANNING_RATELIMIT", "lots"),
+        ("SECRET_SCANNING_MAX_BYTES", "10"),
+    ],
+)
 def test_bad_settings_stop_start_up(name, value):
     """Each new setting is checked at start-up, with its name in the message."""
     env = {"REDIS_URL": "memory://", "GENMB_ENV": "development", name: value}
@@ -181,16 +192,23 @@ def test_leaked_key_banner_until_dismissed(app, client, make_user):
     csrf = login(client, user.email)
     created = create_key(client, csrf, "CI deploy")
     url = "https://github.com/octocat/hello/blob/abc/deploy.sh"
-    with app.test_request_context("/api/secret-scanning/github", method="POST",
-                                  environ_base={"REMOTE_ADDR": "192.0.2.7"}):
+    with app.test_request_context(
+        "/api/secret-scanning/github", method="POST", environ_base={"REMOTE_ADDR": "192.0.2.7"}
+    ):
         assert revoke_leaked(created["key"], url, "content") is True
     alerts = client.get("/api/security-log/alerts").json["alerts"]
     assert len(alerts) == 1
     alert = alerts[0]
     assert (alert["type"], alert["actor"], alert["url"]) == (
-        "api_key.leaked", "github_secret_scanning", url)
+        "api_key.leaked",
+        "github_secret_scanning",
+        url,
+    )
     assert (alert["key_name"], alert["key_prefix"], alert["ip"]) == (
-        "CI deploy", created["prefix"], "192.0.2.7")
+        "CI deploy",
+        created["prefix"],
+        "192.0.2.7",
+    )
     assert events(client)[0]["id"] == alert["id"]
     path = f"/api/security-log/{alert['id']}/dismiss"
     assert client.post(path).status_code == 403  # CSRF
@@ -218,7 +236,10 @@ def test_cli_revoke_by_prefix_lists_asks_and_records(cli, client, make_user):
     assert client.get("/api/me", headers=bearer).status_code == 401
     event = events(client)[0]
     assert (event["type"], event["actor"], event["key_id"]) == (
-        "api_key.revoked", "operator", created["id"])
+        "api_key.revoked",
+        "operator",
+        created["id"],
+    )
     assert cli("keys", "revoke", "--prefix", created["prefix"], "--yes").exit_code != 0
 
 
@@ -232,10 +253,14 @@ def test_cli_revoke_by_id_and_argument_checks(cli, client, make_user):
     assert cli("keys", "revoke", "--prefix", "genmb").exit_code != 0
     result = cli("keys", "revoke", "--id", key_b["id"], "--yes")
     assert result.exit_code == 0, result.output
-    assert client.get("/api/me", headers={"Authorization": f"Bearer {key_b['key']}"}
-                      ).status_code == 401
-    assert client.get("/api/me", headers={"Authorization": f"Bearer {key_a['key']}"}
-                      ).status_code == 200
+    assert (
+        client.get("/api/me", headers={"Authorization": f"Bearer {key_b['key']}"}).status_code
+        == 401
+    )
+    assert (
+        client.get("/api/me", headers={"Authorization": f"Bearer {key_a['key']}"}).status_code
+        == 200
+    )
     assert types(client)[0] == "api_key.revoked"  # b is logged in last: b's log
 
 
@@ -246,8 +271,10 @@ def test_cli_revoke_token_reads_standard_input(cli, client, make_user, app, capl
     result = cli("keys", "revoke-token", "-", input=created["key"] + "\n")
     assert result.exit_code == 0, result.output
     assert created["key"] not in result.output
-    assert client.get("/api/me", headers={"Authorization": f"Bearer {created['key']}"}
-                      ).status_code == 401
+    assert (
+        client.get("/api/me", headers={"Authorization": f"Bearer {created['key']}"}).status_code
+        == 401
+    )
     assert events(client)[0]["actor"] == "operator"
     again = cli("keys", "revoke-token", "-", input=created["key"])
     assert again.exit_code != 0 and "no live key" in again.output

@@ -49,8 +49,12 @@ def signer(keys_server: KeysServer) -> Signer:
 @pytest.fixture(scope="module")
 def web_server(redis_server, keys_server, tmp_path_factory) -> Iterator[Gunicorn]:
     """gunicorn (2 workers) whose keys document is the local one."""
-    server = Gunicorn(redis_server.url, tmp_path_factory.mktemp("leakweb") / "gunicorn.log", 2,
-                      env={"SECRET_SCANNING_KEYS_URL": keys_server.url})
+    server = Gunicorn(
+        redis_server.url,
+        tmp_path_factory.mktemp("leakweb") / "gunicorn.log",
+        2,
+        env={"SECRET_SCANNING_KEYS_URL": keys_server.url},
+    )
     server.start()
     yield server
     server.stop()
@@ -65,12 +69,10 @@ def site(web_server: Gunicorn, redis_url: str) -> Gunicorn:
 def leak(site: Gunicorn, signer: Signer, raw: str) -> requests.Response:
     """Report a key as GitHub would."""
     body = report(raw, url=FOUND_AT, source="commit")
-    return requests.post(f"{site.url}{PATH}", data=body, headers=signer.headers(body),
-                         timeout=10)
+    return requests.post(f"{site.url}{PATH}", data=body, headers=signer.headers(body), timeout=10)
 
 
-def test_leaked_key_banner_and_security_log_on_settings(
-        page: Page, site, signer, make_user):  # noqa: F811 - page is test_web's fixture
+def test_leaked_key_banner_and_security_log_on_settings(page: Page, site, signer, make_user):  # noqa: F811 - page is test_web's fixture
     """The banner names the key, the place and the day; Dismiss hides it for good; the log
     tells the whole story; no secret anywhere on the page."""
     user = make_user("pro")
@@ -88,7 +90,8 @@ def test_leaked_key_banner_and_security_log_on_settings(
     revoked_on = datetime.now(UTC).astimezone(ZoneInfo(TIMEZONE))
     expect(banner).to_contain_text(
         f"Key 'CI deploy' ({created['prefix']}…) was found in public at {FOUND_AT} and "
-        f"revoked on {revoked_on:%b} {revoked_on.day}, {revoked_on.year}.")
+        f"revoked on {revoked_on:%b} {revoked_on.day}, {revoked_on.year}."
+    )
     expect(banner.get_by_role("link", name=FOUND_AT)).to_have_attribute("href", FOUND_AT)
 
     section = page.locator("#security-log")
@@ -99,14 +102,20 @@ def test_leaked_key_banner_and_security_log_on_settings(
     expect(leaked).to_contain_text(f"“CI deploy” ({created['prefix']}…)")
     expect(rows).to_have_count(5)
     types = rows.evaluate_all("rows => rows.map(r => r.dataset.eventType)")
-    assert types == ["auth.login", "api_key.leaked", "api_key.created", "api_key.created",
-                     "auth.login"]
+    assert types == [
+        "auth.login",
+        "api_key.leaked",
+        "api_key.created",
+        "api_key.created",
+        "auth.login",
+    ]
     expect(rows.first).to_contain_text("127.0.0.1")
 
-    for secret in (raw, raw[len("genmb_sk_") + 4:], other["key"]):
+    for secret in (raw, raw[len("genmb_sk_") + 4 :], other["key"]):
         assert secret not in page.content()
-    assert not re.search(r"genmb_sk_[A-Za-z0-9_-]{32}", page.evaluate(
-        "() => document.body.innerText"))
+    assert not re.search(
+        r"genmb_sk_[A-Za-z0-9_-]{32}", page.evaluate("() => document.body.innerText")
+    )
 
     banner.get_by_role("button", name="Dismiss").click()
     expect(banner).to_have_count(0)
@@ -122,10 +131,12 @@ def test_deleting_a_key_shows_up_in_the_security_log(page: Page, site, make_user
     created = session.create_key("Old laptop").json()
     log_in(page, user.email)
     keys = page.locator("#api-keys [data-keyview]")
-    keys.locator(f"tr[data-key-id='{created['id']}']").get_by_role("button", name=re.compile(
-        "Delete")).click()
+    keys.locator(f"tr[data-key-id='{created['id']}']").get_by_role(
+        "button", name=re.compile("Delete")
+    ).click()
     page.get_by_role("dialog", name=re.compile("Delete key")).get_by_role(
-        "button", name="Delete key").click()
+        "button", name="Delete key"
+    ).click()
     first = page.locator("#security-log tbody tr[data-event-id]").first
     expect(first).to_contain_text("Key revoked")
     expect(first).to_contain_text("You")

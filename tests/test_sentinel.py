@@ -93,8 +93,11 @@ class Load:
             # header): the per-IP window never refuses this load.
             address = f"{self.network}.{thread}.{n // REQUESTS_PER_ADDRESS % 250}.1"
             try:
-                r = requests.get(f"{self.instances[index].url}/api/me", timeout=5, headers={
-                    "Authorization": f"Bearer {self.key}", "X-Forwarded-For": address})
+                r = requests.get(
+                    f"{self.instances[index].url}/api/me",
+                    timeout=5,
+                    headers={"Authorization": f"Bearer {self.key}", "X-Forwarded-For": address},
+                )
                 code = r.json().get("error", {}).get("code", "") if r.status_code != 200 else ""
                 status = r.status_code
             except requests.RequestException as exc:
@@ -187,8 +190,10 @@ def test_failover_under_load_recovers_within_5s_with_only_503s(healthy):
         failures = [a[0] for a in mine if a[2] != 200]
         last_failure = max(failures, default=killed_at) - killed_at
         first_ok = min(a[0] for a in mine if a[2] == 200) - killed_at
-        print(f"instance {instance}: first 200 after {first_ok:.2f} s, last 503 at "
-              f"{last_failure:.2f} s, answers after the kill {Counter(a[2] for a in mine)}")
+        print(
+            f"instance {instance}: first 200 after {first_ok:.2f} s, last 503 at "
+            f"{last_failure:.2f} s, answers after the kill {Counter(a[2] for a in mine)}"
+        )
         assert last_failure <= RECOVERY_TARGET_S
         assert any(a[2] == 200 for a in mine if a[0] > killed_at + last_failure)
     # Everything after the old primary came back was answered normally, and the service never
@@ -226,8 +231,10 @@ def test_confirmed_revocation_survives_failover(healthy):
     is 401 on every instance, never 200."""
     session, key = healthy.pro_user_with_key("durable@example.test")
     headers = {"Authorization": f"Bearer {key['key']}"}
-    assert requests.get(f"{healthy.instances[1].url}/api/me", headers=headers,
-                        timeout=5).status_code == 200
+    assert (
+        requests.get(f"{healthy.instances[1].url}/api/me", headers=headers, timeout=5).status_code
+        == 200
+    )
     assert session.delete_key(key["id"]).status_code == 204
     _, old, new = kill_primary_and_wait(healthy.group)
     seen: Counter[int] = Counter()
@@ -276,17 +283,27 @@ def test_key_cap_window_and_credits_hold_across_failover(healthy):
     session, key = healthy.pro_user_with_key("ledger@example.test")
     for n in range(3):
         assert session.create_key(f"more {n}").status_code == 201  # 4 keys held
-    app = session.http.post(f"{session.base_url}/api/apps", json={"name": "ledger"},
-                            headers={"X-CSRF-Token": session.csrf}, timeout=10).json()
+    app = session.http.post(
+        f"{session.base_url}/api/apps",
+        json={"name": "ledger"},
+        headers={"X-CSRF-Token": session.csrf},
+        timeout=10,
+    ).json()
     for _ in range(2):
-        r = session.http.post(f"{session.base_url}/api/apps/{app['id']}/deploy",
-                              headers={"X-CSRF-Token": session.csrf}, timeout=10)
+        r = session.http.post(
+            f"{session.base_url}/api/apps/{app['id']}/deploy",
+            headers={"X-CSRF-Token": session.csrf},
+            timeout=10,
+        )
         assert r.status_code == 202, r.text
     window_address = "192.0.2.7"
 
     def me(instance: int) -> requests.Response:
-        return requests.get(f"{healthy.instances[instance].url}/api/me", timeout=5, headers={
-            "Authorization": f"Bearer {key['key']}", "X-Forwarded-For": window_address})
+        return requests.get(
+            f"{healthy.instances[instance].url}/api/me",
+            timeout=5,
+            headers={"Authorization": f"Bearer {key['key']}", "X-Forwarded-For": window_address},
+        )
 
     assert all(me(n % 2).status_code == 200 for n in range(150))
     _, old, new = kill_primary_and_wait(healthy.group)
@@ -324,7 +341,7 @@ def test_key_creation_waits_for_replicas_but_answers_201_and_logs_the_shortfall(
     logs = healthy.instances[0].logs()
     assert f"api_key.created_unreplicated key_id={created.json()['id']}" in logs
     assert "replicas=0/1" in logs
-    assert raw not in logs and raw[len("genmb_sk_") + 4:] not in logs
+    assert raw not in logs and raw[len("genmb_sk_") + 4 :] not in logs
 
 
 def test_cli_plan_change_waits_for_replicas_and_reports(healthy):
@@ -346,9 +363,12 @@ def test_cli_plan_change_waits_for_replicas_and_reports(healthy):
         unconfirmed = set_plan("free")
     assert unconfirmed.exit_code == 3
     assert json.loads(unconfirmed.stdout.splitlines()[0])["replicas"] == {
-        "needed": 1, "confirmed": 0}
+        "needed": 1,
+        "confirmed": 0,
+    }
     assert "run the command again" in unconfirmed.stderr
-    assert healthy.group.client().hget(
-        KeyNames().user(report["id"]), "plan") == "free"  # made on the primary all the same
+    assert (
+        healthy.group.client().hget(KeyNames().user(report["id"]), "plan") == "free"
+    )  # made on the primary all the same
     again = set_plan("free")
     assert again.exit_code == 0, again.output

@@ -51,10 +51,24 @@ def require_nginx() -> None:
 
 def stack_env(**extra: str) -> dict[str, str]:
     """This process's environment without settings of its own that the stack would inherit."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("REDIS_URL", "SECRET_KEY", "REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD",
-                        "STACK_REDIS", "PORT", "WORKERS", "BIND", "GENMB_ENV", "ACCESS_LOG",
-                        "TRUSTED_PROXY_COUNT")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "REDIS_URL",
+            "SECRET_KEY",
+            "REDIS_PASSWORD",
+            "REDIS_SENTINEL_PASSWORD",
+            "STACK_REDIS",
+            "PORT",
+            "WORKERS",
+            "BIND",
+            "GENMB_ENV",
+            "ACCESS_LOG",
+            "TRUSTED_PROXY_COUNT",
+        )
+    }
     return {**env, **STACK_ENV, **extra}
 
 
@@ -100,8 +114,10 @@ def fire(count: int, call: Callable[[int], object], threads: int = 16) -> list:
 
 def access_log(stack: Stack) -> list[dict[str, str]]:
     """nginx's access log, parsed: client, method, path, status, upstream."""
-    pattern = re.compile(r'^(?P<client>\S+) \[[^\]]+\] "(?P<method>\S+) (?P<path>\S+) [^"]*" '
-                         r"(?P<status>\d+) .* upstream=(?P<upstream>.*) upstream_status=")
+    pattern = re.compile(
+        r'^(?P<client>\S+) \[[^\]]+\] "(?P<method>\S+) (?P<path>\S+) [^"]*" '
+        r"(?P<status>\d+) .* upstream=(?P<upstream>.*) upstream_status="
+    )
     text = (stack.dir / "nginx-access.log").read_text()
     return [m.groupdict() for line in text.splitlines() if (m := pattern.match(line))]
 
@@ -119,7 +135,8 @@ def is_error_envelope(response: requests.Response, code: str | None = None) -> b
         return False
     body = response.json()
     return (
-        set(body) == {"error"} and isinstance(body["error"].get("message"), str)
+        set(body) == {"error"}
+        and isinstance(body["error"].get("message"), str)
         and (code is None or body["error"].get("code") == code)
     )
 
@@ -135,8 +152,12 @@ def ha_stack(factory: pytest.TempPathFactory, redis_topology: str) -> Iterator[S
     """A fixture's body: the Sentinel or Cluster stack on free ports, REDIS_TIMEOUT=0.5 as in
     tests/test_faults.py."""
     require_nginx()
-    running = Stack(factory.mktemp(f"{redis_topology}-stack") / "var", workers=2,
-                    env=stack_env(REDIS_TIMEOUT="0.5"), redis_topology=redis_topology)
+    running = Stack(
+        factory.mktemp(f"{redis_topology}-stack") / "var",
+        workers=2,
+        env=stack_env(REDIS_TIMEOUT="0.5"),
+        redis_topology=redis_topology,
+    )
     with running:
         yield running
 
@@ -165,14 +186,16 @@ def live_and_revoked_keys(stack: Stack, email: str, source: str) -> tuple[dict, 
     csrf = login(http, stack.url, email)
     keys = []
     for name in ("live", "revoked"):
-        r = http.post(f"{stack.url}/api/keys", json={"name": name}, timeout=10,
-                      headers={"X-CSRF-Token": csrf})
+        r = http.post(
+            f"{stack.url}/api/keys", json={"name": name}, timeout=10, headers={"X-CSRF-Token": csrf}
+        )
         assert r.status_code == 201, r.text
         keys.append(r.json())
     live = {"Authorization": f"Bearer {keys[0]['key']}"}
     revoked = {"Authorization": f"Bearer {keys[1]['key']}"}
-    r = http.delete(f"{stack.url}/api/keys/{keys[1]['id']}", timeout=10,
-                    headers={"X-CSRF-Token": csrf})
+    r = http.delete(
+        f"{stack.url}/api/keys/{keys[1]['id']}", timeout=10, headers={"X-CSRF-Token": csrf}
+    )
     assert r.status_code == 204, r.text
     answers = [http.get(f"{stack.url}/api/me", headers=live, timeout=10) for _ in range(4)]
     assert [r.status_code for r in answers] == [200] * 4  # both instances, round robin
@@ -194,8 +217,10 @@ def poll_until_back(stack: Stack, live: dict, source: str, killed_at: float) -> 
         assert r.status_code == 503 and is_error_envelope(r, "service_unavailable"), r.text
         assert r.headers["Retry-After"] == "1"
         time.sleep(POLL_INTERVAL)
-    print(f"\nfirst 200 through nginx {answers[-1][0]:.2f} s after the kill "
-          f"({Counter((s, c) for _, s, c in answers)})")
+    print(
+        f"\nfirst 200 through nginx {answers[-1][0]:.2f} s after the kill "
+        f"({Counter((s, c) for _, s, c in answers)})"
+    )
     assert answers[-1][1] == 200, answers[-5:]
     return answers[-1][0]
 
@@ -255,15 +280,20 @@ def test_stack_runs_the_topology_with_compose_settings(lb: Stack) -> None:
         assert r.status_code == 200 and r.json() == {"status": "ok"}
 
     def served() -> Counter[str]:
-        return Counter(instance_of(lb, e["upstream"]) for e in access_log(lb)
-                       if e["client"] == "127.0.0.20")
+        return Counter(
+            instance_of(lb, e["upstream"]) for e in access_log(lb) if e["client"] == "127.0.0.20"
+        )
 
     # nginx writes a request's log line after its response: the last may still be coming.
     wait_until(lambda: served().total() >= 6, 5, "nginx's access log")
     assert served() == Counter({"app1": 3, "app2": 3})  # round robin
     # nginx's own errors keep the JSON envelope too.
-    r = http.post(f"{lb.url}/api/apps", data=b"x" * (3 * 1024 * 1024), timeout=10,
-                  headers={"Content-Type": "application/json"})
+    r = http.post(
+        f"{lb.url}/api/apps",
+        data=b"x" * (3 * 1024 * 1024),
+        timeout=10,
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code == 413 and is_error_envelope(r, "payload_too_large"), r.text
     for part in lb.parts:
         assert part.log.parent == lb.dir
@@ -278,8 +308,9 @@ def test_300_mixed_requests_from_one_client_admit_exactly_200_across_both_instan
     make_pro_user(lb, email)
     setup = client("127.0.0.3")  # set-up from another address: it must not count below
     csrf = login(setup, lb.url, email)
-    r = setup.post(f"{lb.url}/api/keys", json={"name": "mixed"}, timeout=10,
-                   headers={"X-CSRF-Token": csrf})
+    r = setup.post(
+        f"{lb.url}/api/keys", json={"name": "mixed"}, timeout=10, headers={"X-CSRF-Token": csrf}
+    )
     assert r.status_code == 201, r.text
     key = r.json()["key"]
     cookie = setup.cookies.get("genmb_session")
@@ -312,8 +343,11 @@ def test_300_mixed_requests_from_one_client_admit_exactly_200_across_both_instan
     assert codes[200] > 0 and codes[401] > 0, codes
     assert not any(code >= 500 for code in codes), codes
 
-    served = Counter(instance_of(lb, e["upstream"]) for e in access_log(lb)
-                     if e["client"] == "127.0.0.2" and e["status"] != "429")
+    served = Counter(
+        instance_of(lb, e["upstream"])
+        for e in access_log(lb)
+        if e["client"] == "127.0.0.2" and e["status"] != "429"
+    )
     assert sum(served.values()) == 200
     assert served["app1"] > 0 and served["app2"] > 0, served  # counted across both instances
 
@@ -326,8 +360,11 @@ def test_clients_are_limited_separately_and_forged_forwarded_for_does_not_escape
     forged = ["127.0.0.5", "203.0.113.9", "198.51.100.1, 203.0.113.7", "unknown", "::1"]
 
     def call(i: int) -> int:
-        headers = {"X-Forwarded-For": forged[i % len(forged)],
-                   "X-Real-IP": "203.0.113.10", "Forwarded": "for=203.0.113.11"}
+        headers = {
+            "X-Forwarded-For": forged[i % len(forged)],
+            "X-Real-IP": "203.0.113.10",
+            "Forwarded": "for=203.0.113.11",
+        }
         return forger.get(f"{lb.url}/api/me", headers=headers, timeout=30).status_code
 
     codes = Counter(fire(230, call))
@@ -354,8 +391,12 @@ def test_key_revoked_through_instance_a_is_refused_on_next_request_through_insta
     for revoke_on, check_on in ((a, b), (b, a), (a, b)):
         session = requests.Session()
         csrf = login(session, revoke_on, email)
-        r = session.post(f"{revoke_on}/api/keys", json={"name": "short-lived"}, timeout=10,
-                         headers={"X-CSRF-Token": csrf})
+        r = session.post(
+            f"{revoke_on}/api/keys",
+            json={"name": "short-lived"},
+            timeout=10,
+            headers={"X-CSRF-Token": csrf},
+        )
         assert r.status_code == 201, r.text
         key, key_id = r.json()["key"], r.json()["id"]
         bearer = {"Authorization": f"Bearer {key}"}
@@ -363,14 +404,17 @@ def test_key_revoked_through_instance_a_is_refused_on_next_request_through_insta
             assert requests.get(f"{check_on}/api/me", headers=bearer, timeout=10).ok
             assert requests.get(f"{revoke_on}/api/me", headers=bearer, timeout=10).ok
 
-        r = session.delete(f"{revoke_on}/api/keys/{key_id}", timeout=10,
-                           headers={"X-CSRF-Token": csrf})
+        r = session.delete(
+            f"{revoke_on}/api/keys/{key_id}", timeout=10, headers={"X-CSRF-Token": csrf}
+        )
         assert r.status_code == 204, r.text
         r = requests.get(f"{check_on}/api/me", headers=bearer, timeout=10)
         assert r.status_code == 401 and is_error_envelope(r, "invalid_api_key"), r.text
         # And through the load balancer, whichever instance answers.
-        codes = {requests.get(f"{lb.url}/api/me", headers=bearer, timeout=10).status_code
-                 for _ in range(6)}
+        codes = {
+            requests.get(f"{lb.url}/api/me", headers=bearer, timeout=10).status_code
+            for _ in range(6)
+        }
         assert codes == {401}
         session.close()
 
@@ -385,8 +429,12 @@ def test_five_key_cap_holds_under_40_concurrent_creates_spread_over_both_instanc
     csrf = login(http, lb.url, email)
 
     def create(i: int) -> int:
-        r = http.post(f"{lb.url}/api/keys", json={"name": f"race {i}"}, timeout=30,
-                      headers={"X-CSRF-Token": csrf})
+        r = http.post(
+            f"{lb.url}/api/keys",
+            json={"name": f"race {i}"},
+            timeout=30,
+            headers={"X-CSRF-Token": csrf},
+        )
         if r.status_code == 409:
             assert is_error_envelope(r, "key_limit_reached"), r.text
         return r.status_code
@@ -395,9 +443,11 @@ def test_five_key_cap_holds_under_40_concurrent_creates_spread_over_both_instanc
     assert codes == Counter({201: 5, 409: 35}), codes
     r = http.get(f"{lb.url}/api/keys", timeout=10)
     assert r.status_code == 200 and len(r.json()["keys"]) == 5
-    served = Counter(instance_of(lb, e["upstream"]) for e in access_log(lb)
-                     if e["client"] == "127.0.0.6" and e["method"] == "POST"
-                     and e["path"] == "/api/keys")
+    served = Counter(
+        instance_of(lb, e["upstream"])
+        for e in access_log(lb)
+        if e["client"] == "127.0.0.6" and e["method"] == "POST" and e["path"] == "/api/keys"
+    )
     assert sum(served.values()) == 40 and served["app1"] > 0 and served["app2"] > 0, served
 
 
@@ -431,10 +481,16 @@ def _process_groups(parent: int) -> list[int]:
 def repo(tmp_path: Path) -> Path:
     """A copy of the files git tracks or would track (so var/ lands in the copy), and .venv."""
     dest = tmp_path / "repo"
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, check=True, capture_output=True,
-    ).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listed):
         if (ROOT / name).is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
@@ -443,25 +499,38 @@ def repo(tmp_path: Path) -> Path:
     return dest
 
 
-@pytest.mark.parametrize(("redis_topology", "stop_signal"), [
-    pytest.param("single", signal.SIGINT, id="single-ctrl-c"),  # the terminal's foreground group
-    pytest.param("sentinel", signal.SIGTERM, id="sentinel-term"),  # a service manager
-    pytest.param("cluster", signal.SIGTERM, id="cluster-term"),
-])
+@pytest.mark.parametrize(
+    ("redis_topology", "stop_signal"),
+    [
+        pytest.param(
+            "single", signal.SIGINT, id="single-ctrl-c"
+        ),  # the terminal's foreground group
+        pytest.param("sentinel", signal.SIGTERM, id="sentinel-term"),  # a service manager
+        pytest.param("cluster", signal.SIGTERM, id="cluster-term"),
+    ],
+)
 def test_make_stack_command_serves_prints_url_and_ctrl_c_stops_every_part(
-    repo: Path, tmp_path: Path, redis_topology: str, stop_signal: int,
+    repo: Path,
+    tmp_path: Path,
+    redis_topology: str,
+    stop_signal: int,
 ) -> None:
     """`python -m deploy.stack` (make stack, STACK_REDIS=single, sentinel or cluster): URL
     printed, all healthy, Ctrl-C or TERM ends every part."""
     require_nginx()
     port = free_port()
     out_path = tmp_path / "stack.out"
-    env = stack_env(PORT=str(port), WORKERS="1", PYTHONUNBUFFERED="1",
-                    STACK_REDIS=redis_topology)
+    env = stack_env(PORT=str(port), WORKERS="1", PYTHONUNBUFFERED="1", STACK_REDIS=redis_topology)
     with open(out_path, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "deploy.stack"], cwd=repo, env=env,
-                                   stdout=out, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "deploy.stack"],
+            cwd=repo,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     url = f"http://{LOOPBACK}:{port}"
     groups: list[int] = []
     try:
@@ -510,9 +579,16 @@ def test_make_stack_command_serves_prints_url_and_ctrl_c_stops_every_part(
 def test_make_stack_refuses_an_unknown_redis_topology_in_one_line() -> None:
     """STACK_REDIS=<anything else>: exit 1 with one line naming the three choices, nothing
     started."""
-    done = subprocess.run([sys.executable, "-m", "deploy.stack"], cwd=ROOT, timeout=30,
-                          env=stack_env(STACK_REDIS="clustre"), capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "deploy.stack"],
+        cwd=ROOT,
+        timeout=30,
+        env=stack_env(STACK_REDIS="clustre"),
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 1
-    assert done.stderr == ("error: unknown Redis topology 'clustre': "
-                           "use single, sentinel or cluster\n")
+    assert done.stderr == (
+        "error: unknown Redis topology 'clustre': use single, sentinel or cluster\n"
+    )
     assert "serving" not in done.stdout

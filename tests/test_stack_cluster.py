@@ -62,7 +62,8 @@ def test_primary_of_the_users_slot_killed_service_resumes_through_nginx(whole: S
     nginx until its replica is promoted, then 200 again within RECOVERY_BOUND without touching
     the app; a key revoked (and confirmed) before the kill is 401 on every instance."""
     live, revoked, user_id = helpers.live_and_revoked_keys(
-        whole, "cluster-ha@example.test", "127.0.0.42")
+        whole, "cluster-ha@example.test", "127.0.0.42"
+    )
     with connect(whole.redis_url, 2.0) as client:
         node = client.get_node_from_key(KeyNames().user(user_id))
     victim = {port: name for name, port in whole.node_ports.items()}[int(node.port)]

@@ -36,8 +36,7 @@ def classify(app, headers=None, query_string=None, cookie=None):
     """Run security.credentials.presented() on a synthetic request."""
     if cookie is not None:
         headers = {**(headers or {}), "Cookie": f"{COOKIE}={cookie}"}
-    with app.test_request_context("/api/me", headers=headers or {},
-                                  query_string=query_string):
+    with app.test_request_context("/api/me", headers=headers or {}, query_string=query_string):
         return presented(request, app.config["SESSION_COOKIE_NAME"])
 
 
@@ -62,8 +61,9 @@ def test_mcp_header_wins_over_authorization(fake_app):
 
 def test_malformed_mcp_header_still_wins_over_valid_bearer(fake_app):
     """A present-but-malformed X-MCP-API-Key is not silently replaced by Authorization."""
-    got = classify(fake_app, {MCP_HEADER: "genmb_sk_tooshort",
-                              "Authorization": f"Bearer {a_key()}"})
+    got = classify(
+        fake_app, {MCP_HEADER: "genmb_sk_tooshort", "Authorization": f"Bearer {a_key()}"}
+    )
     assert got.kind == "malformed"
 
 
@@ -108,8 +108,15 @@ def test_non_bearer_scheme_counts_as_absent(fake_app, scheme):
 
 @pytest.mark.parametrize(
     "bad",
-    ["genmb_sk_short", "not-a-key", "genmb_sk_" + "a" * 31, "genmb_sk_" + "a" * 33,
-     "genmb_sk_" + "a" * 31 + "!", "GENMB_SK_" + "a" * 32, "sk_" + "a" * 38],
+    [
+        "genmb_sk_short",
+        "not-a-key",
+        "genmb_sk_" + "a" * 31,
+        "genmb_sk_" + "a" * 33,
+        "genmb_sk_" + "a" * 31 + "!",
+        "GENMB_SK_" + "a" * 32,
+        "sk_" + "a" * 38,
+    ],
 )
 def test_malformed_key_is_classified_malformed(fake_app, bad):
     """A present credential that is not key-shaped is "malformed", from either header."""
@@ -229,8 +236,16 @@ def test_filter_redacts_exception_traceback(captured):
 def test_filter_redacts_stack_info():
     """A key in a record's stack_info is redacted."""
     key = a_key()
-    record = logging.LogRecord("t", logging.INFO, __file__, 1, "msg", None, None,
-                               sinfo=f"Stack (most recent call last):\n  use({key!r})")
+    record = logging.LogRecord(
+        "t",
+        logging.INFO,
+        __file__,
+        1,
+        "msg",
+        None,
+        None,
+        sinfo=f"Stack (most recent call last):\n  use({key!r})",
+    )
     assert KeyRedactingFilter().filter(record) is True
     assert key not in record.getMessage()  # the stack is folded into the one line
     assert key[:13] in record.getMessage() and record.stack_info is None
@@ -282,8 +297,16 @@ def test_handler_filter_covers_propagated_child_records():
 BASE_ENV = {"REDIS_URL": "redis://127.0.0.1:1/0", "SECRET_KEY": "s"}
 
 
-@pytest.mark.parametrize("name", ["TRUSTED_PROXY_COUNT", "MAX_KEYS_PER_USER", "COST_CODEGEN",
-                                  "CREDITS_PRO", "SESSION_LIFETIME_SECONDS"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "TRUSTED_PROXY_COUNT",
+        "MAX_KEYS_PER_USER",
+        "COST_CODEGEN",
+        "CREDITS_PRO",
+        "SESSION_LIFETIME_SECONDS",
+    ],
+)
 @pytest.mark.parametrize("garbage", ["two", "1.5", "5x"])
 def test_bad_integer_settings_fail_loudly(name, garbage):
     """A non-integer integer setting stops start-up with an error naming the setting."""
@@ -299,8 +322,9 @@ def test_bad_number_setting_fails_loudly():
 
 def test_integer_settings_are_read():
     """Integer settings from the environment reach the config and the plan table."""
-    s = load_settings(env={**BASE_ENV, "CREDITS_PRO": " 25 ", "TRUSTED_PROXY_COUNT": "2",
-                           "REDIS_TIMEOUT": "0.5"})
+    s = load_settings(
+        env={**BASE_ENV, "CREDITS_PRO": " 25 ", "TRUSTED_PROXY_COUNT": "2", "REDIS_TIMEOUT": "0.5"}
+    )
     assert s["PLANS"]["pro"].monthly_credits == 25
     assert s["TRUSTED_PROXY_COUNT"] == 2
     assert s["REDIS_TIMEOUT"] == 0.5
@@ -355,8 +379,10 @@ def test_negative_proxy_count_fails():
 def test_secure_cookie_follows_environment():
     """Session cookies are Secure in production, not in development or testing."""
     assert load_settings(env=BASE_ENV)["SESSION_COOKIE_SECURE"] is True
-    assert load_settings(env={**BASE_ENV, "GENMB_ENV": "development"})[
-        "SESSION_COOKIE_SECURE"] is False
+    assert (
+        load_settings(env={**BASE_ENV, "GENMB_ENV": "development"})["SESSION_COOKIE_SECURE"]
+        is False
+    )
     assert load_settings({"TESTING": True}, env=BASE_ENV)["SESSION_COOKIE_SECURE"] is False
 
 
@@ -379,8 +405,10 @@ def test_bad_global_rate_limit_fails():
 
 def test_overrides_win_over_environment():
     """Explicit overrides replace what the environment says."""
-    s = load_settings({"MAX_KEYS_PER_USER": 2, "REDIS_URL": "memory://"},
-                      env={**BASE_ENV, "MAX_KEYS_PER_USER": "9"})
+    s = load_settings(
+        {"MAX_KEYS_PER_USER": 2, "REDIS_URL": "memory://"},
+        env={**BASE_ENV, "MAX_KEYS_PER_USER": "9"},
+    )
     assert s["MAX_KEYS_PER_USER"] == 2
     assert s["REDIS_URL"] == "memory://"
 
@@ -421,8 +449,9 @@ def test_key_name_control_characters_rejected(bad):
         load_name(bad)
 
 
-@pytest.mark.parametrize("cp", [0x202A, 0x202B, 0x202C, 0x202D, 0x202E,
-                                0x2066, 0x2067, 0x2068, 0x2069, 0x2028, 0x2029])
+@pytest.mark.parametrize(
+    "cp", [0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069, 0x2028, 0x2029]
+)
 def test_key_name_bidi_overrides_rejected(cp):
     """Bidi overrides/isolates and line separators are rejected inside a name."""
     with pytest.raises(ValidationError):
@@ -470,8 +499,14 @@ def test_password_verify_without_hash_fails(stored):
 
 @pytest.mark.parametrize(
     "stored",
-    ["garbage", "scrypt$1024$AAAA", "scrypt$1024$AAAA$AAAA$AAAA", "bcrypt$1024$AAAA$AAAA",
-     "scrypt$1024$!!notbase64$AAAA", "$$$"],
+    [
+        "garbage",
+        "scrypt$1024$AAAA",
+        "scrypt$1024$AAAA$AAAA$AAAA",
+        "bcrypt$1024$AAAA$AAAA",
+        "scrypt$1024$!!notbase64$AAAA",
+        "$$$",
+    ],
 )
 def test_password_verify_garbage_hash_fails(stored):
     """A corrupt stored hash is a failed check, not a crash."""
@@ -491,14 +526,16 @@ def test_start_of_next_month_december_rolls_year():
     """December's credits reset at midnight UTC on 1 January of the next year."""
     moment = datetime(2025, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
     assert start_of_next_month(moment) == datetime(2026, 1, 1, tzinfo=UTC)
-    assert start_of_next_month(datetime(2025, 12, 1, tzinfo=UTC)) == datetime(2026, 1, 1,
-                                                                             tzinfo=UTC)
+    assert start_of_next_month(datetime(2025, 12, 1, tzinfo=UTC)) == datetime(
+        2026, 1, 1, tzinfo=UTC
+    )
 
 
 def test_start_of_next_month_ordinary_month():
     """A mid-year moment resets on the first of the following month."""
     assert start_of_next_month(datetime(2024, 2, 29, 12, tzinfo=UTC)) == datetime(
-        2024, 3, 1, tzinfo=UTC)
+        2024, 3, 1, tzinfo=UTC
+    )
 
 
 def test_start_of_next_month_converts_to_utc_first():
@@ -511,8 +548,7 @@ def test_start_of_next_month_converts_to_utc_first():
 def test_iso_is_utc_with_z_and_milliseconds():
     """Timestamps render as ISO 8601 UTC with milliseconds and a Z suffix."""
     plus_two = timezone(timedelta(hours=2))
-    assert iso(datetime(2025, 6, 1, 2, 3, 4, 567891, tzinfo=plus_two)) == \
-        "2025-06-01T00:03:04.567Z"
+    assert iso(datetime(2025, 6, 1, 2, 3, 4, 567891, tzinfo=plus_two)) == "2025-06-01T00:03:04.567Z"
 
 
 # ---- the whole key lifecycle on the embedded store -----------------------------------
@@ -558,7 +594,7 @@ def test_key_lifecycle_on_fakeredis(fake_app):
         elif kind == "string":
             everything.append(storage.redis.get(name))
     blob = "\n".join(map(str, everything))
-    assert raw not in blob and raw[len("genmb_sk_"):] not in blob
+    assert raw not in blob and raw[len("genmb_sk_") :] not in blob
     assert apikeys.digest(raw) in blob
 
     assert web.delete(f"/api/keys/{key_id}", headers=csrf).status_code == 204

@@ -28,8 +28,15 @@ from tests.servers import ROOT, Gunicorn
 pytestmark = [pytest.mark.integration, pytest.mark.gunicorn]
 
 CHROMIUM = "/usr/bin/chromium"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 TIMEOUT_MS = 10_000
 TIMEZONE = "Asia/Tokyo"  # UTC+9 all year: local time visibly differs from UTC
 DOCS_SCREENSHOT = ROOT / "docs" / "settings-page.png"
@@ -62,8 +69,9 @@ def browser() -> Iterator[Browser]:
     """Debian's chromium, headless; Playwright's own browser download is never used."""
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium"
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                              args=LAUNCH_ARGS)
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS
+        )
         yield chromium
         chromium.close()
 
@@ -100,15 +108,20 @@ def log() -> BrowserLog:
 def page(browser: Browser, site: Gunicorn, log: BrowserLog) -> Iterator[Page]:
     """A fresh browser context (own cookies, clipboard allowed) on the test's site."""
     context = browser.new_context(
-        base_url=site.url, permissions=["clipboard-read", "clipboard-write"],
-        locale="en-US", timezone_id=TIMEZONE, viewport={"width": 1200, "height": 800},
+        base_url=site.url,
+        permissions=["clipboard-read", "clipboard-write"],
+        locale="en-US",
+        timezone_id=TIMEZONE,
+        viewport={"width": 1200, "height": 800},
     )
     context.set_default_timeout(TIMEOUT_MS)
     tab = context.new_page()
     tab.on("console", lambda m: _on_console(log, m.type, m.text))
     tab.on("pageerror", lambda exc: log.errors.append(f"pageerror: {exc}"))
-    tab.on("request", lambda r: log.unsafe.append((r.method, r.url, r.headers))
-           if r.method in UNSAFE else None)
+    tab.on(
+        "request",
+        lambda r: log.unsafe.append((r.method, r.url, r.headers)) if r.method in UNSAFE else None,
+    )
     yield tab
     context.close()
     assert log.unexpected() == [], "browser console errors"
@@ -202,8 +215,13 @@ def test_pages_are_locked_down_and_carry_no_inline_code_or_secrets(site, make_us
     make_user("pro", email="pages@example.test")
     web = LiveSession(site.url, "pages@example.test")
     anon = requests.Session()
-    pages = [(anon, "/login"), (anon, "/signup"), (web.http, "/settings"),
-             (web.http, "/apps/app_0123456789abcdef"), (web.http, "/apps")]
+    pages = [
+        (anon, "/login"),
+        (anon, "/signup"),
+        (web.http, "/settings"),
+        (web.http, "/apps/app_0123456789abcdef"),
+        (web.http, "/apps"),
+    ]
     for client, path in pages:
         r = client.get(f"{site.url}{path}", timeout=10, allow_redirects=False)
         assert r.status_code == 200, (path, r.status_code)
@@ -223,8 +241,11 @@ def test_pages_are_locked_down_and_carry_no_inline_code_or_secrets(site, make_us
     for asset in ("/static/js/keys.js", "/static/css/app.css"):
         r = anon.get(f"{site.url}{asset}", timeout=10)
         assert r.status_code == 200 and r.headers["X-Content-Type-Options"] == "nosniff"
-    assert anon.get(f"{site.url}/static/js/api.js", timeout=10).headers[
-        "Content-Type"].startswith("text/javascript")
+    assert (
+        anon.get(f"{site.url}/static/js/api.js", timeout=10)
+        .headers["Content-Type"]
+        .startswith("text/javascript")
+    )
 
 
 def test_pages_redirect_by_session(site, make_user):
@@ -318,8 +339,9 @@ def test_signup_with_a_taken_email_shows_the_api_message(page: Page, site, make_
     page.get_by_label("Email").fill("taken@example.test")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Create account").click()
-    expect(page.get_by_role("alert").filter(
-        has_text="An account with this email already exists.")).to_be_visible()
+    expect(
+        page.get_by_role("alert").filter(has_text="An account with this email already exists.")
+    ).to_be_visible()
     assert page.url.endswith("/signup")
 
 
@@ -398,7 +420,8 @@ def test_the_key_cap_is_visible_and_explained(page: Page, site, make_user, log):
     dialog.get_by_label("Key name").fill("one too many")
     dialog.get_by_role("button", name="Create key").click()
     expect(dialog.get_by_role("alert")).to_have_text(
-        "You already have the maximum number of API keys; delete one to create another.")
+        "You already have the maximum number of API keys; delete one to create another."
+    )
     expect(view.locator("[data-key-count]")).to_have_text("5 of 5 keys")
     dialog.get_by_role("button", name="Cancel").click()
     expect(dialog).to_be_hidden()
@@ -492,7 +515,8 @@ def test_delete_repeats_an_unconfirmed_revocation_then_says_so_plainly(
     try:
         dialog = delete("Frozen long")
         expect(dialog.locator("[data-delete-error]")).to_contain_text(
-            "not confirmed yet", timeout=15_000)
+            "not confirmed yet", timeout=15_000
+        )
         expect(dialog).to_be_visible()
         assert api_me(site, second["key"]).status_code == 401
     finally:
@@ -508,15 +532,18 @@ def test_mcp_panel_snippets_carry_the_url_and_the_new_key(page: Page, site, make
     """The app editor's MCP panel: same keys, Claude Desktop and Cursor configs that parse."""
     make_user("pro", email="mcp@example.test")
     api = LiveSession(site.url, "mcp@example.test")
-    app = api.http.post(f"{site.url}/api/apps", json={"name": "Landing page"},
-                        headers={"X-CSRF-Token": api.csrf}, timeout=10).json()
+    app = api.http.post(
+        f"{site.url}/api/apps",
+        json={"name": "Landing page"},
+        headers={"X-CSRF-Token": api.csrf},
+        timeout=10,
+    ).json()
     api.create_key("Existing key")
     mcp_url = f"{site.url}/mcp"
 
     log_in(page, "mcp@example.test", f"/apps/{app['id']}")
     expect(page.get_by_role("heading", level=1)).to_have_text("Landing page")
-    expect(page.get_by_role("link", name="Landing page")).to_have_attribute(
-        "aria-current", "page")
+    expect(page.get_by_role("link", name="Landing page")).to_have_attribute("aria-current", "page")
     panel = page.locator("#mcp")
     expect(panel.get_by_role("heading", name="MCP Integration")).to_be_visible()
     expect(panel.locator("[data-mcp-url-text]")).to_have_text(mcp_url)
@@ -531,18 +558,22 @@ def test_mcp_panel_snippets_carry_the_url_and_the_new_key(page: Page, site, make
     reveal = page.get_by_role("dialog", name=re.compile("created"))
     reveal.get_by_role("button", name="Copy Claude Desktop config").click()
     expect(reveal.get_by_role("status")).to_have_text(
-        "Claude Desktop config copied to the clipboard.")
+        "Claude Desktop config copied to the clipboard."
+    )
     claude = json.loads(page.evaluate("() => navigator.clipboard.readText()"))
-    assert claude == {"mcpServers": {"genmb": {
-        "command": "npx",
-        "args": ["mcp-remote", mcp_url, "--header", "X-MCP-API-Key:${GENMB_API_KEY}"],
-        "env": {"GENMB_API_KEY": raw},
-    }}}
+    assert claude == {
+        "mcpServers": {
+            "genmb": {
+                "command": "npx",
+                "args": ["mcp-remote", mcp_url, "--header", "X-MCP-API-Key:${GENMB_API_KEY}"],
+                "env": {"GENMB_API_KEY": raw},
+            }
+        }
+    }
     reveal.get_by_role("button", name="Copy Cursor config").click()
     expect(reveal.get_by_role("status")).to_have_text("Cursor config copied to the clipboard.")
     cursor = json.loads(page.evaluate("() => navigator.clipboard.readText()"))
-    assert cursor == {"mcpServers": {"genmb": {"url": mcp_url,
-                                               "headers": {"X-MCP-API-Key": raw}}}}
+    assert cursor == {"mcpServers": {"genmb": {"url": mcp_url, "headers": {"X-MCP-API-Key": raw}}}}
     close_reveal(page)
     assert_key_gone_from_page(page, raw)
     expect(rows(page, "#mcp")).to_have_count(2)
@@ -610,7 +641,8 @@ def test_validation_errors_are_shown_with_their_fields(page: Page, site, make_us
     dialog.get_by_label("Key name").fill("evil\u202ename")
     dialog.get_by_role("button", name="Create key").click()
     expect(dialog.get_by_role("alert")).to_have_text(
-        "The request body is invalid. name: Must not contain control characters.")
+        "The request body is invalid. name: Must not contain control characters."
+    )
     expect(dialog).to_be_visible()
     assert [m for m, _ in log.writes("/api/keys")] == ["POST"]
 
@@ -627,8 +659,10 @@ def test_settings_page_screenshot(page: Page, site, make_user, tmp_path):
     """The README's screenshot: a Pro account with three keys, two of them used."""
     make_user("pro", email="ada@example.com")
     api = LiveSession(site.url, "ada@example.com")
-    made = {name: api.create_key(name).json()["key"]
-            for name in ("Claude Desktop", "CI deploy", "Laptop")}
+    made = {
+        name: api.create_key(name).json()["key"]
+        for name in ("Claude Desktop", "CI deploy", "Laptop")
+    }
     for name in ("Claude Desktop", "CI deploy"):
         assert api_me(site, made[name]).status_code == 200
     log_in(page, "ada@example.com")

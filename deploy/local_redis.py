@@ -225,6 +225,11 @@ class RedisServer:
         assert self.process is not None
         self.process.send_signal(signal.SIGSTOP)
 
+    def resume_if_paused(self) -> None:
+        """SIGCONT a running process (harmless when it was not stopped)."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+
     def resume(self) -> None:
         """Thaw a paused server (SIGCONT)."""
         assert self.process is not None
@@ -328,16 +333,23 @@ class SentinelGroup:
     def wait_settled(self, primary_port: int, timeout: float = 60) -> None:
         """Every sentinel names `primary_port` as primary and sees every replica and sentinel."""
         replicas, others = len(self.nodes) - 1, len(self.sentinel_ports) - 1
+        unsettled = ["not asked yet"]
 
         def settled() -> bool:
             for index in range(len(self.sentinel_ports)):
                 with self.sentinel_client(index) as sentinel:
                     state = sentinel.sentinel_master(SENTINEL_SERVICE)
-                    live_replicas = [
-                        r
-                        for r in sentinel.sentinel_slaves(SENTINEL_SERVICE)
-                        if not (r["is_sdown"] or r["is_odown"]) and r["master-link-status"] == "ok"
-                    ]
+                    seen = sentinel.sentinel_slaves(SENTINEL_SERVICE)
+                live_replicas = [
+                    r
+                    for r in seen
+                    if not (r["is_sdown"] or r["is_odown"]) and r["master-link-status"] == "ok"
+                ]
+                unsettled[0] = (
+                    f"sentinel {index}: primary port {state['port']} (sdown {state['is_sdown']}),"
+                    f" {state['num-other-sentinels']} other sentinels, replicas "
+                    + ", ".join(f"{r['port']}:{r['flags']}:{r['master-link-status']}" for r in seen)
+                )
                 if (
                     int(state["port"]) != primary_port
                     or state["is_sdown"]
@@ -346,9 +358,16 @@ class SentinelGroup:
                 ):
                     return False
             with self.node(primary_port).client() as primary:
-                return primary.info("replication")["connected_slaves"] >= replicas
+                linked = primary.info("replication")["connected_slaves"]
+            unsettled[0] = f"the primary has {linked} replicas linked"
+            return linked >= replicas
 
-        wait_until(settled, timeout=timeout, interval=0.1)
+        try:
+            wait_until(settled, timeout=timeout, interval=0.1)
+        except TimeoutError:
+            raise TimeoutError(
+                f"Sentinel group not settled on {primary_port}: {unsettled[0]}"
+            ) from None
 
     def wait_for_new_primary(self, old_port: int, timeout: float = 30) -> int:
         """Wait until the sentinels promoted another node; returns its port."""
@@ -368,8 +387,20 @@ class SentinelGroup:
         """Stop the sentinels, then the data nodes."""
         for process in self.sentinel_processes:
             stop_process(process, grace=5)
+        self.sentinel_processes = []
         for node in self.nodes:
+            node.resume_if_paused()
             node.stop()
+
+    def restart_clean(self) -> SentinelGroup:
+        """Stop everything and start it again on the same ports, empty, the first node the
+        primary (clients keep their URL: the sentinels' addresses do not change)."""
+        self.stop()
+        for node in self.nodes:
+            for leftover in node.directory.glob("*"):
+                if leftover.is_file():
+                    leftover.unlink()
+        return self.start()
 
 
 class ClusterGroup:

@@ -115,10 +115,13 @@ def _short_session(redis_url, make_user, lifetime: int):
 
 
 def test_session_record_lives_no_longer_than_the_session_lifetime(redis_url, rdb, make_user):
-    """The server-side session carries a TTL of at most SESSION_LIFETIME_SECONDS."""
+    """The server-side session, and the index that finds its owner, carry a TTL of at most
+    SESSION_LIFETIME_SECONDS."""
     app, token, record = _short_session(redis_url, make_user, lifetime=30)
-    ttl_ms = rdb.pttl(record)
-    assert 0 < ttl_ms <= 30_000, f"session PTTL {ttl_ms} (-1 means it never expires)"
+    owner_index = names_of(app).session_owner(sessions.token_digest(token))
+    for key in (record, owner_index):
+        ttl_ms = rdb.pttl(key)
+        assert 0 < ttl_ms <= 30_000, f"{key} PTTL {ttl_ms} (-1 means it never expires)"
 
 
 def test_expired_session_is_refused_even_if_the_cookie_is_kept(redis_url, rdb, make_user):

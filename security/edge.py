@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from errors import ApiError
@@ -84,37 +84,48 @@ def allowed_hosts(config: dict[str, Any]) -> list[str]:
     return hosts
 
 
-def host_allowed(host: str, allowed: Iterable[str]) -> bool:
-    """Does `host` match an entry (exactly, or "name:*" for that name on any port)?"""
-    host = host.lower()
-    for entry in allowed:
-        entry = entry.lower()
-        if host == entry:
-            return True
-        if entry.endswith(":*") and host.rpartition(":")[0] == entry[:-2]:
-            return True
-    return False
+class HostRule:
+    """The Host values the service answers to, as sets: checked on every request, so an
+    entry is matched by a lookup rather than a loop (exactly, or "name:*" for any port)."""
+
+    def __init__(self, allowed: Iterable[str]) -> None:
+        entries = [entry.lower() for entry in allowed]
+        self.exact = frozenset(e for e in entries if not e.endswith(":*"))
+        self.any_port = frozenset(e[:-2] for e in entries if e.endswith(":*"))
+
+    def allows(self, host: str) -> bool:
+        """Does `host` match an entry?"""
+        host = host.lower()
+        return host in self.exact or host.rpartition(":")[0] in self.any_port
 
 
-def check_host() -> None:
-    """Production: refuse a Host the service does not answer to (421 host_not_allowed)."""
-    if request.path in UNCHECKED_HOST_PATHS:
-        return
-    host = request.headers.get("Host", "")
-    if not host_allowed(host, current_app.config["ALLOWED_HOSTS"]):
+def host_check(rule: HostRule) -> Callable[[], None]:
+    """Production's before_request hook: refuse a Host the service does not answer to (421
+    host_not_allowed)."""
+
+    def check_host() -> None:
+        if rule.allows(request.headers.get("Host", "")) or request.path in UNCHECKED_HOST_PATHS:
+            return
         raise ApiError(
             421,
             "host_not_allowed",
             "Host not allowed: this service answers only to its public host name.",
         )
 
+    return check_host
 
-def security_headers(response: Response) -> Response:
-    """nosniff on every response; HSTS over HTTPS through a trusted proxy."""
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    if current_app.config["TRUSTED_PROXY_COUNT"] and request.scheme == "https":
-        response.headers["Strict-Transport-Security"] = HSTS
-    return response
+
+def security_headers(trusted_proxy: bool) -> Callable[[Response], Response]:
+    """The after_request hook: nosniff on every response; HSTS over HTTPS through a trusted
+    proxy (the setting read once, not per response)."""
+
+    def add_headers(response: Response) -> Response:
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        if trusted_proxy and request.scheme == "https":
+            response.headers["Strict-Transport-Security"] = HSTS
+        return response
+
+    return add_headers
 
 
 def init_app(app: Flask) -> None:
@@ -124,5 +135,5 @@ def init_app(app: Flask) -> None:
         trust_proxies(app, config["TRUSTED_PROXY_COUNT"])
     config["ALLOWED_HOSTS"] = allowed_hosts(config)
     if config["ENV"] == "production" and not config["TESTING"]:
-        app.before_request(check_host)
-    app.after_request(security_headers)
+        app.before_request(host_check(HostRule(config["ALLOWED_HOSTS"])))
+    app.after_request(security_headers(bool(config["TRUSTED_PROXY_COUNT"])))

@@ -149,6 +149,7 @@ def _digest_of(storage: Storage, user_id: str, key_id: str) -> str | None:
 
 
 def _day(moment: datetime) -> str:
+    """A moment's UTC day as the usage fields name it (YYYYMMDD)."""
     return moment.strftime("%Y%m%d")
 
 
@@ -241,7 +242,9 @@ def revoke(storage: Storage, user_id: str, key_id: str) -> str:
         names.user_rolling_keys(user_id),
     ]
     if key_digest:
-        keys.append(names.api_key(user_id, key_digest))
+        # The record, and the usage counters, which go with it (nothing named by the digest
+        # of a revoked key stays behind but the owner index, tidied below).
+        keys += [names.api_key(user_id, key_digest), names.key_usage(user_id, key_digest)]
     reply, replication = run_replicated(
         storage, "delete_key", keys, [key_id, key_digest, REVOCATION_MEMORY_SECONDS]
     )
@@ -289,6 +292,7 @@ def roll(
                 names.api_key(user_id, old_digest or "none"),
                 names.api_key(user_id, key_digest),
                 names.user_revoked_keys(user_id),
+                names.key_usage(user_id, old_digest or "none"),
             ],
             [
                 key_id,

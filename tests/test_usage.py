@@ -36,6 +36,7 @@ def pro(client, make_user):
 
 
 def today_utc() -> str:
+    """Today's date, UTC, as the usage series names it."""
     return datetime.now(UTC).strftime("%Y-%m-%d")
 
 
@@ -47,6 +48,7 @@ def use(app, raw: str, times: int, path: str = "/api/me") -> Counter:
 
 
 def listed(client) -> dict[str, dict]:
+    """GET /api/keys, by key id."""
     return {k["id"]: k for k in client.get("/api/keys").json["keys"]}
 
 
@@ -91,8 +93,8 @@ def test_rate_limited_and_plan_refused_are_counted_by_outcome(redis_url, redis_s
     key = create_key(session, csrf)  # 2 of the 6
     codes = use(app, key["key"], 6)
     assert codes == Counter({200: 4, 429: 2})
-    day = session.get(f"/api/keys/{key['id']}/usage?days=1")  # refused too: a fresh app reads
-    assert day.status_code == 429
+    # This client's window is full too: read through an app with the default limit.
+    assert session.get(f"/api/keys/{key['id']}/usage?days=1").status_code == 429
     reader = make_app(redis_url).test_client()
     login(reader, owner.email)
     (today,) = reader.get(f"/api/keys/{key['id']}/usage?days=1").json["days"]
@@ -136,6 +138,7 @@ def test_rolled_keys_are_counted_apart_and_expired_ones_not_at_all(pro, app):
 
 @pytest.mark.parametrize("query", ["days=0", "days=91", "days=x", "days=1.5"])
 def test_bad_usage_queries_are_refused(pro, query):
+    """?days= must be an integer 1-90: anything else is a validation error."""
     client, csrf, _ = pro
     key = create_key(client, csrf)
     response = client.get(f"/api/keys/{key['id']}/usage?{query}")
@@ -145,6 +148,7 @@ def test_bad_usage_queries_are_refused(pro, query):
 
 
 def test_usage_is_the_owners_only_and_needs_a_session(pro, app, make_user):
+    """Another user's or an unknown key: 404; with an API key: 403 session_required."""
     client, csrf, _ = pro
     key = create_key(client, csrf)
     other = app.test_client()

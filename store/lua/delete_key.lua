@@ -3,6 +3,7 @@
 -- KEYS[2]  the user's recent revocations (hash: key id -> display prefix)
 -- KEYS[3]  the user's rolling keys (hash: key id -> "<digest> <expires_ms>")
 -- KEYS[4]  (when the caller found the key in either index) the key's record
+-- KEYS[5]  (with KEYS[4]) the key's usage counters, which go with it
 -- ARGV[1]  key id
 -- ARGV[2]  the digest the caller read from the index ("" when it found none)
 -- ARGV[3]  how long a revocation is remembered, in seconds
@@ -28,7 +29,7 @@ if not digest or digest ~= ARGV[2] or not KEYS[4] then
   return {'already', prefix}
 end
 local prefix = redis.call('HGET', KEYS[4], 'prefix') or ''
-redis.call('DEL', KEYS[4])
+redis.call('DEL', KEYS[4], KEYS[5])
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], prefix)

@@ -7,6 +7,8 @@
 -- KEYS[4]  the old key's record
 -- KEYS[5]  the new key's record
 -- KEYS[6]  the user's recent revocations (an overlap of 0 revokes the old key at once)
+-- KEYS[7]  the old key's usage counters (deleted with it when the overlap is 0; after an
+--          overlap they expire by their own TTL)
 -- ARGV[1]  old key id          ARGV[2] old digest (read by the caller from the index)
 -- ARGV[3]  new key id          ARGV[4] user id
 -- ARGV[5]  new display prefix  ARGV[6] created_at, ISO 8601 UTC
@@ -63,7 +65,7 @@ for i = 1, #rolling, 2 do
 end
 local overlap_ms = tonumber(ARGV[9]) * 1000
 if overlap_ms == 0 then
-  redis.call('DEL', KEYS[4])
+  redis.call('DEL', KEYS[4], KEYS[7])
   redis.call('HSET', KEYS[6], ARGV[1], old[2] or '')
   redis.call('EXPIRE', KEYS[6], ARGV[10])
   return {'ok', old[1], 0}

@@ -472,6 +472,15 @@ SETTINGS: tuple[Setting, ...] = (
         _integer(1, 100),
     ),
     Setting(
+        "KEY_USAGE",
+        "choice",
+        "`on` or `off`",
+        "on",
+        "count each API key's requests per UTC day in the gate's script "
+        "(`GET /api/keys/<id>/usage`); `off` only to measure what counting costs (`make bench`)",
+        _choice("on", "off", fold=True),
+    ),
+    Setting(
         "MAX_APPS_FREE", "integer", "1–1000000", "10", _plan_apps("free"), _integer(1, 1_000_000)
     ),
     Setting(

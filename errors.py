@@ -70,6 +70,12 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str, str]] = {
         "key_limit_reached",
         "You already have the maximum number of API keys; delete one to create another.",
     ),
+    domain.KeyRolling: (
+        409,
+        "key_rolling",
+        "This key is already being rolled, or the key it replaced still works: "
+        "wait for that overlap to end, or delete the old key, then roll again.",
+    ),
     domain.AppLimitReached: (
         409,
         "app_limit_reached",

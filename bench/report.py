@@ -10,7 +10,11 @@ from bench.load import RoundResult
 
 # ours on Sentinel and on a Redis Cluster: the same app and load, each on its own Redis.
 HA_ROWS = ("sentinel", "cluster")
-ROWS = ("bare", "common", "ours", *HA_ROWS)
+# ours on the same Redis with per-key usage counting off (KEY_USAGE=off): what counting costs.
+NO_USAGE = "nousage"
+ROWS = ("bare", "common", "ours", NO_USAGE, *HA_ROWS)
+# Issue #14: usage counting may cost at most 5% per request (and no Redis command).
+USAGE_COST_LIMIT = 1.05
 TARGETS = {"ours/bare": 0.6, "ours/common": 1.5, "redis_commands_per_request": 1}
 
 
@@ -69,6 +73,14 @@ def summarise(rounds: dict[str, list[RoundResult]]) -> dict[str, Any]:
         "ratios_by_cpu_cost": {f"ours/{b}": cost(b) / cost("ours") for b in ("bare", "common")},
         # What a topology costs against one Redis: its req/s and its CPU per request, as a
         # fraction and a multiple of the ours row's.
+        # Usage counting: ours' cost per request (CPU, and 1/req/s) against ours without it.
+        "usage_counting": {
+            "cpu_per_request": cost("ours") / cost(NO_USAGE),
+            "rps": ours / rows[NO_USAGE]["rps"],
+            "rps_paired_median": statistics.median(
+                o.rps / x.rps for o, x in zip(rounds["ours"], rounds[NO_USAGE], strict=True)
+            ),
+        },
         "against_single": {
             name: {"rps": rows[name]["rps"] / ours, "cpu_per_request": cost(name) / cost("ours")}
             for name in HA_ROWS
@@ -103,6 +115,13 @@ def table(generator: str, summary: dict[str, Any], commands: dict[str, Any]) -> 
         f"ours: {commands['ours']['per_request']:.2f} Redis commands per GET /api/me "
         f"(target {TARGETS['redis_commands_per_request']})",
     ]
+    usage = summary["usage_counting"]
+    lines.append(
+        f"usage counting: ours costs {usage['cpu_per_request']:.3f} x {NO_USAGE}'s CPU per "
+        f"request, {usage['rps']:.3f} x its req/s (paired {usage['rps_paired_median']:.3f}); "
+        f"{commands['ours']['per_request']:.2f} vs {commands[NO_USAGE]['per_request']:.2f} Redis "
+        f"commands per GET (limit {USAGE_COST_LIMIT:.2f} x the cost, same commands)"
+    )
     for name, cost in summary["against_single"].items():
         lines.append(
             f"{name:<11} {cost['rps']:.2f} x ours' req/s, {cost['cpu_per_request']:.2f} x its "

@@ -11,7 +11,14 @@ from flask import current_app, request
 from blueprints.docs import BODY_CHECKED, COUNTED, JSON_BODY, SESSION, SESSION_WRITE, errors
 from errors import ApiError
 from extensions import Blueprint, storage
-from schemas.keys import CreatedKeySchema, KeyCreateSchema, KeyListSchema
+from schemas.keys import (
+    CreatedKeySchema,
+    KeyCreateSchema,
+    KeyListSchema,
+    KeyRollSchema,
+    KeyUsageSchema,
+    UsageQuerySchema,
+)
 from security.gate import current_principal
 from services import security_events
 from store import apikeys
@@ -91,3 +98,58 @@ def revoke_key(key_id: str) -> tuple[str, int]:
         principal.user_id, "api_key.revoked", security_events.USER, key_id=key_id, key_prefix=prefix
     )
     return "", 204
+
+
+@bp.route("/<key_id>/roll", methods=["POST"])
+@errors(
+    bp,
+    COUNTED,
+    BODY_CHECKED,
+    JSON_BODY,
+    404,
+    409,
+    security=SESSION_WRITE,
+    descriptions={
+        409: "`key_rolling`: the key is in an overlap already, or the key it replaced is "
+        "(at most one rolling key per key)."
+    },
+)
+@bp.arguments(KeyRollSchema)
+@bp.response(201, CreatedKeySchema)
+def roll_key(body: dict[str, Any], key_id: str) -> dict[str, Any]:
+    """Replace a key with a new one of the same name (shown once, as at creation); the old one
+    keeps working for `overlap_seconds`, then gets 401 like a revoked key."""
+    principal = current_principal()
+    config = current_app.config
+    key_plans = [name for name, plan in config["PLANS"].items() if plan.api_keys]
+    overlap = body["overlap_seconds"]
+    info, raw = apikeys.roll(storage(), principal.user_id, key_id, overlap, key_plans)
+    log.info(
+        "api_key.rolled key_id=%s new_key_id=%s prefix=%s overlap=%d user_id=%s ip=%s",
+        key_id,
+        info.id,
+        info.prefix,
+        overlap,
+        principal.user_id,
+        request.remote_addr,
+    )
+    security_events.record(
+        principal.user_id,
+        "api_key.created",
+        security_events.USER,
+        key_id=info.id,
+        key_prefix=info.prefix,
+        key_name=info.name,
+    )
+    return {**asdict(info), "key": raw}
+
+
+@bp.route("/<key_id>/usage", methods=["GET"])
+@errors(bp, COUNTED, 404, security=SESSION)
+@bp.arguments(UsageQuerySchema, location="query")
+@bp.response(200, KeyUsageSchema)
+def key_usage(query: dict[str, Any], key_id: str) -> dict[str, Any]:
+    """A key's requests per UTC day, by outcome (admitted, rate limited, refused for plan),
+    the last `days` days (today included), oldest first."""
+    series = apikeys.usage(storage(), current_principal().user_id, key_id, query["days"])
+    return {"key_id": key_id, "days": series}

@@ -115,6 +115,8 @@ def before_request() -> None:
         config["GLOBAL_LIMIT"],
         config["GLOBAL_WINDOW_MS"],
         credential.lookup(),
+        config["KEY_PLANS_ARG"],
+        config["KEY_USAGE"] == "on",
     )
     g.rate = result.rate
     if not result.rate.admitted:  # Retry-After is set with the other headers, after_request
@@ -233,5 +235,10 @@ def check_request_body() -> None:
 
 def init_app(app: Flask) -> None:
     """Install the gate on the app (authentication first, then the body check)."""
+    # The plans whose keys the gate admits, as the gate scripts take them (computed once).
+    app.config["KEY_PLANS_ARG"] = " ".join(
+        name for name, plan in app.config["PLANS"].items() if plan.api_keys
+    )
+    app.config.setdefault("KEY_USAGE", "on")
     app.before_request(before_request)  # it ends with check_request_body()
     app.after_request(after_request)

@@ -7,11 +7,19 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
+from store import clock
 from store.client import Storage
 from store.clock import is_id, iso, new_id, utcnow
 from store.durability import run_replicated
-from store.errors import KeyLimitReached, NotFound, PlanRequired, RevocationUnconfirmed
+from store.errors import (
+    KeyLimitReached,
+    KeyRolling,
+    NotFound,
+    PlanRequired,
+    RevocationUnconfirmed,
+)
 
 log = logging.getLogger("genmb.security")
 KEY_PREFIX = "genmb_sk_"
@@ -27,6 +35,7 @@ class KeyCollision(Exception):
 # What create_key.lua answers instead of "ok", and what each means.
 REFUSALS: dict[str, type[Exception]] = {
     "plan_required": PlanRequired,
+    "not_found": NotFound,
     "key_limit_reached": KeyLimitReached,
     "no_user": NotFound,
     "collision": KeyCollision,
@@ -43,6 +52,16 @@ class KeyInfo:
     prefix: str
     created_at: str
     last_used_at: str | None
+    expires_at: str | None = None  # a rolled key in its overlap: when it stops working
+    requests_today: int = 0
+    requests_30d: int = 0
+
+
+# A rolled key's overlap, in seconds: 0 (refused at once) to 7 days.
+MAX_OVERLAP_SECONDS = 7 * 24 * 3600
+# Days of usage the API shows at most (the counters keep one more: lib/usage.lua).
+USAGE_MAX_DAYS = 90
+OUTCOMES = {"a": "admitted", "l": "rate_limited", "p": "plan_refused"}
 
 
 def digest(raw_key: str) -> str:
@@ -111,21 +130,96 @@ def create(
     raise RuntimeError("could not allocate a unique key")
 
 
+def _index(storage: Storage, user_id: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The user's live keys (id -> digest) and rolling keys (id -> digest), read together."""
+    names = storage.names
+    with storage.redis.pipeline(transaction=False) as pipe:
+        pipe.hgetall(names.user_keys(user_id))
+        pipe.hgetall(names.user_rolling_keys(user_id))
+        live, rolling = pipe.execute()
+    return live, {key_id: entry.split(" ")[0] for key_id, entry in rolling.items()}
+
+
+def _digest_of(storage: Storage, user_id: str, key_id: str) -> str | None:
+    """The digest of one of the user's keys, live or rolling; None when there is none."""
+    if not is_id("key", key_id):
+        return None
+    live, rolling = _index(storage, user_id)
+    return live.get(key_id) or rolling.get(key_id)
+
+
+def _day(moment: datetime) -> str:
+    """A moment's UTC day as the usage fields name it (YYYYMMDD)."""
+    return moment.strftime("%Y%m%d")
+
+
+def usage_totals(counters: dict[str, str], today: datetime) -> tuple[int, int]:
+    """(requests today, requests in the last 30 days including today) from a usage hash."""
+    first = _day(today - timedelta(days=29))
+    now = _day(today)
+    day_total = month_total = 0
+    for field, count in counters.items():
+        day = field[:8]
+        if first <= day <= now:
+            month_total += int(count)
+            if day == now:
+                day_total += int(count)
+    return day_total, month_total
+
+
 def list_for_user(storage: Storage, user_id: str) -> list[KeyInfo]:
-    """The user's live keys, oldest first."""
-    digests = storage.redis.hgetall(storage.names.user_keys(user_id))
+    """The user's keys, oldest first: live ones and rolled ones still in their overlap, each
+    with its request counts (today, and the last 30 days, by the UTC calendar)."""
+    live, rolling = _index(storage, user_id)
+    digests = [*live.values(), *rolling.values()]
     if not digests:
         return []
+    names = storage.names
     with storage.redis.pipeline(transaction=False) as pipe:
-        for key_digest in digests.values():
-            pipe.hgetall(storage.names.api_key(user_id, key_digest))
-        records = pipe.execute()
-    keys = [
-        KeyInfo(r["id"], r["name"], r["prefix"], r["created_at"], r.get("last_used_at"))
-        for r in records
-        if r  # revoked between the two reads
-    ]
+        for key_digest in digests:
+            pipe.hgetall(names.api_key(user_id, key_digest))
+            pipe.hgetall(names.key_usage(user_id, key_digest))
+        replies = pipe.execute()
+    today = clock.utcnow()
+    keys = []
+    for record, counters in zip(replies[0::2], replies[1::2], strict=True):
+        if not record:  # revoked between the two reads, or a rolled key's overlap is over
+            continue
+        expires = record.get("expires_ms")
+        expires_at = iso(datetime.fromtimestamp(int(expires) / 1000, UTC)) if expires else None
+        if expires and int(expires) <= today.timestamp() * 1000:
+            continue  # over, and about to be removed by its TTL
+        requests_today, requests_30d = usage_totals(counters, today)
+        keys.append(
+            KeyInfo(
+                record["id"],
+                record["name"],
+                record["prefix"],
+                record["created_at"],
+                record.get("last_used_at"),
+                expires_at,
+                requests_today,
+                requests_30d,
+            )
+        )
     return sorted(keys, key=lambda k: (k.created_at, k.id))
+
+
+def usage(storage: Storage, user_id: str, key_id: str, days: int) -> list[dict[str, object]]:
+    """One of the user's keys' daily request counts by outcome, the last `days` UTC days
+    (today included), oldest first. NotFound when the user has no such key (live or rolling)."""
+    key_digest = _digest_of(storage, user_id, key_id)
+    if key_digest is None:
+        raise NotFound(key_id)
+    counters = storage.redis.hgetall(storage.names.key_usage(user_id, key_digest))
+    today = clock.utcnow()
+    series = []
+    for back in range(days - 1, -1, -1):
+        moment = today - timedelta(days=back)
+        day = _day(moment)
+        counts = {name: int(counters.get(f"{day}:{code}", 0)) for code, name in OUTCOMES.items()}
+        series.append({"date": moment.strftime("%Y-%m-%d"), **counts})
+    return series
 
 
 def revoke(storage: Storage, user_id: str, key_id: str) -> str:
@@ -138,12 +232,19 @@ def revoke(storage: Storage, user_id: str, key_id: str) -> str:
     if not is_id("key", key_id):
         raise NotFound(key_id)
     names = storage.names
-    # The record is named by the digest, which only the index knows: read it, then revoke in
-    # one script that checks the index still says the same (nothing derived inside a script).
-    key_digest = storage.redis.hget(names.user_keys(user_id), key_id) or ""
-    keys = [names.user_keys(user_id), names.user_revoked_keys(user_id)]
+    # The record is named by the digest, which only the index knows (or, for a rolled key in
+    # its overlap, the rolling index): read it, then revoke in one script that checks the
+    # index still says the same (nothing derived inside a script).
+    key_digest = _digest_of(storage, user_id, key_id) or ""
+    keys = [
+        names.user_keys(user_id),
+        names.user_revoked_keys(user_id),
+        names.user_rolling_keys(user_id),
+    ]
     if key_digest:
-        keys.append(names.api_key(user_id, key_digest))
+        # The record, and the usage counters, which go with it (nothing named by the digest
+        # of a revoked key stays behind but the owner index, tidied below).
+        keys += [names.api_key(user_id, key_digest), names.key_usage(user_id, key_digest)]
     reply, replication = run_replicated(
         storage, "delete_key", keys, [key_id, key_digest, REVOCATION_MEMORY_SECONDS]
     )
@@ -155,6 +256,78 @@ def revoke(storage: Storage, user_id: str, key_id: str) -> str:
         # Tidy only: a dangling owner index names no record, so nothing depends on this.
         storage.redis.delete(names.key_owner(key_digest))
     return str(reply[1])
+
+
+def roll(
+    storage: Storage,
+    user_id: str,
+    key_id: str,
+    overlap_seconds: int,
+    key_plans: list[str],
+) -> tuple[KeyInfo, str]:
+    """Replace a key with a new one of the same name; returns the new key's info and the raw
+    key (shown once). The old key works `overlap_seconds` more (on Redis's clock), then is
+    refused like a revoked one and its record expires by itself; 0 refuses it now.
+
+    NotFound for no such key; KeyRolling when it is in an overlap already, or its own
+    predecessor still is (at most one rolling key per key). Waits for replicas like creation.
+    """
+    if not is_id("key", key_id):
+        raise NotFound(key_id)
+    names = storage.names
+    old_digest = storage.redis.hget(names.user_keys(user_id), key_id) or ""
+    for _ in range(3):  # a digest collision is astronomically unlikely; retry anyway
+        raw = generate()
+        new = KeyInfo(new_id("key"), "", raw[: len(KEY_PREFIX) + 4], iso(utcnow()), None)
+        key_digest = digest(raw)
+        if not storage.redis.set(names.key_owner(key_digest), user_id, nx=True):
+            continue
+        reply, replication = run_replicated(
+            storage,
+            "roll_key",
+            [
+                names.user(user_id),
+                names.user_keys(user_id),
+                names.user_rolling_keys(user_id),
+                names.api_key(user_id, old_digest or "none"),
+                names.api_key(user_id, key_digest),
+                names.user_revoked_keys(user_id),
+                names.key_usage(user_id, old_digest or "none"),
+            ],
+            [
+                key_id,
+                old_digest,
+                new.id,
+                user_id,
+                new.prefix,
+                new.created_at,
+                key_digest,
+                " ".join(key_plans),
+                overlap_seconds,
+                REVOCATION_MEMORY_SECONDS,
+            ],
+        )
+        outcome = reply[0]
+        if outcome == "ok":
+            if not replication.confirmed_enough:
+                log.warning(
+                    "api_key.rolled_unreplicated key_id=%s user_id=%s replicas=%d/%d",
+                    new.id,
+                    user_id,
+                    replication.confirmed,
+                    replication.needed,
+                )
+            return KeyInfo(new.id, reply[1], new.prefix, new.created_at, None), raw
+        storage.redis.delete(names.key_owner(key_digest))
+        if outcome == "collision":
+            continue
+        if outcome in ("rolling", "predecessor_rolling"):
+            raise KeyRolling(outcome)
+        refusal = REFUSALS.get(outcome)
+        if refusal is None:
+            raise RuntimeError(f"roll_key.lua answered {outcome!r}")
+        raise refusal(user_id)
+    raise RuntimeError("could not allocate a unique key")
 
 
 @dataclass(frozen=True)

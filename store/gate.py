@@ -44,12 +44,16 @@ def check(
     limit: int,
     window_ms: int,
     credential: tuple[str, str] | None,
+    key_plans: str = "pro business",
+    usage: bool = True,
 ) -> GateResult:
     """Count the request for client_ip and resolve the credential: ("key"|"session", digest).
 
     Steady state, one round trip: the credential's owner comes from the process's cache, and
     one script counts, authenticates and attributes (on Cluster: two scripts, one per slot,
     sent together). A digest not cached yet costs one GET of its owner index first.
+    key_plans: the plans allowed to use keys, space separated; usage: count the key's request
+    in its usage hash (same script, no extra round trip).
     """
     names = storage.names
     now = utcnow()
@@ -64,10 +68,12 @@ def check(
                 names.user(owner),
                 names.credits(owner, month_of(now)),
             ]
+            if usage and kind == "key":
+                credential_keys.append(names.key_usage(owner, digest))
     if storage.cluster:
         calls = [("gate_window", [names.ip_window(client_ip)], window_args)]
         if credential_keys:
-            calls.append(("gate_credential", credential_keys, [kind, iso(now)]))
+            calls.append(("gate_credential", credential_keys, [kind, iso(now), key_plans]))
         replies = storage.run_together(calls)
         window = replies[0]
         who = replies[1] if credential_keys else ["none" if credential is None else "unknown"]
@@ -75,7 +81,7 @@ def check(
         reply = storage.run(
             "gate",
             [names.ip_window(client_ip), *credential_keys],
-            [*window_args, kind if credential_keys else "none", iso(now)],
+            [*window_args, kind if credential_keys else "none", iso(now), key_plans],
         )
         window, who = reply[:3], reply[3:]
         if who[0] == "none" and credential is not None:

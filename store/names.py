@@ -44,6 +44,16 @@ class KeyNames:
         """String: the user id a key digest belongs to (never changes; may outlive the key)."""
         return f"{self.prefix}:keyowner:{digest}"
 
+    def user_rolling_keys(self, user_id: str) -> str:
+        """Hash: key id -> "<digest> <expires_ms>", keys rolled and still in their overlap
+        (out of the cap's index; entries whose record expired are dropped by the next roll)."""
+        return self._user_tagged(user_id, "rolling")
+
+    def key_usage(self, user_id: str, digest: str) -> str:
+        """Hash: "<YYYYMMDD>:a|l|p" -> requests of one key that UTC day (admitted, rate
+        limited, refused for plan); named by the key's digest, which the gate's caller knows."""
+        return self._user_tagged(user_id, "usage", digest)
+
     def user_revoked_keys(self, user_id: str) -> str:
         """Hash: key id -> display prefix of keys revoked lately (a retried revoke answers 204)."""
         return self._user_tagged(user_id, "revoked")

@@ -12,6 +12,14 @@ from tests.conftest import create_key, login
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 
+# KeyInfo's fields (issue #14 added the last three: a rolled key's end, and usage counts).
+KEY_INFO = {"id", "name", "prefix", "created_at", "last_used_at"} | {
+    "expires_at",
+    "requests_today",
+    "requests_30d",
+}
+
+
 @pytest.fixture
 def pro(client, make_user):
     """A logged-in pro user: (client, csrf, user)."""
@@ -28,7 +36,7 @@ def test_create_returns_key_once_with_no_store(pro):
     assert response.status_code == 201
     assert response.headers["Cache-Control"] == "no-store"
     body = response.json
-    assert set(body) == {"id", "name", "prefix", "created_at", "last_used_at", "key"}
+    assert set(body) == {*KEY_INFO, "key"}
     assert re.fullmatch(r"genmb_sk_[A-Za-z0-9_-]{32}", body["key"])
     assert body["prefix"] == body["key"][:13]
     assert body["name"] == "CI deploy"
@@ -45,7 +53,7 @@ def test_list_is_oldest_first_and_hides_secrets(pro):
     listed = client.get("/api/keys").json["keys"]
     assert [k["id"] for k in listed] == [c["id"] for c in created]
     for item in listed:
-        assert set(item) == {"id", "name", "prefix", "created_at", "last_used_at"}
+        assert set(item) == KEY_INFO
 
 
 def test_keys_are_distinct_and_random(pro):

@@ -66,6 +66,8 @@ ID_ROUTES = [
     ("POST", "/api/apps/<app_id>/codegen", {"prompt": "steal"}),
     ("POST", "/api/apps/<app_id>/deploy", None),
     ("DELETE", "/api/keys/<key_id>", None),
+    ("POST", "/api/keys/<key_id>/roll", {"overlap_seconds": 60}),  # issue #14
+    ("GET", "/api/keys/<key_id>/usage", None),  # issue #14
     ("POST", "/api/security-log/<event_id>/dismiss", None),
 ]
 

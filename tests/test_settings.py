@@ -40,6 +40,7 @@ CASES: dict[str, tuple[str, str | None]] = {
     "CREDITS_PRO": ("25", "-100"),
     "CREDITS_BUSINESS": ("1000000000", "1000000001"),
     "MAX_KEYS_PER_USER": ("1", "0"),
+    "KEY_USAGE": ("off", "sometimes"),
     "MAX_APPS_FREE": ("1", "0"),
     "MAX_APPS_PRO": ("5", "-1"),
     "MAX_APPS_BUSINESS": ("1000000", "many"),

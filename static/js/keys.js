@@ -1,10 +1,12 @@
 // The API key view, shared by Settings → API Keys and the MCP Integration panel: the list,
-// the New key flow with its one-time reveal, and Delete with a confirmation.
+// the New key flow with its one-time reveal, Delete with a confirmation, Roll (a new key of the
+// same name, the old one working for a chosen overlap) and each key's requests per day.
 //
 // The raw key lives only in the reveal dialog while it is open: never in the URL, storage or
 // the console, and its text is wiped from the page as the dialog closes.
 import { copyToClipboard, describe, planName, request, timeElement } from "./api.js";
 import { claudeDesktopConfig, cursorConfig } from "./mcp-config.js";
+import { usageChart } from "./usage-chart.js";
 
 const REVOKE_ATTEMPTS = 4; // the first try and three repeats, a second apart
 const REVOKE_RETRY_MS = 1000;
@@ -37,6 +39,11 @@ export function mountKeyView(root, { user, maxKeys, keyPlans, mcpUrl }) {
     deleteName: find("[data-delete-name]"),
     deleteError: find("[data-delete-error]"),
     deleteConfirm: find("[data-delete-confirm]"),
+    rollDialog: find("[data-roll-dialog]"),
+    rollForm: find("[data-roll-form]"),
+    rollName: find("[data-roll-name]"),
+    rollError: find("[data-roll-error]"),
+    rollConfirm: find("[data-roll-confirm]"),
   };
   const mayHoldKeys = keyPlans.includes(user.plan);
   const capMessage = `You have ${maxKeys} of ${maxKeys} keys, the most an account can hold. `
@@ -44,7 +51,9 @@ export function mountKeyView(root, { user, maxKeys, keyPlans, mcpUrl }) {
   let keys = [];
   let loaded = false;
   let pendingDelete = null; // {key, opener}
+  let pendingRoll = null; // {key, opener}
   let revealedName = "";
+  let revealedMessage = "";
 
   function say(message) {
     el.error.textContent = "";
@@ -56,8 +65,28 @@ export function mountKeyView(root, { user, maxKeys, keyPlans, mcpUrl }) {
     el.error.textContent = typeof error === "string" ? error : describe(error);
   }
 
+  // A rolled key in its overlap: listed (and working) until expires_at, not counted in the cap.
+  function liveKeys() {
+    return keys.filter((key) => !key.expires_at);
+  }
+
   function atCap() {
-    return keys.length >= maxKeys;
+    return liveKeys().length >= maxKeys;
+  }
+
+  /** "expires in 3 h": how long a rolled key still works, rounded down. */
+  function expiresIn(iso) {
+    const seconds = Math.max(0, (new Date(iso).getTime() - Date.now()) / 1000);
+    if (seconds < 60) {
+      return "expires in under a minute";
+    }
+    if (seconds < 3600) {
+      return `expires in ${Math.floor(seconds / 60)} min`;
+    }
+    if (seconds < 48 * 3600) {
+      return `expires in ${Math.floor(seconds / 3600)} h`;
+    }
+    return `expires in ${Math.floor(seconds / 86400)} days`;
   }
 
   function renderBar() {
@@ -65,7 +94,7 @@ export function mountKeyView(root, { user, maxKeys, keyPlans, mcpUrl }) {
     el.planNotice.hidden = mayHoldKeys;
     el.planKept.hidden = mayHoldKeys || keys.length === 0;
     el.newKey.hidden = !mayHoldKeys;
-    el.count.textContent = loaded && mayHoldKeys ? `${keys.length} of ${maxKeys} keys` : "";
+    el.count.textContent = loaded && mayHoldKeys ? `${liveKeys().length} of ${maxKeys} keys` : "";
     const full = mayHoldKeys && atCap();
     // aria-disabled, not disabled: the button stays focusable and can say why it does nothing.
     if (full) {
@@ -98,7 +127,7 @@ export function mountKeyView(root, { user, maxKeys, keyPlans, mcpUrl }) {
     if (keys.length === 0) {
       const row = document.createElement("tr");
       const empty = cell(row, mayHoldKeys ? "No keys yet. Create one with New key." : "No keys.");
-      empty.colSpan = 5;
+      empty.colSpan = 6;
       empty.className = "empty";
       el.rows.append(row);
       return;
@@ -106,13 +135,29 @@ export function mountKeyView(root, { user, maxKeys, keyPlans, mcpUrl }) {
     for (const key of keys) {
       const row = document.createElement("tr");
       row.dataset.keyId = key.id;
-      cell(row, key.name, "th");
+      const name = cell(row, key.name, "th");
+      if (key.expires_at) {
+        const badge = document.createElement("span");
+        badge.className = "badge badge-expiring";
+        badge.textContent = expiresIn(key.expires_at);
+        badge.title = key.expires_at;
+        badge.dataset.expires = "";
+        name.append(badge);
+      }
       const prefix = document.createElement("code");
       prefix.textContent = `${key.prefix}…`;
       cell(row, prefix);
       cell(row, timeElement(key.created_at));
       const used = cell(row, key.last_used_at ? timeElement(key.last_used_at) : "Never");
       used.className = key.last_used_at ? "" : "subtle";
+      const usage = document.createElement("div");
+      usage.className = "usage";
+      usage.dataset.usage = "";
+      const numbers = document.createElement("span");
+      numbers.className = "usage-numbers";
+      numbers.textContent = `${key.requests_today} today, ${key.requests_30d} in 30 days`;
+      usage.append(numbers);
+      cell(row, usage);
       const button = document.createElement("button");
       button.type = "button";
       button.className = "btn btn-danger btn-small";
@@ -121,12 +166,44 @@ export function mountKeyView(root, { user, maxKeys, keyPlans, mcpUrl }) {
       label.textContent = ` key “${key.name}”`;
       button.append("Delete", label);
       button.addEventListener("click", () => openDelete(key, button));
-      cell(row, button).className = "actions";
+      const actions = cell(row, button);
+      actions.className = "actions";
+      if (!key.expires_at && mayHoldKeys) {
+        const roll = document.createElement("button");
+        roll.type = "button";
+        roll.className = "btn btn-small";
+        const rollLabel = document.createElement("span");
+        rollLabel.className = "visually-hidden";
+        rollLabel.textContent = ` key “${key.name}”`;
+        roll.append("Roll", rollLabel);
+        roll.addEventListener("click", () => openRoll(key, roll));
+        actions.append(roll);
+      }
       el.rows.append(row);
       if (key.id === focusedKey) {
         button.focus();
       }
     }
+    loadCharts();
+  }
+
+  // Each key's last 30 days, drawn once the list is on the page (a failure leaves the
+  // numbers, which came with the list, and says so in the cell).
+  async function loadCharts() {
+    await Promise.all(keys.map(async (key) => {
+      const holder = el.rows.querySelector(`tr[data-key-id="${key.id}"] [data-usage]`);
+      if (!holder) {
+        return;
+      }
+      try {
+        const usage = await request("GET", `/api/keys/${encodeURIComponent(key.id)}/usage?days=30`);
+        if (holder.isConnected) {
+          holder.prepend(usageChart(usage.days, key.name));
+        }
+      } catch (error) {
+        holder.append(` (chart unavailable: ${describe(error)})`);
+      }
+    }));
   }
 
   async function load() {
@@ -239,9 +316,63 @@ export function mountKeyView(root, { user, maxKeys, keyPlans, mcpUrl }) {
   el.revealDialog.addEventListener("cancel", wipeReveal);
   el.revealDialog.addEventListener("close", () => {
     wipeReveal();
-    say(`Key “${revealedName}” created. It is listed below by its prefix only.`);
+    say(revealedMessage || `Key “${revealedName}” created. It is listed below by its prefix only.`);
     revealedName = "";
+    revealedMessage = "";
     el.newKey.focus();
+  });
+
+  // ---- Roll ----------------------------------------------------------------------------
+
+  const OVERLAP_WORDS = { 0: "now", 3600: "in 1 hour", 86400: "in 24 hours", 604800: "in 7 days" };
+
+  function openRoll(key, opener) {
+    pendingRoll = { key, opener };
+    el.rollForm.reset();
+    el.rollName.textContent = key.name;
+    el.rollError.textContent = "";
+    el.rollConfirm.disabled = false;
+    el.rollDialog.showModal();
+    el.rollForm.querySelector("input[name=overlap]:checked").focus();
+  }
+
+  find("[data-roll-cancel]").addEventListener("click", () => el.rollDialog.close());
+  el.rollDialog.addEventListener("close", () => {
+    const pending = pendingRoll;
+    pendingRoll = null;
+    if (el.revealDialog.open) {
+      return;
+    }
+    if (pending && pending.opener.isConnected) {
+      pending.opener.focus();
+    } else {
+      el.newKey.focus();
+    }
+  });
+
+  el.rollForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const { key } = pendingRoll;
+    const overlap = Number(el.rollForm.querySelector("input[name=overlap]:checked").value);
+    el.rollConfirm.disabled = true;
+    let created;
+    try {
+      created = await request(
+        "POST", `/api/keys/${encodeURIComponent(key.id)}/roll`, { overlap_seconds: overlap });
+    } catch (error) {
+      el.rollConfirm.disabled = false;
+      el.rollError.textContent = describe(error);
+      if (error.code === "not_found") {
+        load();
+      }
+      return;
+    }
+    revealedMessage = overlap
+      ? `Key “${key.name}” rolled. The old key stops working ${OVERLAP_WORDS[overlap]}.`
+      : `Key “${key.name}” rolled. The old key no longer works.`;
+    reveal(created);
+    el.rollDialog.close();
+    load();
   });
 
   // ---- Delete --------------------------------------------------------------------------

@@ -34,6 +34,24 @@ def require_session() -> None:
         raise ApiError(403, "session_required", "Manage API keys from a logged-in session.")
 
 
+def plans_with_keys(config: dict[str, Any]) -> list[str]:
+    """The plans whose users may hold API keys."""
+    return [name for name, plan in config["PLANS"].items() if plan.api_keys]
+
+
+def _handed_out(user_id: str, info: apikeys.KeyInfo, raw: str) -> dict[str, Any]:
+    """Record a new key in the owner's security log; the body that shows it, the one time."""
+    security_events.record(
+        user_id,
+        "api_key.created",
+        security_events.USER,
+        key_id=info.id,
+        key_prefix=info.prefix,
+        key_name=info.name,
+    )
+    return {**asdict(info), "key": raw}
+
+
 @bp.route("", methods=["GET"])
 @errors(bp, COUNTED, security=SESSION)
 @bp.response(200, KeyListSchema)
@@ -58,7 +76,7 @@ def create_key(body: dict[str, Any]) -> dict[str, Any]:
     """Create a key; the response is the only place the raw key ever appears."""
     principal = current_principal()
     config = current_app.config
-    key_plans = [name for name, plan in config["PLANS"].items() if plan.api_keys]
+    key_plans = plans_with_keys(config)
     info, raw = apikeys.create(
         storage(), principal.user_id, body["name"], config["MAX_KEYS_PER_USER"], key_plans
     )
@@ -69,15 +87,7 @@ def create_key(body: dict[str, Any]) -> dict[str, Any]:
         principal.user_id,
         request.remote_addr,
     )
-    security_events.record(
-        principal.user_id,
-        "api_key.created",
-        security_events.USER,
-        key_id=info.id,
-        key_prefix=info.prefix,
-        key_name=info.name,
-    )
-    return {**asdict(info), "key": raw}
+    return _handed_out(principal.user_id, info, raw)
 
 
 @bp.route("/<key_id>", methods=["DELETE"])
@@ -121,7 +131,7 @@ def roll_key(body: dict[str, Any], key_id: str) -> dict[str, Any]:
     keeps working for `overlap_seconds`, then gets 401 like a revoked key."""
     principal = current_principal()
     config = current_app.config
-    key_plans = [name for name, plan in config["PLANS"].items() if plan.api_keys]
+    key_plans = plans_with_keys(config)
     overlap = body["overlap_seconds"]
     info, raw = apikeys.roll(storage(), principal.user_id, key_id, overlap, key_plans)
     log.info(
@@ -133,15 +143,7 @@ def roll_key(body: dict[str, Any], key_id: str) -> dict[str, Any]:
         principal.user_id,
         request.remote_addr,
     )
-    security_events.record(
-        principal.user_id,
-        "api_key.created",
-        security_events.USER,
-        key_id=info.id,
-        key_prefix=info.prefix,
-        key_name=info.name,
-    )
-    return {**asdict(info), "key": raw}
+    return _handed_out(principal.user_id, info, raw)
 
 
 @bp.route("/<key_id>/usage", methods=["GET"])

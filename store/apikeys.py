@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from store import clock
 from store.client import Storage
 from store.clock import is_id, iso, new_id, utcnow
-from store.durability import run_replicated
+from store.durability import Replication, run_replicated
 from store.errors import (
     KeyLimitReached,
     KeyRolling,
@@ -79,6 +79,34 @@ def generate() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(24)
 
 
+def _claim_new_key(storage: Storage, user_id: str, name: str) -> tuple[str, KeyInfo, str] | None:
+    """A new raw key, its info and digest, with the digest's owner index claimed for the user;
+    None when the digest is taken (the caller draws again).
+
+    The owner index is claimed first (its own slot on Cluster): the claim is the uniqueness
+    check, and a claim left behind by a refused create points at no record.
+    """
+    raw = generate()
+    info = KeyInfo(new_id("key"), name, raw[: len(KEY_PREFIX) + 4], iso(utcnow()), None)
+    key_digest = digest(raw)
+    if not storage.redis.set(storage.names.key_owner(key_digest), user_id, nx=True):
+        return None
+    return raw, info, key_digest
+
+
+def _warn_if_unreplicated(event: str, key_id: str, user_id: str, replication: Replication) -> None:
+    """Log a new key too few replicas confirmed (it fails closed if lost: never an error)."""
+    if not replication.confirmed_enough:
+        log.warning(
+            "%s key_id=%s user_id=%s replicas=%d/%d",
+            event,
+            key_id,
+            user_id,
+            replication.confirmed,
+            replication.needed,
+        )
+
+
 def create(
     storage: Storage, user_id: str, name: str, max_keys: int, key_plans: list[str]
 ) -> tuple[KeyInfo, str]:
@@ -89,13 +117,10 @@ def create(
     """
     names = storage.names
     for _ in range(3):  # a digest collision is astronomically unlikely; retry anyway
-        raw = generate()
-        info = KeyInfo(new_id("key"), name, raw[: len(KEY_PREFIX) + 4], iso(utcnow()), None)
-        key_digest = digest(raw)
-        # The owner index is claimed first (its own slot on Cluster): the claim is the
-        # uniqueness check, and a claim left behind by a refused create points at no record.
-        if not storage.redis.set(names.key_owner(key_digest), user_id, nx=True):
+        claimed = _claim_new_key(storage, user_id, name)
+        if claimed is None:
             continue
+        raw, info, key_digest = claimed
         outcome, replication = run_replicated(
             storage,
             "create_key",
@@ -112,14 +137,7 @@ def create(
             ],
         )
         if outcome == "ok":
-            if not replication.confirmed_enough:
-                log.warning(
-                    "api_key.created_unreplicated key_id=%s user_id=%s replicas=%d/%d",
-                    info.id,
-                    user_id,
-                    replication.confirmed,
-                    replication.needed,
-                )
+            _warn_if_unreplicated("api_key.created_unreplicated", info.id, user_id, replication)
             return info, raw
         storage.redis.delete(names.key_owner(key_digest))
         refusal = REFUSALS.get(outcome)
@@ -277,11 +295,10 @@ def roll(
     names = storage.names
     old_digest = storage.redis.hget(names.user_keys(user_id), key_id) or ""
     for _ in range(3):  # a digest collision is astronomically unlikely; retry anyway
-        raw = generate()
-        new = KeyInfo(new_id("key"), "", raw[: len(KEY_PREFIX) + 4], iso(utcnow()), None)
-        key_digest = digest(raw)
-        if not storage.redis.set(names.key_owner(key_digest), user_id, nx=True):
+        claimed = _claim_new_key(storage, user_id, "")
+        if claimed is None:
             continue
+        raw, new, key_digest = claimed
         reply, replication = run_replicated(
             storage,
             "roll_key",
@@ -309,14 +326,7 @@ def roll(
         )
         outcome = reply[0]
         if outcome == "ok":
-            if not replication.confirmed_enough:
-                log.warning(
-                    "api_key.rolled_unreplicated key_id=%s user_id=%s replicas=%d/%d",
-                    new.id,
-                    user_id,
-                    replication.confirmed,
-                    replication.needed,
-                )
+            _warn_if_unreplicated("api_key.rolled_unreplicated", new.id, user_id, replication)
             return KeyInfo(new.id, reply[1], new.prefix, new.created_at, None), raw
         storage.redis.delete(names.key_owner(key_digest))
         if outcome == "collision":

@@ -69,6 +69,11 @@ def plans_from_env(env: Mapping[str, str]) -> dict[str, Plan]:
     }
 
 
+def plans_with_keys(plans: Mapping[str, Plan]) -> list[str]:
+    """The names of the plans whose users may hold (and use) API keys."""
+    return [name for name, plan in plans.items() if plan.api_keys]
+
+
 def app_caps(plans: Mapping[str, Plan]) -> dict[str, int]:
     """Plan name -> most apps, as the app store takes it."""
     return {name: plan.max_apps for name, plan in plans.items()}

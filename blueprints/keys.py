@@ -9,6 +9,7 @@ from typing import Any
 from flask import current_app, request
 
 from blueprints.docs import BODY_CHECKED, COUNTED, JSON_BODY, SESSION, SESSION_WRITE, errors
+from config import plans_with_keys
 from errors import ApiError
 from extensions import Blueprint, storage
 from schemas.keys import (
@@ -32,11 +33,6 @@ def require_session() -> None:
     """Keys are managed from a logged-in session, never with a key."""
     if current_principal().method != "session":
         raise ApiError(403, "session_required", "Manage API keys from a logged-in session.")
-
-
-def plans_with_keys(config: dict[str, Any]) -> list[str]:
-    """The plans whose users may hold API keys."""
-    return [name for name, plan in config["PLANS"].items() if plan.api_keys]
 
 
 def _handed_out(user_id: str, info: apikeys.KeyInfo, raw: str) -> dict[str, Any]:
@@ -76,7 +72,7 @@ def create_key(body: dict[str, Any]) -> dict[str, Any]:
     """Create a key; the response is the only place the raw key ever appears."""
     principal = current_principal()
     config = current_app.config
-    key_plans = plans_with_keys(config)
+    key_plans = plans_with_keys(config["PLANS"])
     info, raw = apikeys.create(
         storage(), principal.user_id, body["name"], config["MAX_KEYS_PER_USER"], key_plans
     )
@@ -131,7 +127,7 @@ def roll_key(body: dict[str, Any], key_id: str) -> dict[str, Any]:
     keeps working for `overlap_seconds`, then gets 401 like a revoked key."""
     principal = current_principal()
     config = current_app.config
-    key_plans = plans_with_keys(config)
+    key_plans = plans_with_keys(config["PLANS"])
     overlap = body["overlap_seconds"]
     info, raw = apikeys.roll(storage(), principal.user_id, key_id, overlap, key_plans)
     log.info(

@@ -12,6 +12,7 @@ import re
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 
+from config import plans_with_keys
 from extensions import storage
 from logs import KEY_SHAPE, remove_keys
 from store import sessions
@@ -49,11 +50,10 @@ def _no_key(text: str) -> str:
 def _page(template: str, **context: object) -> str:
     """Render a page with what every page's script needs (none of it secret)."""
     config = current_app.config
-    key_plans = [name for name, plan in config["PLANS"].items() if plan.api_keys]
     return render_template(
         template,
         max_keys=config["MAX_KEYS_PER_USER"],
-        key_plans=",".join(key_plans),
+        key_plans=",".join(plans_with_keys(config["PLANS"])),
         mcp_url=mcp_url(),
         **context,
     )

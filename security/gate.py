@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from flask import Flask, Response, current_app, g, request
 
+from config import plans_with_keys
 from errors import ApiError, invalid_api_key, missing_credentials, plan_required
 from extensions import limiter, storage
 from logs import escape_controls
@@ -236,9 +237,7 @@ def check_request_body() -> None:
 def init_app(app: Flask) -> None:
     """Install the gate on the app (authentication first, then the body check)."""
     # The plans whose keys the gate admits, as the gate scripts take them (computed once).
-    app.config["KEY_PLANS_ARG"] = " ".join(
-        name for name, plan in app.config["PLANS"].items() if plan.api_keys
-    )
+    app.config["KEY_PLANS_ARG"] = " ".join(plans_with_keys(app.config["PLANS"]))
     app.config.setdefault("KEY_USAGE", "on")
     app.before_request(before_request)  # it ends with check_request_body()
     app.after_request(after_request)

@@ -44,8 +44,8 @@ def check(
     limit: int,
     window_ms: int,
     credential: tuple[str, str] | None,
-    key_plans: str = "pro business",
-    usage: bool = True,
+    key_plans: str,
+    usage: bool,
 ) -> GateResult:
     """Count the request for client_ip and resolve the credential: ("key"|"session", digest).
 

@@ -149,23 +149,23 @@ class Storage:
     def run_together(self, calls: list[tuple[str, list[str], list[object]]]) -> list[Any]:
         """Run several scripts in one pipeline (on Cluster: sent to their nodes together,
         then every reply read), loading them first if a node does not know one yet."""
-        for attempt in range(2):
-            try:
-                replies = self._pipeline(calls)
-            except SLOT_MAP_STALE:
-                if self.cluster:  # the next request goes by the new slot map
-                    self.refresh_slot_map()
-                raise
-            missing = [calls[i][0] for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
-            if not missing or attempt:
-                break
-            for script in missing:
-                self.redis.script_load(self.scripts[script].script)
-        for reply in replies:
-            if isinstance(reply, Exception):
-                if self.cluster and isinstance(reply, SLOT_MAP_STALE):
-                    self.refresh_slot_map()
-                raise reply
+        try:
+            replies = self._pipeline(calls)
+            missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+            if missing:  # a node without the script (restarted, or new after a failover)
+                for i in missing:
+                    self.redis.script_load(self.scripts[calls[i][0]].script)
+                # Only those again: the others ran already, and must not count twice.
+                again = self._pipeline([calls[i] for i in missing])
+                for i, reply in zip(missing, again, strict=True):
+                    replies[i] = reply
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
+        except SLOT_MAP_STALE:
+            if self.cluster:  # the next request goes by the new slot map
+                self.refresh_slot_map()
+            raise
         return replies
 
     def _pipeline(self, calls: list[tuple[str, list[str], list[object]]]) -> list[Any]:

@@ -136,3 +136,28 @@ def test_revocation_waits_on_the_node_that_holds_the_key(healthy):
     assert me.status_code == 401
     group.wait_healthy()
     assert session.delete_key(key["id"]).status_code == 204
+
+
+def test_a_node_that_lost_the_scripts_costs_one_count_not_two(healthy):
+    """The credential's node forgot the scripts (SCRIPT FLUSH, as after a restart) while the
+    window's node still has them: the gate loads them and runs again only what failed, so
+    the request counts once in the window (remaining goes down by exactly one)."""
+    group, instances = healthy
+    _, key, user_id = pro_user_with_key(group, instances[0], "noscript@example.test")
+    names = KeyNames()
+    credential_node = group.primary_for(names.user(user_id))
+    address = next(
+        f"203.0.113.{n}" for n in range(1, 255)
+        if group.primary_for(names.ip_window(f"203.0.113.{n}")) is not credential_node
+    )  # fmt: skip
+    headers = {"Authorization": f"Bearer {key['key']}", "X-Forwarded-For": address}
+
+    def remaining() -> int:
+        r = requests.get(f"{instances[0].url}/api/me", headers=headers, timeout=5)
+        assert r.status_code == 200, r.text
+        return int(r.headers["X-RateLimit-Remaining"])
+
+    before = remaining()
+    with credential_node.client() as node:
+        node.script_flush()
+    assert remaining() == before - 1

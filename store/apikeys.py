@@ -356,7 +356,7 @@ def live_key_for_token(storage: Storage, raw_key: str) -> OwnedKey | None:
     if not is_well_formed(raw_key):
         return None
     key_digest = digest(raw_key)
-    owner = storage.redis.get(storage.names.key_owner(key_digest))
+    owner = storage.owner_of("key", key_digest)
     if not owner:
         return None
     record = storage.redis.hgetall(storage.names.api_key(owner, key_digest))

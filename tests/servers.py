@@ -31,6 +31,7 @@ __all__ = [
     "CommandRecorder",
     "Gunicorn",
     "app_instances",
+    "flask_cli",
     "NodeRecorders",
     "RedisServer",
     "SentinelGroup",
@@ -121,6 +122,20 @@ def app_instances(
     finally:
         for instance in instances:
             instance.stop()
+
+
+def flask_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`flask --app app ARGS...` as an operator types it: a process of its own in the
+    project's directory, with exactly `env`; its exit code and output, never raising."""
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def whole_and_empty(stack) -> None:  # noqa: ANN001 - deploy.stack.Stack

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from store import users
 from tests.conftest import FAST_HASH, PASSWORD, create_key, login
-from tests.servers import ROOT
+from tests.servers import flask_cli
 
 
 @pytest.fixture
@@ -156,26 +154,8 @@ def test_real_flask_cli_subprocess(redis_url, storage):
         "SECRET_KEY": "x",
         "PASSWORD_SCRYPT_N": str(FAST_HASH),
     }
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "flask",
-            "--app",
-            "app",
-            "users",
-            "create",
-            "proc@example.test",
-            "--plan",
-            "business",
-            "--password",
-            PASSWORD,
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    done = flask_cli(
+        env, "users", "create", "proc@example.test", "--plan", "business", "--password", PASSWORD
     )
     assert done.returncode == 0, done.stderr
     body = one_json_line(done.stdout)

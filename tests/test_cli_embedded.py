@@ -4,13 +4,11 @@ user that only its own process's memory holds (the server never sees it)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 
 from tests.conftest import FAST_HASH, make_app
-from tests.servers import ROOT
+from tests.servers import flask_cli
 
 
 @pytest.mark.parametrize(
@@ -36,27 +34,8 @@ def test_real_flask_cli_refuses_the_embedded_store():
         "GENMB_ENV": "development",
         "PASSWORD_SCRYPT_N": str(FAST_HASH),
     }
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "flask",
-            "--app",
-            "app",
-            "users",
-            "create",
-            "x@example.test",
-            "--plan",
-            "pro",
-            "--password",
-            "long enough",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    done = flask_cli(
+        env, "users", "create", "x@example.test", "--plan", "pro", "--password", "long enough"
     )
     assert done.returncode == 1
     assert '"id"' not in done.stdout  # no user printed (stdout has the store warning)

@@ -16,7 +16,7 @@ import pytest
 
 import config
 from config import SETTINGS, SettingError, load_settings
-from tests.servers import LOOPBACK, ROOT, free_port
+from tests.servers import LOOPBACK, ROOT, flask_cli, free_port
 
 BASE_ENV = {"REDIS_URL": "redis://127.0.0.1:1/0", "SECRET_KEY": "s"}
 
@@ -189,26 +189,7 @@ def test_flask_cli_refuses_a_bad_setting_with_one_line():
         "GENMB_ENV": "development",
         "PASSWORD_SCRYPT_N": "1000",
     }
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "flask",
-            "--app",
-            "app",
-            "users",
-            "create",
-            "a@example.test",
-            "--password",
-            "long enough",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = flask_cli(env, "users", "create", "a@example.test", "--password", "long enough")
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
         "Error: PASSWORD_SCRYPT_N='1000' is not allowed: allowed is a power of 2 from 1024 "

@@ -4,6 +4,7 @@ of deploy/local_redis.py (shared with the benchmark), re-exported here."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ __all__ = [
     "CommandRecorder",
     "Gunicorn",
     "app_instances",
+    "checkout_copy",
     "flask_cli",
     "NodeRecorders",
     "RedisServer",
@@ -136,6 +138,23 @@ def flask_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[st
         timeout=60,
         check=False,
     )
+
+
+def checkout_copy(dest: Path) -> Path:
+    """A copy in `dest` of the working tree's files git tracks or would track (so var/ and
+    .venv are not copied), with .venv linked to this checkout's; returns `dest`."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        if (ROOT / name).is_file():  # not deleted in the working tree
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    (dest / ".venv").symlink_to(ROOT / ".venv")
+    return dest
 
 
 def whole_and_empty(stack) -> None:  # noqa: ANN001 - deploy.stack.Stack

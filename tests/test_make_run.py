@@ -24,7 +24,7 @@ import requests
 
 from store.names import KeyNames
 from tests.conftest import PASSWORD
-from tests.servers import LOOPBACK, ROOT, RedisServer, free_port
+from tests.servers import LOOPBACK, RedisServer, checkout_copy, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.gunicorn]
 
@@ -203,24 +203,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     Short path: the redis socket under var/ must fit in ~100 bytes.
     """
-    dest = tmp_path_factory.mktemp("run")
-    listed = (
-        subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-        )
-        .stdout.decode()
-        .split("\0")
-    )
-    for name in filter(None, listed):
-        source = ROOT / name
-        if not source.is_file():  # deleted in the working tree
-            continue
-        (dest / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, dest / name)
-    (dest / ".venv").symlink_to(ROOT / ".venv")
+    dest = checkout_copy(tmp_path_factory.mktemp("run"))
     assert os.access(dest / "scripts" / "run.sh", os.X_OK)
     return dest
 

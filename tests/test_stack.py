@@ -33,7 +33,7 @@ from store import users
 from store.client import Storage, connect
 from store.names import KeyNames
 from tests.conftest import FAST_HASH, PASSWORD
-from tests.servers import LOOPBACK, ROOT, free_port, whole_and_empty
+from tests.servers import LOOPBACK, ROOT, checkout_copy, free_port, whole_and_empty
 
 pytestmark = [pytest.mark.integration, pytest.mark.gunicorn]
 
@@ -480,22 +480,7 @@ def _process_groups(parent: int) -> list[int]:
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A copy of the files git tracks or would track (so var/ lands in the copy), and .venv."""
-    dest = tmp_path / "repo"
-    listed = (
-        subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-        )
-        .stdout.decode()
-        .split("\0")
-    )
-    for name in filter(None, listed):
-        if (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
-    (dest / ".venv").symlink_to(ROOT / ".venv")
+    dest = checkout_copy(tmp_path / "repo")
     return dest
 
 

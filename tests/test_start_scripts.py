@@ -25,10 +25,16 @@ scripts = test_make_run.scripts
 pytestmark = [pytest.mark.integration, pytest.mark.gunicorn]
 
 
-def _run(repo, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """run.sh to its end (it must end by itself: nothing is served)."""
+def _run(repo, env: dict[str, str], command: str = "run") -> subprocess.CompletedProcess[str]:
+    """run.sh (`make run`), or `python -m deploy.stack` (`make stack`) with command="stack",
+    in the repository copy, to its end (it must end by itself: nothing is served); stdout
+    and stderr together."""
+    argv = {
+        "run": [str(repo / "scripts" / "run.sh")],
+        "stack": [str(repo / ".venv" / "bin" / "python"), "-m", "deploy.stack"],
+    }[command]
     return subprocess.run(
-        [str(repo / "scripts" / "run.sh")],
+        argv,
         cwd=repo,
         env=env,
         text=True,
@@ -101,17 +107,7 @@ def test_stack_on_a_busy_port_fails_before_serving(repo, base_env):
         other.bind((LOOPBACK, 0))
         other.listen()
         port = other.getsockname()[1]
-        done = subprocess.run(
-            [str(repo / ".venv" / "bin" / "python"), "-m", "deploy.stack"],
-            cwd=repo,
-            env={**base_env, "PORT": str(port), "PASSWORD_SCRYPT_N": "1024"},
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            timeout=60,
-            check=False,
-        )
+        done = _run(repo, {**base_env, "PORT": str(port), "PASSWORD_SCRYPT_N": "1024"}, "stack")
     assert done.returncode == 1, done.stdout
     assert f"{LOOPBACK}:{port} is already in use" in done.stdout
     assert "serving on" not in done.stdout
@@ -120,17 +116,7 @@ def test_stack_on_a_busy_port_fails_before_serving(repo, base_env):
 
 def test_stack_refuses_a_bad_worker_count_with_one_line(repo, base_env):
     """WORKERS=abc: one line naming it, exit 2 (was a bare int() ValueError)."""
-    done = subprocess.run(
-        [str(repo / ".venv" / "bin" / "python"), "-m", "deploy.stack"],
-        cwd=repo,
-        env={**base_env, "PORT": str(free_port()), "WORKERS": "abc"},
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-        check=False,
-    )
+    done = _run(repo, {**base_env, "PORT": str(free_port()), "WORKERS": "abc"}, "stack")
     assert done.returncode == 2, done.stdout
     assert done.stdout.strip() == (
         "genmb: cannot start: WORKERS='abc' is not allowed (not a whole number): allowed is 1–64"
@@ -139,17 +125,7 @@ def test_stack_refuses_a_bad_worker_count_with_one_line(repo, base_env):
 
 def test_stack_refuses_a_bad_app_setting_before_starting_anything(repo, base_env):
     """COST_CODEGEN=-5 under `make stack`: one line, exit 2, no Redis started."""
-    done = subprocess.run(
-        [str(repo / ".venv" / "bin" / "python"), "-m", "deploy.stack"],
-        cwd=repo,
-        env={**base_env, "PORT": str(free_port()), "COST_CODEGEN": "-5"},
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-        check=False,
-    )
+    done = _run(repo, {**base_env, "PORT": str(free_port()), "COST_CODEGEN": "-5"}, "stack")
     assert done.returncode == 2, done.stdout
     assert done.stdout.strip() == (
         "genmb: cannot start: COST_CODEGEN='-5' is not allowed: allowed is 0–1000000"

@@ -26,7 +26,15 @@ FAST_HASH = 2**10  # scrypt cost for tests; production default is 2**14
 # three sentinels behind a redis+sentinel:// URL, and on a six-node Redis Cluster behind a
 # redis+cluster:// URL (the same tests, not copies).
 TOPOLOGY_SUITES = frozenset(
-    {"test_keys", "test_gate", "test_metering", "test_mcp", "test_concurrency"}
+    {
+        "test_keys",
+        "test_gate",
+        "test_metering",
+        "test_mcp",
+        "test_concurrency",
+        "test_roll",
+        "test_usage",
+    }
 )
 TOPOLOGIES = ("single", "sentinel", "cluster")
 SERVERS = {"single": RedisServer, "sentinel": SentinelGroup, "cluster": ClusterGroup}
@@ -126,6 +134,13 @@ class UserFactory:
 def make_user(storage: Storage) -> UserFactory:
     """Factory: make_user("pro") -> User with password PASSWORD."""
     return UserFactory(storage)
+
+
+@pytest.fixture
+def pro(client, make_user):
+    """A logged-in pro user: (client, csrf, user)."""
+    user = make_user("pro")
+    return client, login(client, user.email), user
 
 
 def login(client, email: str) -> str:

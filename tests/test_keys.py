@@ -20,13 +20,6 @@ KEY_INFO = {"id", "name", "prefix", "created_at", "last_used_at"} | {
 }
 
 
-@pytest.fixture
-def pro(client, make_user):
-    """A logged-in pro user: (client, csrf, user)."""
-    user = make_user("pro")
-    return client, login(client, user.email), user
-
-
 def test_create_returns_key_once_with_no_store(pro):
     """201 carries KeyInfo plus the raw key, with Cache-Control: no-store."""
     client, csrf, _ = pro

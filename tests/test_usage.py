@@ -18,21 +18,8 @@ import requests
 from store import apikeys, clock, users
 from store.client import LUA_DIR
 from store.names import KeyNames
-from tests.conftest import TOPOLOGIES, LiveSession, create_key, login, make_app
+from tests.conftest import LiveSession, create_key, login, make_app
 from tests.servers import ClusterGroup
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Like the contract suites (conftest.TOPOLOGY_SUITES): every topology."""
-    if "redis_server" in metafunc.fixturenames:
-        metafunc.parametrize("redis_server", TOPOLOGIES, indirect=True, scope="session")
-
-
-@pytest.fixture
-def pro(client, make_user):
-    """A logged-in pro user: (client, csrf, user)."""
-    user = make_user("pro")
-    return client, login(client, user.email), user
 
 
 def today_utc() -> str:

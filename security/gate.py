@@ -238,6 +238,5 @@ def init_app(app: Flask) -> None:
     """Install the gate on the app (authentication first, then the body check)."""
     # The plans whose keys the gate admits, as the gate scripts take them (computed once).
     app.config["KEY_PLANS_ARG"] = " ".join(plans_with_keys(app.config["PLANS"]))
-    app.config.setdefault("KEY_USAGE", "on")
     app.before_request(before_request)  # it ends with check_request_body()
     app.after_request(after_request)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import redis
-from flask import Flask, Response, has_request_context, jsonify, request
+from flask import Flask, Response, current_app, has_request_context, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from logs import remove_keys
@@ -36,72 +37,224 @@ class ApiError(Exception):
         self.fields = fields
 
 
+@dataclass(frozen=True)
+class ErrorKind:
+    """One error the API can answer with: its status, code and message (the message may hold
+    {placeholders} filled when raised), fixed headers, and when it happens (for /openapi.json)."""
+
+    status: int
+    code: str
+    message: str
+    when: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+RETRY_SOON = (("Retry-After", "1"),)
+
+# Every error code the service answers with, once. Raise one with api_error("<code>").
+CATALOGUE: dict[str, ErrorKind] = {
+    kind.code: kind
+    for kind in (
+        ErrorKind(
+            400, "bad_request", "The request could not be understood.", "a malformed request"
+        ),
+        ErrorKind(
+            400, "validation_error", "The request body is invalid.", "the body is not valid JSON"
+        ),
+        ErrorKind(
+            401,
+            "missing_credentials",
+            "Authentication required: send an API key or log in.",
+            "no key, no session",
+            (("WWW-Authenticate", REALM),),
+        ),
+        ErrorKind(
+            401,
+            "invalid_api_key",
+            "The API key is invalid or has been revoked.",
+            "a malformed, unknown or revoked key: one body for all",
+            (("WWW-Authenticate", f'{REALM}, error="invalid_token"'),),
+        ),
+        ErrorKind(401, "invalid_credentials", "Wrong email or password.", "a failed login"),
+        ErrorKind(401, "not_logged_in", "No active session.", "a session action without one"),
+        ErrorKind(
+            401,
+            "invalid_signature",
+            "The GitHub secret-scanning signature is missing or does not verify.",
+            "a secret-scanning report GitHub did not sign",
+        ),
+        ErrorKind(
+            402,
+            "insufficient_credits",
+            "Not enough credits left this month for this action.",
+            "not enough credits left this month",
+        ),
+        ErrorKind(
+            403,
+            "plan_required",
+            "API keys require a {plans} plan.",
+            "the key's owner is on a plan without API keys",
+        ),
+        ErrorKind(
+            403,
+            "csrf_failed",
+            "Missing or invalid X-CSRF-Token header.",
+            "a session write without the session's X-CSRF-Token",
+        ),
+        ErrorKind(
+            403,
+            "session_required",
+            "{action} from a logged-in session.",
+            "key management or the security log with an API key",
+        ),
+        ErrorKind(
+            403,
+            "cross_site_request",
+            "Cross-site requests to /auth are refused: use this site's own pages.",
+            "an /auth write whose Origin or Sec-Fetch-Site names another site",
+        ),
+        ErrorKind(404, "not_found", "Not found.", "unknown, or someone else's"),
+        ErrorKind(405, "method_not_allowed", "Method not allowed.", "a method the path lacks"),
+        ErrorKind(
+            409, "email_taken", "An account with this email already exists.", "the email is taken"
+        ),
+        ErrorKind(
+            409,
+            "key_limit_reached",
+            "You already have the maximum number of API keys; delete one to create another.",
+            "the user holds MAX_KEYS_PER_USER keys",
+        ),
+        ErrorKind(
+            409,
+            "key_rolling",
+            "This key is already being rolled, or the key it replaced still works: "
+            "wait for that overlap to end, or delete the old key, then roll again.",
+            "a roll of a key already in an overlap",
+        ),
+        ErrorKind(
+            409,
+            "app_limit_reached",
+            "You already have the most apps your plan allows; "
+            "delete one to create another, or upgrade.",
+            "the plan's app cap, MAX_APPS_<PLAN>",
+        ),
+        ErrorKind(
+            413,
+            "payload_too_large",
+            "Request body is larger than {limit} bytes.",
+            "the body is over MAX_CONTENT_LENGTH",
+        ),
+        ErrorKind(
+            415,
+            "unsupported_media_type",
+            "Send the request body as JSON with Content-Type: application/json.",
+            "a body that is not `application/json`",
+        ),
+        ErrorKind(
+            421,
+            "host_not_allowed",
+            "Host not allowed: this service answers only to its public host name.",
+            "(production only) the Host is neither PUBLIC_URL's host nor in MCP_ALLOWED_HOSTS",
+        ),
+        ErrorKind(
+            429,
+            "rate_limited",
+            "Too many requests; slow down and retry later.",
+            "the client IP's rolling window (or, for codegen and deploy, the user's "
+            "per-endpoint limit) is used up; retry after `Retry-After` seconds",
+        ),
+        ErrorKind(500, "internal_error", "Internal server error.", "a bug"),
+        ErrorKind(
+            503,
+            "service_unavailable",
+            "The service is temporarily unavailable; retry shortly.",
+            "Redis is unreachable (or a failover is under way); nothing is authenticated "
+            "without it",
+            RETRY_SOON,
+        ),
+        ErrorKind(
+            503,
+            "revocation_unconfirmed",
+            "The key is revoked, but the revocation is not yet safely stored; "
+            "repeat the request to confirm it.",
+            "the key is refused already, but too few replicas confirmed the revocation in "
+            "time; repeating the DELETE is safe and answers 204",
+            RETRY_SOON,
+        ),
+    )
+}
+
+
+def api_error(
+    code: str,
+    message: str | None = None,
+    headers: dict[str, str] | None = None,
+    fields: Any = None,
+    **values: object,
+) -> ApiError:
+    """The ApiError for a catalogued code: its status, its message (formatted with `values`,
+    or replaced by `message`), its fixed headers plus `headers`."""
+    kind = CATALOGUE[code]
+    text = message if message is not None else kind.message.format(**values)
+    return ApiError(kind.status, code, text, {**dict(kind.headers), **(headers or {})}, fields)
+
+
 def missing_credentials() -> ApiError:
     """401 for a request without any credential (RFC 6750: no error attribute)."""
-    return ApiError(
-        401,
-        "missing_credentials",
-        "Authentication required: send an API key or log in.",
-        {"WWW-Authenticate": REALM},
-    )
+    return api_error("missing_credentials")
 
 
 def invalid_api_key() -> ApiError:
     """401 for a malformed, unknown or revoked key: one body for all, to reveal nothing."""
-    return ApiError(
-        401,
-        "invalid_api_key",
-        "The API key is invalid or has been revoked.",
-        {"WWW-Authenticate": f'{REALM}, error="invalid_token"'},
-    )
+    return api_error("invalid_api_key")
 
 
 def plan_required() -> ApiError:
     """403 for an action the user's plan does not include."""
-    return ApiError(403, "plan_required", "API keys require a Pro or Business plan.")
+    return api_error("plan_required", plans="Pro or Business")
 
 
-DOMAIN_ERRORS: dict[type[Exception], tuple[int, str, str]] = {
-    domain.NotFound: (404, "not_found", "Not found."),
-    domain.EmailTaken: (409, "email_taken", "An account with this email already exists."),
-    domain.PlanRequired: (403, "plan_required", "API keys require a Pro or Business plan."),
-    domain.KeyLimitReached: (
-        409,
-        "key_limit_reached",
-        "You already have the maximum number of API keys; delete one to create another.",
-    ),
-    domain.KeyRolling: (
-        409,
-        "key_rolling",
-        "This key is already being rolled, or the key it replaced still works: "
-        "wait for that overlap to end, or delete the old key, then roll again.",
-    ),
-    domain.AppLimitReached: (
-        409,
-        "app_limit_reached",
-        "You already have the most apps your plan allows; "
-        "delete one to create another, or upgrade.",
-    ),
-    domain.InsufficientCredits: (
-        402,
-        "insufficient_credits",
-        "Not enough credits left this month for this action.",
-    ),
+# The domain's refusals (store/errors.py), by the catalogued code each answers with.
+DOMAIN_CODES: dict[type[Exception], str] = {
+    domain.NotFound: "not_found",
+    domain.EmailTaken: "email_taken",
+    domain.PlanRequired: "plan_required",
+    domain.KeyLimitReached: "key_limit_reached",
+    domain.KeyRolling: "key_rolling",
+    domain.AppLimitReached: "app_limit_reached",
+    domain.InsufficientCredits: "insufficient_credits",
 }
 
-# Codes that differ from werkzeug's snake-cased exception name.
-HTTP_CODES = {
+
+def domain_error(exc: Exception) -> ApiError | None:
+    """The ApiError a domain refusal answers with; None for anything else."""
+    for kind, code in DOMAIN_CODES.items():
+        if isinstance(exc, kind):
+            return plan_required() if code == "plan_required" else api_error(code)
+    return None
+
+
+# werkzeug's HTTP errors whose code differs from its snake-cased exception name, or whose
+# message is ours; any other status keeps werkzeug's name and description.
+HTTP_STATUS_CODES = {
     400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
     413: "payload_too_large",
     429: "rate_limited",
     500: "internal_error",
 }
-HTTP_MESSAGES = {
-    404: "Not found.",
-    405: "Method not allowed.",
-    413: "Request body is larger than 1 MiB.",
-    500: "Internal server error.",
-}
+
+
+def _http_error(status: int, name: str, description: str | None) -> ApiError:
+    """A werkzeug HTTP error as the catalogue's ApiError (or werkzeug's words if uncatalogued)."""
+    code = HTTP_STATUS_CODES.get(status)
+    if code == "payload_too_large":
+        return api_error(code, limit=current_app.config["MAX_CONTENT_LENGTH"])
+    if code is not None:
+        return api_error(code)
+    # werkzeug's descriptions carry HTML markup (<code>...</code>); a message is plain text.
+    return ApiError(status, _snake(name), _TAG.sub("", description or name))
 
 
 # /mcp speaks JSON-RPC: an MCP client shows the message of a JSON-RPC error object, so a refusal
@@ -153,6 +306,11 @@ def error_response(
     return response
 
 
+def render(error: ApiError) -> Response:
+    """The response for an ApiError: the envelope (JSON-RPC on /mcp), its status and headers."""
+    return error_response(error.status, error.code, error.message, error.headers, error.fields)
+
+
 _TAG = re.compile(r"<[^>]+>")
 
 
@@ -193,10 +351,8 @@ def http_exception_response(exc: HTTPException) -> Response:
     headers = {}
     if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
         headers["Allow"] = ", ".join(sorted(exc.valid_methods))
-    code = HTTP_CODES.get(status, _snake(exc.name))
-    # werkzeug's descriptions carry HTML markup (<code>...</code>); a message is plain text.
-    message = HTTP_MESSAGES.get(status) or _TAG.sub("", exc.description or exc.name)
-    return error_response(status, code, message, headers)
+    error = _http_error(status, exc.name, exc.description)
+    return error_response(status, error.code, error.message, {**error.headers, **headers})
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -204,37 +360,26 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
-        return error_response(exc.status, exc.code, exc.message, exc.headers, exc.fields)
+        return render(exc)
 
     @app.errorhandler(domain.RevocationUnconfirmed)
     def _revocation_unconfirmed(exc: domain.RevocationUnconfirmed) -> Response:
         security_log.warning(
             "api_key.revocation_unconfirmed replicas=%d/%d", exc.confirmed, exc.needed
         )
-        return error_response(
-            503,
-            "revocation_unconfirmed",
-            "The key is revoked, but the revocation is not yet safely stored; "
-            "repeat the request to confirm it.",
-            {"Retry-After": "1"},
-        )
+        return render(api_error("revocation_unconfirmed"))
 
     @app.errorhandler(domain.StoreError)
     def _domain_error(exc: domain.StoreError) -> Response:
-        for kind, (status, code, message) in DOMAIN_ERRORS.items():
-            if isinstance(exc, kind):
-                return error_response(status, code, message)
-        raise exc
+        error = domain_error(exc)
+        if error is None:
+            raise exc
+        return render(error)
 
     def _storage_down(exc: redis.RedisError) -> Response:
         # No traceback: the cause is outside the app, and the message says all there is.
         log.error("storage unavailable: %s", exc.__class__.__name__)
-        return error_response(
-            503,
-            "service_unavailable",
-            "The service is temporarily unavailable; retry shortly.",
-            {"Retry-After": "1"},
-        )
+        return render(api_error("service_unavailable"))
 
     for kind in domain.UNAVAILABLE:  # one list, shared with /healthz and the MCP tools
         app.register_error_handler(kind, _storage_down)

@@ -25,7 +25,7 @@ from pydantic import Field
 from typing_extensions import TypedDict
 
 from config import app_caps
-from errors import DOMAIN_ERRORS
+from errors import CATALOGUE, domain_error
 from extensions import storage
 from mcp_server import PRINCIPAL_ENVIRON_KEY
 from schemas.apps import AppCreateSchema, AppSchema, CodegenSchema, JobSchema
@@ -122,10 +122,8 @@ def principal_of(ctx: Context) -> Principal:
 
 def _refusal(exc: Exception) -> ToolRefusal | None:
     """The tool error for an expected failure, or None for a bug (the SDK hides those)."""
-    if isinstance(exc, StoreError):
-        for kind, (_status, code, message) in DOMAIN_ERRORS.items():
-            if isinstance(exc, kind):
-                return ToolRefusal(code, message)
+    if isinstance(exc, StoreError) and (error := domain_error(exc)) is not None:
+        return ToolRefusal(error.code, error.message)
     if isinstance(exc, ValidationError):
         return ToolRefusal("validation_error", "The arguments are invalid.", fields=exc.messages)
     if isinstance(exc, limits.EndpointLimited):
@@ -133,9 +131,7 @@ def _refusal(exc: Exception) -> ToolRefusal | None:
             "rate_limited", exc.args[0], limit=exc.limit, retry_after=exc.retry_after
         )
     if isinstance(exc, UNAVAILABLE):
-        return ToolRefusal(
-            "service_unavailable", "The service is temporarily unavailable; retry shortly."
-        )
+        return ToolRefusal("service_unavailable", CATALOGUE["service_unavailable"].message)
     return None
 
 

@@ -6,9 +6,8 @@ from dataclasses import dataclass
 
 from flask import Request
 
+from http_names import MCP_HEADER
 from store import apikeys, sessions
-
-MCP_HEADER = "X-MCP-API-Key"
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from flask import Flask, Response, current_app, g, request
 from config import plans_with_keys
 from errors import ApiError, invalid_api_key, missing_credentials, plan_required
 from extensions import limiter, storage
+from http_names import MCP_PATH
 from logs import escape_controls
 from security import csrf
 from security.credentials import Presented, presented
@@ -23,12 +24,12 @@ from store.gate import Identity, RateState
 
 log = logging.getLogger("genmb.security")
 
-COUNTED_PREFIXES = ("/api", "/auth", "/mcp")
+COUNTED_PREFIXES = ("/api", "/auth", MCP_PATH)
 # Under a counted prefix but outside the gate: GitHub's signed secret-scanning reports are
 # neither authenticated by key or session nor counted in the sender's IP window (the view
 # has its own limit and body cap: blueprints/secret_scanning.py).
 UNCOUNTED_PATHS = frozenset({"/api/secret-scanning/github"})
-AUTHENTICATED_PREFIXES = ("/api", "/mcp")
+AUTHENTICATED_PREFIXES = ("/api", MCP_PATH)
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 

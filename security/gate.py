@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import ipaddress
-import logging
 import math
 import time
 from dataclasses import dataclass
@@ -15,14 +14,12 @@ from config import plans_with_keys
 from errors import ApiError, invalid_api_key, missing_credentials, plan_required
 from extensions import limiter, storage
 from http_names import MCP_PATH
-from logs import escape_controls
 from security import csrf
 from security.credentials import Presented, presented
 from services import security_events
+from services.security_events import log_event
 from store import gate as gate_store
 from store.gate import Identity, RateState
-
-log = logging.getLogger("genmb.security")
 
 COUNTED_PREFIXES = ("/api", "/auth", MCP_PATH)
 # Under a counted prefix but outside the gate: GitHub's signed secret-scanning reports are
@@ -88,18 +85,6 @@ def optional_principal() -> Principal | None:
     return g.get("principal")
 
 
-def _security_event(event: str, **fields: object) -> None:
-    """Log a security event as key=value pairs (values never contain a raw key).
-
-    Control characters in values (a decoded path can hold a newline) are escaped, so a
-    client cannot forge a second log line.
-    """
-    detail = " ".join(
-        f"{k}={escape_controls(str(v))}" for k, v in fields.items() if v not in (None, "")
-    )
-    log.info("%s %s", event, detail)
-
-
 def counted(path: str) -> bool:
     """Whether the gate counts (and authenticates) a request to this path."""
     return _under(path, COUNTED_PREFIXES) and path not in UNCOUNTED_PATHS
@@ -131,7 +116,7 @@ def _attribute(credential: Presented, identity: Identity | None) -> None:
     """Turn the gate's answer into g.principal, or refuse the request."""
     ip = request.remote_addr
     if credential.kind == "malformed" or (credential.kind == "key" and identity is None):
-        _security_event(
+        log_event(
             "auth.failed",
             reason="invalid_api_key",
             prefix=credential.display_prefix,
@@ -142,7 +127,7 @@ def _attribute(credential: Presented, identity: Identity | None) -> None:
     if credential.kind == "key" and identity is not None:
         plan = current_app.config["PLANS"].get(identity.plan)
         if plan is None or not plan.api_keys:
-            _security_event(
+            log_event(
                 "auth.failed",
                 reason="plan_required",
                 key_id=identity.key_id,

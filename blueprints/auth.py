@@ -20,7 +20,8 @@ from errors import ApiError
 from extensions import Blueprint, storage
 from schemas.users import CredentialsSchema, LoginSchema, SessionSchema, UserEnvelopeSchema
 from security import csrf
-from security.gate import UNSAFE_METHODS, optional_principal
+from security.paths import UNSAFE_METHODS
+from security.principal import optional_principal
 from services import security_events
 from store import sessions, users
 

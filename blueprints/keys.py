@@ -19,7 +19,7 @@ from schemas.keys import (
     KeyUsageSchema,
     UsageQuerySchema,
 )
-from security.gate import current_principal
+from security.principal import current_principal
 from services import security_events
 from store import apikeys
 

@@ -18,11 +18,11 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
-from errors import ApiError, error_response
+from errors import api_error, error_response
 from http_names import MCP_HEADER, MCP_PATH
 from logs import remove_keys
 from mcp_server import PRINCIPAL_ENVIRON_KEY
-from security.gate import current_principal
+from security.principal import current_principal
 
 bp = Blueprint("mcp", __name__)
 
@@ -56,7 +56,7 @@ NO_STREAM = (
 @bp.route(MCP_PATH, methods=["GET", "DELETE"])
 def no_stream() -> Response:
     """405: an endless event stream would pin a sync worker, and there are no sessions."""
-    raise ApiError(405, "method_not_allowed", NO_STREAM, {"Allow": "POST"})
+    raise api_error("method_not_allowed", NO_STREAM, {"Allow": "POST"})
 
 
 @bp.route(MCP_PATH, methods=["POST"])

@@ -8,7 +8,7 @@ is GitHub's feedback array, one entry per reported token: its SHA-256 (never the
 malformed or already revoked: one label, so the answer tells nothing more).
 
 Not authenticated by key or session and not counted in the gate's per-IP window (see
-security/gate.py, UNCOUNTED_PATHS): the signature is the authentication. It has its own
+security/paths.py, UNCOUNTED_PATHS): the signature is the authentication. It has its own
 per-IP limit (SECRET_SCANNING_RATELIMIT) and body cap (SECRET_SCANNING_MAX_BYTES). A missing
 or bad signature is 401 and changes nothing. Repeating a report is safe (GitHub retries):
 the keys are revoked already. When too few replicas confirmed a revocation the answer is
@@ -26,8 +26,8 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from errors import ApiError
 from extensions import limiter
-from security.gate import rate_limit_subject
 from security.github_signature import PublicKeys, verify
+from security.rate_subject import rate_limit_subject
 from services import security_events
 from services.revocation import revoke_leaked
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import current_app
 
 from extensions import storage
-from security.gate import Principal
+from security.principal import Principal
 from services.credits import allowance
 from store import apps
 

@@ -1,0 +1,28 @@
+"""Which requests the gate counts, which it authenticates, and which methods write."""
+
+from __future__ import annotations
+
+from http_names import MCP_PATH
+
+COUNTED_PREFIXES = ("/api", "/auth", MCP_PATH)
+# Under a counted prefix but outside the gate: GitHub's signed secret-scanning reports are
+# neither authenticated by key or session nor counted in the sender's IP window (the view
+# has its own limit and body cap: blueprints/secret_scanning.py).
+UNCOUNTED_PATHS = frozenset({"/api/secret-scanning/github"})
+AUTHENTICATED_PREFIXES = ("/api", MCP_PATH)
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def under(path: str, prefixes: tuple[str, ...]) -> bool:
+    """Whether the path is one of the prefixes or below one (/api/x, not /apix)."""
+    return any(path == p or path.startswith(p + "/") for p in prefixes)
+
+
+def counted(path: str) -> bool:
+    """Whether the gate counts (and authenticates) a request to this path."""
+    return under(path, COUNTED_PREFIXES) and path not in UNCOUNTED_PATHS
+
+
+def authenticated(path: str) -> bool:
+    """Whether a request to this path needs a principal (a key, or a session)."""
+    return under(path, AUTHENTICATED_PREFIXES)

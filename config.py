@@ -413,6 +413,16 @@ SETTINGS: tuple[Setting, ...] = (
         _checked_rate_limit,
     ),
     Setting(
+        "RATELIMIT_SESSION_RESCUE",
+        "rate limit",
+        _LIMIT_RULE,
+        "30 per minute",
+        "per logged-in session, once its client IP's window is spent: loading the account "
+        "and the key list and revoking keys still work this often, so a runaway script "
+        "cannot lock its owner out of the key page",
+        _checked_rate_limit,
+    ),
+    Setting(
         "RATELIMIT_CODEGEN",
         "rate limit",
         _LIMIT_RULE,
@@ -736,6 +746,7 @@ def load_settings(
     for name in ("RATELIMIT_CODEGEN", "RATELIMIT_DEPLOY"):
         rate_limit_parts(s[name])
     s["GLOBAL_LIMIT"], s["GLOBAL_WINDOW_MS"] = rate_limit_parts(s["RATELIMIT_GLOBAL"])
+    s["RESCUE_LIMIT"], s["RESCUE_WINDOW_MS"] = rate_limit_parts(s["RATELIMIT_SESSION_RESCUE"])
     uri, options = limits_storage(target, s["REDIS_TIMEOUT"], s["REDIS_SENTINEL_PASSWORD"])
     # The limiter's keys under REDIS_KEY_PREFIX too: limits names them
     # "<key_prefix>:LIMITER/<flask-limiter's prefix>/...", so the storage's prefix carries ours

@@ -15,13 +15,14 @@ from extensions import storage
 from security import csrf
 from security.body import check_request_body
 from security.credentials import Presented, presented
-from security.paths import UNSAFE_METHODS, authenticated, counted
+from security.paths import UNSAFE_METHODS, authenticated, counted, rescue_route
 from security.principal import Principal
-from security.rate_headers import add_rate_headers
+from security.rate_headers import RESCUE_SCOPE, add_rate_headers
 from security.rate_subject import rate_limit_subject
 from services.security_events import log_event, record_throttled
 from store import gate as gate_store
-from store.gate import Identity
+from store import rescue as rescue_store
+from store.gate import GateResult, Identity
 
 
 def before_request() -> None:
@@ -44,8 +45,33 @@ def before_request() -> None:
     )
     g.rate = result.rate
     if not result.rate.admitted:  # Retry-After is set with the other headers, after_request
-        raise api_error("rate_limited")
+        result = _rescue(req, credential, result)
     _attribute(req, credential, result.identity)
+
+
+def _rescue(req: Request, credential: Presented, refused: GateResult) -> GateResult:
+    """The IP window is spent: a live session's rescue route may still pass, within the
+    session's own allowance (a second round trip, on this path only); else 429."""
+    looked_up = credential.lookup()
+    if looked_up is None or looked_up[0] != "session" or not rescue_route(req.method, req.path):
+        raise api_error("rate_limited")
+    config = current_app.config
+    rescued = rescue_store.check(
+        storage(),
+        looked_up[1],
+        config["RESCUE_LIMIT"],
+        config["RESCUE_WINDOW_MS"],
+        config["KEY_PLANS_ARG"],
+    )
+    if rescued is None:  # not a live session: the IP window's 429
+        raise api_error("rate_limited")
+    if not rescued.rate.admitted:
+        # Both spent: the headers tell the wait until either admits again.
+        if rescued.rate.reset_seconds < refused.rate.reset_seconds:
+            g.rate, g.rate_scope = rescued.rate, RESCUE_SCOPE
+        raise api_error("rate_limited")
+    g.rate, g.rate_scope = rescued.rate, RESCUE_SCOPE
+    return rescued
 
 
 def _attribute(req: Request, credential: Presented, identity: Identity | None) -> None:

@@ -11,6 +11,11 @@ COUNTED_PREFIXES = ("/api", "/auth", MCP_PATH)
 UNCOUNTED_PATHS = frozenset({"/api/secret-scanning/github"})
 AUTHENTICATED_PREFIXES = ("/api", MCP_PATH)
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# What a logged-in page needs to stop a runaway script: the account, the key list, a revoke.
+# A live session may still make these once its client IP's window is spent, within its own
+# small allowance (RATELIMIT_SESSION_RESCUE; security/gate.py).
+RESCUE_READS = frozenset({"/auth/session", "/api/keys"})
+RESCUE_REVOKE_PREFIX = "/api/keys/"
 
 
 def under(path: str, prefixes: tuple[str, ...]) -> bool:
@@ -26,3 +31,12 @@ def counted(path: str) -> bool:
 def authenticated(path: str) -> bool:
     """Whether a request to this path needs a principal (a key, or a session)."""
     return under(path, AUTHENTICATED_PREFIXES)
+
+
+def rescue_route(method: str, path: str) -> bool:
+    """Whether a session may still make this request beyond a spent client IP window."""
+    if method == "GET":
+        return path in RESCUE_READS
+    if method == "DELETE" and path.startswith(RESCUE_REVOKE_PREFIX):
+        return "/" not in path[len(RESCUE_REVOKE_PREFIX) :]  # /api/keys/<id>, nothing below
+    return False

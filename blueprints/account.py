@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from flask import Response, current_app
 from flask_smorest import Blueprint
 
-from blueprints.docs import COUNTED, KEY_OR_SESSION, errors
+from blueprints.docs import COUNTED, KEY_OR_SESSION, documentation_only, errors
 from schemas.apps import MeSchema
-from security.principal import current_principal
+from security.principal import Principal, current_principal
 from services.credits import summary
 
 bp = Blueprint("account", __name__, url_prefix="/api", description="The account")
 
+# What flask's jsonify writes (compact, keys sorted, ASCII), with the encoder built once.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 
-@bp.route("/me", methods=["GET"])
-@errors(bp, COUNTED, security=KEY_OR_SESSION)
-@bp.response(200, MeSchema)
-def me() -> dict[str, Any]:
-    """The caller's account, built entirely from the gate's one Redis round trip."""
-    principal = current_principal()
+
+def me_body(principal: Principal) -> dict[str, Any]:
+    """The account as MeSchema describes it, already in the form MeSchema would dump."""
     ident = principal.identity
     return {
         "id": ident.user_id,
@@ -28,3 +29,18 @@ def me() -> dict[str, Any]:
         "auth": {"method": principal.method, "key_id": ident.key_id},
         "credits": summary(ident.plan, ident.credits_used),
     }
+
+
+def me_response(body: dict[str, Any]) -> Response:
+    """The body as `jsonify(MeSchema().dump(body))` would answer it, byte for byte, without
+    the schema machinery: this is the hot path of every client (issue #15; the test that the
+    two agree is tests/test_me_fast.py). MeSchema still documents it in /openapi.json."""
+    return current_app.response_class(_ENCODE(body) + "\n", mimetype="application/json")
+
+
+@bp.route("/me", methods=["GET"])
+@errors(bp, COUNTED, security=KEY_OR_SESSION)
+@documentation_only(bp.response(200, MeSchema))
+def me() -> Response:
+    """The caller's account, built entirely from the gate's one Redis round trip."""
+    return me_response(me_body(current_principal()))

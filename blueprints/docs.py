@@ -103,7 +103,24 @@ def errors(
         # documentation it built, on the view itself, and drop the layers.
         view._apidoc = documented._apidoc  # type: ignore[attr-defined]
         if security is not None:
-            view = bp.doc(security=security)(view)
+            view = documentation_only(bp.doc(security=security))(view)
+        return view
+
+    return decorate
+
+
+def documentation_only(
+    decorator: Callable[[Callable[..., Any]], Callable[..., Any]],
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A flask-smorest decorator (doc, response) kept for what it writes into /openapi.json,
+    without the call layer it wraps around the view (paid on every request, issue #15).
+
+    With `bp.response`, the view must then return a complete Response itself: nothing dumps
+    its result through the schema any more (blueprints/account.py does, for GET /api/me).
+    """
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        view._apidoc = decorator(view)._apidoc  # type: ignore[attr-defined]
         return view
 
     return decorate

@@ -6,15 +6,16 @@ import json
 import sys
 
 from gunicorn import util
-from gunicorn.glogging import Logger
 
 from config import load_settings
+from deploy.access_log import LeanAccess
 from logs import install_filter
 from store.redis_url import EMBEDDED_URL
 
 
-class RedactingLogger(Logger):
-    """gunicorn's logger with the key-redacting filter on its error and access logs."""
+class RedactingLogger(LeanAccess):
+    """gunicorn's logger with the key-redacting filter on its error and access logs (and an
+    access line that computes only the atoms its format names: deploy/access_log.py)."""
 
     def setup(self, cfg):  # noqa: ANN001 - gunicorn's signature
         """Set up gunicorn's handlers, then put the filter on them."""

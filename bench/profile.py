@@ -1,4 +1,6 @@
-"""`--profile`: py-spy samples ours' gunicorn workers under load; where their time goes."""
+"""`--profile`: py-spy samples the workers of bare, common and ours under load, one row at a
+time; each sample goes to a stage, and a stage's share of the samples times the row's CPU per
+request (measured in the same round) is its µs per request (docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -10,22 +12,49 @@ from pathlib import Path
 
 from bench.servers import worker_pids
 
-# The first category whose marker appears in a sampled stack gets the sample; most specific
-# first. Markers are py-spy frame names ("function (file:line)" with site-packages trimmed).
-CATEGORIES = (
-    ("Redis round trip: the gate's EVALSHA", ("Storage.run (",)),
-    ("flask-limiter's before_request hook", ("Limiter._check_request_limit",)),
+PROFILED_ROWS = ("bare", "common", "ours")
+# A sample goes to the stage of the innermost frame that names one (most specific first
+# within a frame). Markers are py-spy frame names: "function (file:line)", site-packages
+# trimmed. ForwardedChecks (security/edge.py) wraps the whole app: it is dispatch.
+STAGES = (
+    ("redis-py send/parse", ("(redis/",)),
     (
-        "gate: credentials, digest, attribution, body check",
-        ("before_request (security/gate.py", "check_request_body (security/body.py"),
+        "response serialization",
+        ("(marshmallow/", "(flask_smorest/response.py", "(json/", "(flask/json/"),
     ),
-    ("view + flask-smorest/marshmallow + JSON", ("Flask.dispatch_request",)),
-    ("after_request: X-RateLimit-* headers", ("Flask.process_response",)),
-    ("Flask/werkzeug: context, session, routing", ("Flask.wsgi_app",)),
-    ("gunicorn: access log line", ("Logger.access",)),
-    ("gunicorn: parse, write response, close", ("SyncWorker.handle",)),
-    ("gunicorn: waiting for / accepting a connection", ("SyncWorker.run",)),
+    (
+        "view",
+        ("(blueprints/account.py", "(services/credits.py", "me (bench/baseline_apps.py"),
+    ),
+    (
+        "after_request",
+        (
+            "process_response (flask/app.py",
+            "(security/rate_headers.py",
+            "add_headers (security/edge.py",
+            "page_headers (blueprints/web.py",
+        ),
+    ),
+    ("gate Python", ("(security/", "(store/", "(flask_limiter/", "(limits/")),
+    ("logging (access line)", ("(gunicorn/glogging.py", "(logging/", "(logs.py", "(deploy/")),
 )
+# Samples with no stage frame: the innermost of these decides.
+FALLBACK = (
+    ("WSGI/Flask dispatch", ("(flask/", "(werkzeug/", "(flask_smorest/")),
+    ("gunicorn: accept, parse, write, close", ("(gunicorn/",)),
+)
+NOT_A_STAGE = ("ForwardedChecks.__call__ (",)
+
+
+def stage_of(stack: str) -> str:
+    """The stage a sampled stack (frames joined by ';', outermost first) belongs to."""
+    frames = [f for f in reversed(stack.split(";")) if not f.startswith(NOT_A_STAGE)]
+    for table in (STAGES, FALLBACK):
+        for frame in frames:
+            for name, markers in table:
+                if any(marker in frame for marker in markers):
+                    return name
+    return "other"
 
 
 def py_spy() -> str | None:
@@ -34,20 +63,22 @@ def py_spy() -> str | None:
     return str(local) if local.exists() else shutil.which("py-spy")
 
 
-def stacks_prefix(output: Path) -> str:
-    """The name every stacks file of the run writing `output` starts with."""
-    return f"{output.stem}.profile-ours-"
+def stacks_prefix(output: Path, row: str = "ours") -> str:
+    """The name every stacks file of a row in the run writing `output` starts with."""
+    return f"{output.stem}.profile-{row}-"
 
 
-def start(master: int, seconds: float, output: Path) -> list[tuple[subprocess.Popen[bytes], Path]]:
-    """Start one py-spy recorder per worker, for `seconds`; collapsed stacks beside `output`
-    (the results file), as <output stem>.profile-ours-<pid>.txt."""
+def start(
+    master: int, seconds: float, output: Path, row: str = "ours"
+) -> list[tuple[subprocess.Popen[bytes], Path]]:
+    """Start one py-spy recorder per worker of `row`, for `seconds`; collapsed stacks beside
+    `output` (the results file), as <output stem>.profile-<row>-<pid>.txt."""
     binary = py_spy()
     if binary is None:
         raise RuntimeError("py-spy is not installed: make bench installs requirements-dev.txt")
     out_dir = output.parent
     out_dir.mkdir(parents=True, exist_ok=True)
-    prefix = stacks_prefix(output)
+    prefix = stacks_prefix(output, row)
     # Only the previous stacks of this same results file: other runs' profiles beside it
     # (another --output in the same directory) are theirs to keep.
     for old in out_dir.glob(f"{prefix}*.txt"):
@@ -79,7 +110,7 @@ def start(master: int, seconds: float, output: Path) -> list[tuple[subprocess.Po
 def finish(
     recorders: list[tuple[subprocess.Popen[bytes], Path]], timeout: float
 ) -> dict[str, float]:
-    """Wait for the recorders; the share of samples (percent) in each category."""
+    """Wait for the recorders; the share of samples (percent) in each stage."""
     shares: Counter[str] = Counter()
     for process, path in recorders:
         _, err = process.communicate(timeout=timeout)
@@ -87,9 +118,7 @@ def finish(
             raise RuntimeError(f"py-spy failed: {err.decode(errors='replace')[-500:]}")
         for line in path.read_text().splitlines():
             stack, _, count = line.rpartition(" ")
-            name = next(
-                (name for name, markers in CATEGORIES if any(m in stack for m in markers)), "other"
-            )
-            shares[name] += int(count)
+            if count.isdigit():  # py-spy may add a line of its own
+                shares[stage_of(stack)] += int(count)
     total = sum(shares.values()) or 1
     return {name: 100 * n / total for name, n in shares.most_common()}

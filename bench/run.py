@@ -73,7 +73,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--profile",
         action="store_true",
-        help="after the rounds, one more round of ours under py-spy: where time goes",
+        help="after the rounds, one more round of bare, common and ours under py-spy: "
+        "µs per request by stage",
     )
     p.add_argument(
         "--owner-gets",
@@ -265,18 +266,58 @@ def measure(
     return rounds, warmup_failures, cursor % ADDRESS_POOL
 
 
-def profile_ours(
-    load: LoadGenerator, target: Target, ours: Gunicorn, args: argparse.Namespace, cursor: int
-) -> tuple[dict[str, float], RoundResult]:
-    """One extra (unrecorded) round of ours with py-spy on every worker; shares by category."""
-    assert ours.process is not None
-    print(f"profiling ours with py-spy for {args.seconds:g} s ({load.name} load)...")
-    recorders = profile.start(ours.process.pid, args.seconds, args.output)
-    result = load.run(target, args.seconds, cursor)
-    shares = profile.finish(recorders, timeout=args.seconds + 30)
-    for name, share in shares.items():
-        print(f"  {share:5.1f}%  {name}")
-    return shares, result
+def profile_rows(
+    load: LoadGenerator,
+    targets: dict[str, Target],
+    servers: dict[str, Gunicorn],
+    backends: dict[str, Any],
+    args: argparse.Namespace,
+    cursor: int,
+) -> tuple[dict[str, Any], list[RoundResult]]:
+    """One extra (unrecorded) round of bare, common and ours each, with py-spy on every
+    worker: µs per request in each stage (its share of the samples times the round's CPU per
+    request), the row's Redis CPU and Redis's command time (Lua included) per request."""
+    report, results = {}, []
+    for name in profile.PROFILED_ROWS:
+        server, redis_client = servers[name], backends[name].client()
+        assert server.process is not None
+        print(f"profiling {name} with py-spy for {args.seconds:g} s ({load.name} load)...")
+        redis_client.config_resetstat()
+        recorders = profile.start(server.process.pid, args.seconds, args.output, name)
+        result = timed_round(
+            load, targets[name], args.seconds, cursor, server.pids(), backends[name].pids()
+        )
+        shares = profile.finish(recorders, timeout=args.seconds + 30)
+        stats = redis_client.info("commandstats")
+        cursor += result.requests + result.socket_errors + 1000
+        results.append(result)
+        server_us = result.cpu_us(result.server_cpu)
+        report[name] = {
+            "shares": shares,
+            "server_cpu_us": server_us,
+            "redis_cpu_us": result.cpu_us(result.redis_cpu),
+            "redis_command_us": sum(s["usec"] for s in stats.values()) / max(result.requests, 1),
+            "stages_us": {stage: share * server_us / 100 for stage, share in shares.items()},
+        }
+    print(profile_table(report))
+    return report, results
+
+
+def profile_table(report: dict[str, Any]) -> str:
+    """µs per request by stage, one column per profiled row."""
+    rows = list(report)
+    stages = [s for s, _ in (*profile.STAGES, *profile.FALLBACK)] + ["other"]
+    lines = [f"{'stage (µs per request)':<40}" + "".join(f"{r:>9}" for r in rows)]
+    for stage in stages:
+        cells = "".join(f"{report[r]['stages_us'].get(stage, 0):>9.0f}" for r in rows)
+        lines.append(f"{stage:<40}{cells}")
+    for label, field in (
+        ("= gunicorn workers' CPU", "server_cpu_us"),
+        ("Redis: CPU of redis-server", "redis_cpu_us"),
+        ("Redis: of which command time (Lua)", "redis_command_us"),
+    ):
+        lines.append(f"{label:<40}" + "".join(f"{report[r][field]:>9.0f}" for r in rows))
+    return "\n".join(lines)
 
 
 def machine(redis_server: RedisServer) -> dict[str, Any]:
@@ -328,11 +369,12 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             summary["warmup_failures"] = warmup_failures
             failures += warmup_failures + sum(row["failures"] for row in summary["rows"].values())
         if args.profile:
-            report["profile"], result = profile_ours(
-                loads[0], targets["ours"], servers["ours"], args, cursor
+            report["profile"], profiled = profile_rows(
+                loads[0], targets, servers, backends, args, cursor
             )
-            cursor += result.requests + result.socket_errors + 1000
-            failures += result.failures
+            for result in profiled:
+                cursor += result.requests + result.socket_errors + 1000
+                failures += result.failures
         report["redis_commands"] = {}
         for name in ROWS:
             per_request, by_name, by_node, statuses = count_per_request(

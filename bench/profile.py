@@ -15,7 +15,8 @@ from bench.servers import worker_pids
 PROFILED_ROWS = ("bare", "common", "ours")
 # A sample goes to the stage of the innermost frame that names one (most specific first
 # within a frame). Markers are py-spy frame names: "function (file:line)", site-packages
-# trimmed. ForwardedChecks (security/edge.py) wraps the whole app: it is dispatch.
+# trimmed. Frames of NOT_A_STAGE are looked through: ForwardedChecks (security/edge.py) wraps
+# the whole app (dispatch), and the clock's helpers serve both the gate and the view.
 STAGES = (
     ("redis-py send/parse", ("(redis/",)),
     (
@@ -43,12 +44,12 @@ FALLBACK = (
     ("WSGI/Flask dispatch", ("(flask/", "(werkzeug/", "(flask_smorest/")),
     ("gunicorn: accept, parse, write, close", ("(gunicorn/",)),
 )
-NOT_A_STAGE = ("ForwardedChecks.__call__ (",)
+NOT_A_STAGE = ("ForwardedChecks.__call__ (", "(store/clock.py")
 
 
 def stage_of(stack: str) -> str:
     """The stage a sampled stack (frames joined by ';', outermost first) belongs to."""
-    frames = [f for f in reversed(stack.split(";")) if not f.startswith(NOT_A_STAGE)]
+    frames = [f for f in reversed(stack.split(";")) if not any(skip in f for skip in NOT_A_STAGE)]
     for table in (STAGES, FALLBACK):
         for frame in frames:
             for name, markers in table:

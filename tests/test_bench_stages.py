@@ -25,6 +25,8 @@ APP = f"{WORKER};Flask.__call__ (flask/app.py:1536);ForwardedChecks.__call__ (se
             "redis-py send/parse",
         ),
         (";me (blueprints/account.py:1);summary (services/credits.py:1)", "view"),
+        (";me (blueprints/account.py:1);iso (store/clock.py:1)", "view"),
+        (";check (store/gate.py:1);iso (store/clock.py:1)", "gate Python"),
         (
             ";me (blueprints/account.py:1);JSONEncoder.encode (json/encoder.py:1)",
             "response serialization",

@@ -34,7 +34,7 @@ def me_body(principal: Principal) -> dict[str, Any]:
 def me_response(body: dict[str, Any]) -> Response:
     """The body as `jsonify(MeSchema().dump(body))` would answer it, byte for byte, without
     the schema machinery: this is the hot path of every client (issue #15; the test that the
-    two agree is tests/test_me_fast.py). MeSchema still documents it in /openapi.json."""
+    two agree is tests/test_account_fast_path.py). MeSchema still documents it in /openapi.json."""
     return current_app.response_class(_ENCODE(body) + "\n", mimetype="application/json")
 
 

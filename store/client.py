@@ -127,7 +127,8 @@ def load_script(path: Path) -> str:
 class Lane:
     """One connection of the client's pool, set aside for Storage.run: each gate EVALSHA
     goes out without redis-py's per-call pool checkout (its lock and readiness poll), retry
-    closure and metrics hooks, about 10 µs of CPU per request (docs/performance.md).
+    closure and metrics hooks: 39 µs of a gunicorn worker's CPU per request, measured
+    (docs/performance.md, "The hot path").
 
     Failures behave as through the client: the connection's own Retry (one immediate retry
     on a dropped connection, none on a timeout, store/client.py:connect), a connection that

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from inspect import CO_COROUTINE
+from types import FunctionType
 from typing import Any
 
 from flask import Flask
@@ -23,7 +25,7 @@ from store.names import KeyNames
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app; `config` overrides settings read from the environment."""
     configure_logging()
-    app = Flask(__name__)
+    app = App(__name__)
     app.config.update(load_settings(config))
     register_extensions(app)
     register_blueprints(app)
@@ -49,6 +51,17 @@ def register_extensions(app: Flask) -> None:
     # Sessions are server-side (store/sessions.py); Flask's signed-cookie session is unused,
     # so do not build its serializer on every request.
     app.session_interface = NoCookieSession()
+
+
+class App(Flask):
+    """Flask, answering ensure_sync (asked of every hook and view on every request) cheaply."""
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """A plain `def` function as is, told by its code flags (what iscoroutinefunction
+        checks for one, without the unwrapping around it); anything else as Flask decides."""
+        if type(func) is FunctionType and not func.__code__.co_flags & CO_COROUTINE:
+            return func
+        return super().ensure_sync(func)
 
 
 class NoCookieSession(SessionInterface):

@@ -39,9 +39,11 @@ def add_rate_headers(response: Response) -> Response:
         return response
     limit, remaining, reset_seconds = _binding_limit(rate)
     reset = max(1, math.ceil(reset_seconds)) if remaining == 0 else 0
-    response.headers["X-RateLimit-Limit"] = str(limit)
-    response.headers["X-RateLimit-Remaining"] = str(remaining)
-    response.headers["X-RateLimit-Reset"] = str(reset)
+    headers = response.headers
+    # Only this hook writes these three: add, without set()'s search for an earlier value.
+    headers.add("X-RateLimit-Limit", str(limit))
+    headers.add("X-RateLimit-Remaining", str(remaining))
+    headers.add("X-RateLimit-Reset", str(reset))
     if response.status_code == 429:
         response.headers["Retry-After"] = str(max(1, reset))
     if g.get("rate_scope") is not None:

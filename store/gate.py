@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass
 
 from store.client import Storage
-from store.clock import iso, month_of, utcnow
+from store.clock import iso, utcnow
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,9 @@ def check(
     in its usage hash (same script, no extra round trip).
     """
     names = storage.names
-    now = utcnow()
+    # One formatted stamp per request: last_used_at, and its first 7 characters are the
+    # month (YYYY-MM, as clock.month_of writes it) whose credits the script reads.
+    stamp = iso(utcnow())
     window_args: list[object] = [limit, window_ms, secrets.token_hex(8)]
     kind, owner, credential_keys = "none", None, []
     if credential is not None:
@@ -66,14 +68,14 @@ def check(
             credential_keys = [
                 names.credential(kind, owner, digest),
                 names.user(owner),
-                names.credits(owner, month_of(now)),
+                names.credits(owner, stamp[:7]),
             ]
             if usage and kind == "key":
                 credential_keys.append(names.key_usage(owner, digest))
     if storage.cluster:
         calls = [("gate_window", [names.ip_window(client_ip)], window_args)]
         if credential_keys:
-            calls.append(("gate_credential", credential_keys, [kind, iso(now), key_plans]))
+            calls.append(("gate_credential", credential_keys, [kind, stamp, key_plans]))
         replies = storage.run_together(calls)
         window = replies[0]
         who = replies[1] if credential_keys else ["none" if credential is None else "unknown"]
@@ -81,7 +83,7 @@ def check(
         reply = storage.run(
             "gate",
             [names.ip_window(client_ip), *credential_keys],
-            [*window_args, kind if credential_keys else "none", iso(now), key_plans],
+            [*window_args, kind if credential_keys else "none", stamp, key_plans],
         )
         window, who = reply[:3], reply[3:]
         if who[0] == "none" and credential is not None:

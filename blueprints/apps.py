@@ -84,9 +84,10 @@ def delete_app(app_id: str) -> tuple[str, int]:
 
 @bp.route("/<app_id>/codegen", methods=["POST"])
 @errors(bp, COUNTED, BODY_CHECKED, JSON_BODY, 402, 404, security=KEY_OR_SESSION_WRITE)
-@limits.route_limit("codegen")
 @bp.arguments(CodegenSchema)
 @bp.response(202, JobEnvelopeSchema)
+# Innermost, so the body is validated first: a rejected body never uses up the limit.
+@limits.route_limit("codegen")
 def codegen(body: dict[str, Any], app_id: str) -> dict[str, Any]:
     """Start a generation job: checks the per-user limit, charges credits, records the job."""
     return {"job": jobs.start(current_principal(), app_id, "codegen", prompt=body["prompt"])}
@@ -94,8 +95,8 @@ def codegen(body: dict[str, Any], app_id: str) -> dict[str, Any]:
 
 @bp.route("/<app_id>/deploy", methods=["POST"])
 @errors(bp, COUNTED, BODY_CHECKED, 402, 404, security=KEY_OR_SESSION_WRITE)
-@limits.route_limit("deploy")
 @bp.response(202, JobEnvelopeSchema)
+@limits.route_limit("deploy")
 def deploy(app_id: str) -> dict[str, Any]:
     """Start a deploy job: checks the per-user limit, charges credits, records the job."""
     return {"job": jobs.start(current_principal(), app_id, "deploy")}

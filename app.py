@@ -14,6 +14,7 @@ from config import load_settings
 from errors import register_error_handlers
 from extensions import STORAGE_EXTENSION, api, limiter
 from logs import configure_logging
+from openapi import fill_settings
 from security import edge, gate
 from store.client import Storage, connect
 from store.durability import ReplicaWait
@@ -86,6 +87,7 @@ def register_blueprints(app: Flask) -> None:
     """Mount every blueprint; API ones through flask-smorest so they appear in /openapi.json."""
     for module in (auth, keys, account, apps, security_log, health):
         api.register_blueprint(module.bp)
+    fill_settings(api.spec, app.config)  # this app's MAX_CONTENT_LENGTH in /openapi.json
     # GitHub's signed reports: a partner webhook outside the gate and /openapi.json.
     app.register_blueprint(secret_scanning.bp)
     app.register_blueprint(mcp.bp)  # POST /mcp; not in /openapi.json (JSON-RPC, not REST)

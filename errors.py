@@ -40,13 +40,19 @@ class ApiError(Exception):
 @dataclass(frozen=True)
 class ErrorKind:
     """One error the API can answer with: its status, code and message (the message may hold
-    {placeholders} filled when raised), fixed headers, and when it happens (for /openapi.json)."""
+    {placeholders} filled when raised), fixed headers, and when it happens (for /openapi.json);
+    `also`: other statuses the same code answers with, and when."""
 
     status: int
     code: str
     message: str
     when: str
     headers: tuple[tuple[str, str], ...] = ()
+    also: tuple[tuple[int, str], ...] = ()
+
+    def occasions(self) -> tuple[tuple[int, str], ...]:
+        """Every (status, when) of this code, its own status first."""
+        return ((self.status, self.when), *self.also)
 
 
 RETRY_SOON = (("Retry-After", "1"),)
@@ -59,7 +65,11 @@ CATALOGUE: dict[str, ErrorKind] = {
             400, "bad_request", "The request could not be understood.", "a malformed request"
         ),
         ErrorKind(
-            400, "validation_error", "The request body is invalid.", "the body is not valid JSON"
+            400,
+            "validation_error",
+            "The request body is invalid.",
+            "the body is not valid JSON",
+            also=((422, "`fields` says which field (or query parameter) is wrong and why"),),
         ),
         ErrorKind(
             401,
@@ -142,7 +152,7 @@ CATALOGUE: dict[str, ErrorKind] = {
             413,
             "payload_too_large",
             "Request body is larger than {limit} bytes.",
-            "the body is over MAX_CONTENT_LENGTH",
+            "the body is over {limit} bytes (MAX_CONTENT_LENGTH)",
         ),
         ErrorKind(
             415,
@@ -154,7 +164,7 @@ CATALOGUE: dict[str, ErrorKind] = {
             421,
             "host_not_allowed",
             "Host not allowed: this service answers only to its public host name.",
-            "(production only) the Host is neither PUBLIC_URL's host nor in MCP_ALLOWED_HOSTS",
+            "the Host is neither PUBLIC_URL's host nor in MCP_ALLOWED_HOSTS (production only)",
         ),
         ErrorKind(
             429,
@@ -190,13 +200,19 @@ def api_error(
     message: str | None = None,
     headers: dict[str, str] | None = None,
     fields: Any = None,
+    *,
+    status: int | None = None,
     **values: object,
 ) -> ApiError:
-    """The ApiError for a catalogued code: its status, its message (formatted with `values`,
-    or replaced by `message`), its fixed headers plus `headers`."""
+    """The ApiError for a catalogued code: its status (or `status`, one of those it has), its
+    message (formatted with `values`, or replaced by `message`), its headers plus `headers`."""
     kind = CATALOGUE[code]
+    if status is None:
+        status = kind.status
+    elif status not in dict(kind.occasions()):
+        raise ValueError(f"{code} is never answered with {status}")
     text = message if message is not None else kind.message.format(**values)
-    return ApiError(kind.status, code, text, {**dict(kind.headers), **(headers or {})}, fields)
+    return ApiError(status, code, text, {**dict(kind.headers), **(headers or {})}, fields)
 
 
 def missing_credentials() -> ApiError:
@@ -212,6 +228,13 @@ def invalid_api_key() -> ApiError:
 def plan_required() -> ApiError:
     """403 for an action the user's plan does not include."""
     return api_error("plan_required", plans="Pro or Business")
+
+
+def payload_too_large(limit: int | None = None) -> ApiError:
+    """413 for a body over `limit` bytes (by default the app's MAX_CONTENT_LENGTH)."""
+    if limit is None:
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+    return api_error("payload_too_large", limit=limit)
 
 
 # The domain's refusals (store/errors.py), by the catalogued code each answers with.
@@ -250,7 +273,7 @@ def _http_error(status: int, name: str, description: str | None) -> ApiError:
     """A werkzeug HTTP error as the catalogue's ApiError (or werkzeug's words if uncatalogued)."""
     code = HTTP_STATUS_CODES.get(status)
     if code == "payload_too_large":
-        return api_error(code, limit=current_app.config["MAX_CONTENT_LENGTH"])
+        return payload_too_large()
     if code is not None:
         return api_error(code)
     # werkzeug's descriptions carry HTML markup (<code>...</code>); a message is plain text.
@@ -347,7 +370,9 @@ def http_exception_response(exc: HTTPException) -> Response:
             if isinstance(messages, dict) and "query" in messages
             else "request body is"
         )
-        return error_response(status, "validation_error", f"The {where} invalid.", fields=fields)
+        return render(
+            api_error("validation_error", f"The {where} invalid.", fields=fields, status=status)
+        )
     headers = {}
     if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
         headers["Allow"] = ", ".join(sorted(exc.valid_methods))

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from blueprints.docs import COUNTED, KEY_OR_SESSION, errors
+from openapi import COUNTED, KEY_OR_SESSION, errors
 from schemas.apps import MeSchema
 from security.gate import current_principal
 from services.credits import summary

@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import Response, jsonify
 from marshmallow import Schema, fields
 
+from errors import api_error
 from extensions import Blueprint, storage
 from schemas.common import ErrorSchema
 from store.errors import UNAVAILABLE
@@ -27,11 +28,6 @@ class HealthSchema(Schema):
     status = fields.String(required=True, metadata={"enum": ["ok"]})
 
 
-def _unavailable(message: str) -> tuple[Response, int]:
-    """503 in the service's error envelope."""
-    return jsonify(error={"code": "service_unavailable", "message": message}), 503
-
-
 @bp.route("/healthz", methods=["GET"])
 @bp.response(200, HealthSchema)
 @bp.alt_response(503, schema=ErrorSchema, description="Redis does not answer a PING in time.")
@@ -43,7 +39,7 @@ def healthz() -> tuple[Response, int]:
     try:
         storage().redis.ping()
     except UNAVAILABLE:
-        return _unavailable("Redis is unreachable.")
+        raise api_error("service_unavailable", "Redis is unreachable.") from None
     return jsonify(status="ok"), 200
 
 
@@ -64,5 +60,8 @@ def readyz() -> tuple[Response, int]:
     try:
         store.redis.set(store.names.readiness(), "1", px=READINESS_TTL_MS)
     except UNAVAILABLE:
-        return _unavailable("Redis refuses writes (unreachable, out of memory, or read-only).")
+        raise api_error(
+            "service_unavailable",
+            "Redis refuses writes (unreachable, out of memory, or read-only).",
+        ) from None
     return jsonify(status="ok"), 200

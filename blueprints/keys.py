@@ -8,10 +8,19 @@ from typing import Any
 
 from flask import current_app, request
 
-from blueprints.docs import BODY_CHECKED, COUNTED, JSON_BODY, SESSION, SESSION_WRITE, errors
 from config import plans_with_keys
-from errors import ApiError
+from errors import api_error
 from extensions import Blueprint, storage
+from openapi import (
+    BODY_CHECKED,
+    COUNTED,
+    JSON_BODY,
+    SESSION,
+    SESSION_CSRF,
+    SESSION_ONLY,
+    SESSION_WRITE,
+    errors,
+)
 from schemas.keys import (
     CreatedKeySchema,
     KeyCreateSchema,
@@ -32,7 +41,7 @@ log = logging.getLogger("genmb.security")
 def require_session() -> None:
     """Keys are managed from a logged-in session, never with a key."""
     if current_principal().method != "session":
-        raise ApiError(403, "session_required", "Manage API keys from a logged-in session.")
+        raise api_error("session_required", action="Manage API keys")
 
 
 def _handed_out(user_id: str, info: apikeys.KeyInfo, raw: str) -> dict[str, Any]:
@@ -49,7 +58,7 @@ def _handed_out(user_id: str, info: apikeys.KeyInfo, raw: str) -> dict[str, Any]
 
 
 @bp.route("", methods=["GET"])
-@errors(bp, COUNTED, security=SESSION)
+@errors(bp, COUNTED, SESSION_ONLY, security=SESSION)
 @bp.response(200, KeyListSchema)
 def list_keys() -> dict[str, Any]:
     """The user's keys, oldest first."""
@@ -60,11 +69,12 @@ def list_keys() -> dict[str, Any]:
 @errors(
     bp,
     COUNTED,
+    SESSION_ONLY,
+    SESSION_CSRF,
     BODY_CHECKED,
     JSON_BODY,
-    409,
+    "key_limit_reached",
     security=SESSION_WRITE,
-    descriptions={409: "`key_limit_reached`: the user holds MAX_KEYS_PER_USER live keys."},
 )
 @bp.arguments(KeyCreateSchema)
 @bp.response(201, CreatedKeySchema)
@@ -87,7 +97,16 @@ def create_key(body: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.route("/<key_id>", methods=["DELETE"])
-@errors(bp, COUNTED, BODY_CHECKED, 404, security=SESSION_WRITE)
+@errors(
+    bp,
+    COUNTED,
+    SESSION_ONLY,
+    SESSION_CSRF,
+    BODY_CHECKED,
+    "not_found",
+    "revocation_unconfirmed",
+    security=SESSION_WRITE,
+)
 @bp.response(204)
 def revoke_key(key_id: str) -> tuple[str, int]:
     """Revoke a key: its next request fails on every worker."""
@@ -110,15 +129,13 @@ def revoke_key(key_id: str) -> tuple[str, int]:
 @errors(
     bp,
     COUNTED,
+    SESSION_ONLY,
+    SESSION_CSRF,
     BODY_CHECKED,
     JSON_BODY,
-    404,
-    409,
+    "not_found",
+    "key_rolling",
     security=SESSION_WRITE,
-    descriptions={
-        409: "`key_rolling`: the key is in an overlap already, or the key it replaced is "
-        "(at most one rolling key per key)."
-    },
 )
 @bp.arguments(KeyRollSchema)
 @bp.response(201, CreatedKeySchema)
@@ -143,7 +160,7 @@ def roll_key(body: dict[str, Any], key_id: str) -> dict[str, Any]:
 
 
 @bp.route("/<key_id>/usage", methods=["GET"])
-@errors(bp, COUNTED, 404, security=SESSION)
+@errors(bp, COUNTED, SESSION_ONLY, "not_found", security=SESSION)
 @bp.arguments(UsageQuerySchema, location="query")
 @bp.response(200, KeyUsageSchema)
 def key_usage(query: dict[str, Any], key_id: str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from errors import ApiError
+from errors import api_error
 from logs import redact
 
 log = logging.getLogger("genmb.security")
@@ -106,11 +106,7 @@ def host_check(rule: HostRule) -> Callable[[], None]:
     def check_host() -> None:
         if rule.allows(request.headers.get("Host", "")) or request.path in UNCHECKED_HOST_PATHS:
             return
-        raise ApiError(
-            421,
-            "host_not_allowed",
-            "Host not allowed: this service answers only to its public host name.",
-        )
+        raise api_error("host_not_allowed")
 
     return check_host
 

@@ -11,6 +11,7 @@ import redis
 from flask import Flask, Response, current_app, has_request_context, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from config import key_plans_text
 from logs import remove_keys
 from store import errors as domain
 
@@ -226,8 +227,8 @@ def invalid_api_key() -> ApiError:
 
 
 def plan_required() -> ApiError:
-    """403 for an action the user's plan does not include."""
-    return api_error("plan_required", plans="Pro or Business")
+    """403 for an action the user's plan does not include ("... a Pro or Business plan.")."""
+    return api_error("plan_required", plans=key_plans_text(current_app.config["PLANS"]))
 
 
 def payload_too_large(limit: int | None = None) -> ApiError:

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from flask import Response, current_app, make_response, request
 
+from config import SIGNUP_PLAN
 from errors import api_error
 from extensions import Blueprint, storage
 from openapi import (
@@ -70,9 +71,13 @@ def _user_dict(user_id: str, email: str, plan: str) -> dict[str, str]:
 @bp.arguments(CredentialsSchema)
 @bp.response(201, UserEnvelopeSchema)
 def signup(body: dict[str, Any]) -> dict[str, Any]:
-    """Create an account on the free plan."""
+    """Create an account on the signup plan (free)."""
     user = users.create(
-        storage(), body["email"], body["password"], "free", current_app.config["PASSWORD_SCRYPT_N"]
+        storage(),
+        body["email"],
+        body["password"],
+        SIGNUP_PLAN,
+        current_app.config["PASSWORD_SCRYPT_N"],
     )
     log.info("user.created user_id=%s ip=%s", user.id, request.remote_addr)
     return {"user": _user_dict(user.id, user.email, user.plan)}

@@ -44,6 +44,11 @@ def require_session() -> None:
         raise api_error("session_required", action="Manage API keys")
 
 
+def _key_plans() -> list[str]:
+    """The plans whose users may hold keys, as the key scripts check them."""
+    return plans_with_keys(current_app.config["PLANS"])
+
+
 def _handed_out(user_id: str, info: apikeys.KeyInfo, raw: str) -> dict[str, Any]:
     """Record a new key in the owner's security log; the body that shows it, the one time."""
     security_events.record(
@@ -81,10 +86,12 @@ def list_keys() -> dict[str, Any]:
 def create_key(body: dict[str, Any]) -> dict[str, Any]:
     """Create a key; the response is the only place the raw key ever appears."""
     principal = current_principal()
-    config = current_app.config
-    key_plans = plans_with_keys(config["PLANS"])
     info, raw = apikeys.create(
-        storage(), principal.user_id, body["name"], config["MAX_KEYS_PER_USER"], key_plans
+        storage(),
+        principal.user_id,
+        body["name"],
+        current_app.config["MAX_KEYS_PER_USER"],
+        _key_plans(),
     )
     log.info(
         "api_key.created key_id=%s prefix=%s user_id=%s ip=%s",
@@ -143,10 +150,8 @@ def roll_key(body: dict[str, Any], key_id: str) -> dict[str, Any]:
     """Replace a key with a new one of the same name (shown once, as at creation); the old one
     keeps working for `overlap_seconds`, then gets 401 like a revoked key."""
     principal = current_principal()
-    config = current_app.config
-    key_plans = plans_with_keys(config["PLANS"])
     overlap = body["overlap_seconds"]
-    info, raw = apikeys.roll(storage(), principal.user_id, key_id, overlap, key_plans)
+    info, raw = apikeys.roll(storage(), principal.user_id, key_id, overlap, _key_plans())
     log.info(
         "api_key.rolled key_id=%s new_key_id=%s prefix=%s overlap=%d user_id=%s ip=%s",
         key_id,

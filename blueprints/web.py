@@ -12,7 +12,7 @@ import re
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 
-from config import plans_with_keys
+from config import key_plans_text, plans_with_keys
 from extensions import storage
 from logs import KEY_SHAPE, remove_keys
 from store import sessions
@@ -50,10 +50,14 @@ def _no_key(text: str) -> str:
 def _page(template: str, **context: object) -> str:
     """Render a page with what every page's script needs (none of it secret)."""
     config = current_app.config
+    plans = config["PLANS"]
     return render_template(
         template,
         max_keys=config["MAX_KEYS_PER_USER"],
-        key_plans=",".join(plans_with_keys(config["PLANS"])),
+        key_plans=",".join(plans_with_keys(plans)),
+        key_plans_or=key_plans_text(plans, "or"),
+        key_plans_and=key_plans_text(plans, "and"),
+        key_plan_count=len(plans_with_keys(plans)),
         mcp_url=mcp_url(),
         **context,
     )

@@ -10,8 +10,6 @@ from store.clock import iso, new_id, utcnow
 from store.durability import Replication, run_replicated
 from store.errors import EmailTaken, NotFound
 
-PLANS = ("free", "pro", "business")
-
 
 @dataclass(frozen=True)
 class User:

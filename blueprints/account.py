@@ -7,7 +7,7 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from openapi import COUNTED, KEY_OR_SESSION, errors
-from schemas.apps import MeSchema
+from schemas.account import MeSchema
 from security.gate import current_principal
 from services.credits import summary
 

@@ -71,7 +71,7 @@ def _user_dict(user_id: str, email: str, plan: str) -> dict[str, str]:
 @bp.arguments(CredentialsSchema)
 @bp.response(201, UserEnvelopeSchema)
 def signup(body: dict[str, Any]) -> dict[str, Any]:
-    """Create an account on the signup plan (free)."""
+    """Create an account on the free plan."""
     user = users.create(
         storage(),
         body["email"],

@@ -137,9 +137,9 @@ def plans_from_env(env: Mapping[str, str]) -> dict[str, Plan]:
     return {
         row.name: Plan(
             row.name,
-            _credits_setting(row).read(env),
+            _plan_setting("CREDITS", row).read(env),
             api_keys=row.api_keys,
-            max_apps=_apps_setting(row).read(env),
+            max_apps=_plan_setting("MAX_APPS", row).read(env),
         )
         for row in PLAN_TABLE
     }
@@ -369,27 +369,37 @@ _LIMIT_RULE = (
 )
 
 
-def _credits_setting(row: PlanRow) -> Setting:
-    """CREDITS_<PLAN>: the plan's monthly allowance."""
-    return Setting(
-        f"CREDITS_{row.name.upper()}",
-        "integer",
-        "0–1000000000",
-        str(row.credits),
-        f"monthly credit allowance of plan `{row.name}` (calendar month, UTC)",
-        _int(0, 1_000_000_000),
-    )
+def _whole_number(name: str, low: int, high: int, default: int, meaning: str) -> Setting:
+    """A setting that is a whole number from low to high."""
+    return Setting(name, "integer", f"{low}–{high}", str(default), meaning, _int(low, high))
 
 
-def _apps_setting(row: PlanRow) -> Setting:
-    """MAX_APPS_<PLAN>: the plan's app cap."""
-    return Setting(
-        f"MAX_APPS_{row.name.upper()}",
-        "integer",
-        "1–1000000",
-        str(row.max_apps),
-        f"most apps a user on plan `{row.name}` may hold (409 `app_limit_reached` beyond)",
-        _int(1, 1_000_000),
+# The settings every plan has: prefix -> (lowest, highest, the row's default, meaning).
+PLAN_SETTINGS = {
+    "CREDITS": (
+        0,
+        1_000_000_000,
+        "credits",
+        "monthly credit allowance of plan `{plan}` (calendar month, UTC)",
+    ),
+    "MAX_APPS": (
+        1,
+        1_000_000,
+        "max_apps",
+        "most apps a user on plan `{plan}` may hold (409 `app_limit_reached` beyond)",
+    ),
+}
+
+
+def _plan_setting(prefix: str, row: PlanRow) -> Setting:
+    """<PREFIX>_<PLAN>: one of the plan's settings (CREDITS_PRO, MAX_APPS_FREE...)."""
+    low, high, default, meaning = PLAN_SETTINGS[prefix]
+    return _whole_number(
+        f"{prefix}_{row.name.upper()}",
+        low,
+        high,
+        getattr(row, default),
+        meaning.format(plan=row.name),
     )
 
 
@@ -407,13 +417,8 @@ def _limit_setting(action: BillableAction) -> Setting:
 
 def _cost_setting(action: BillableAction) -> Setting:
     """COST_<ACTION>: the credits one job costs."""
-    return Setting(
-        action.cost_setting,
-        "integer",
-        "0–1000000",
-        str(action.cost),
-        f"credits charged per {action.name} job",
-        _int(0, 1_000_000),
+    return _whole_number(
+        action.cost_setting, 0, 1_000_000, action.cost, f"credits charged per {action.name} job"
     )
 
 
@@ -527,7 +532,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     *(_limit_setting(action) for action in BILLABLE_ACTIONS.values()),
     *(_cost_setting(action) for action in BILLABLE_ACTIONS.values()),
-    *(_credits_setting(row) for row in PLAN_TABLE),
+    *(_plan_setting("CREDITS", row) for row in PLAN_TABLE),
     Setting(
         "MAX_KEYS_PER_USER",
         "integer",
@@ -545,7 +550,7 @@ SETTINGS: tuple[Setting, ...] = (
         "(`GET /api/keys/<id>/usage`); `off` only to measure what counting costs (`make bench`)",
         _choice("on", "off", fold=True),
     ),
-    *(_apps_setting(row) for row in PLAN_TABLE),
+    *(_plan_setting("MAX_APPS", row) for row in PLAN_TABLE),
     Setting(
         "MCP_ALLOWED_HOSTS",
         "list",

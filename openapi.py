@@ -46,12 +46,15 @@ COUNTED = (
 BODY_CHECKED = ("payload_too_large", "unsupported_media_type")
 # A view that reads a JSON body: malformed JSON (400), invalid fields (422).
 JSON_BODY = ("validation_error",)
-# A write a session makes under /api carries the session's CSRF token.
-SESSION_CSRF = ("csrf_failed",)
 # A write to /auth from another site is refused whatever it carries.
 AUTH_WRITE = ("cross_site_request",)
+# A write under /api: counted, its body checked, and a session's carries its CSRF token.
+API_WRITE = (*COUNTED, *BODY_CHECKED, "csrf_failed")
 # Key management and the security log: from a session, never with a key.
-SESSION_ONLY = ("session_required",)
+SESSION_ONLY = (*COUNTED, "session_required")
+SESSION_ONLY_WRITE = (*API_WRITE, "session_required")
+# Starting a job: the app must be the user's, the month's credits must cover it.
+JOB = ("insufficient_credits", "not_found")
 
 # Codes that only routes outside /openapi.json answer with (GitHub's signed reports).
 UNDOCUMENTED_CODES = frozenset({"invalid_signature"})
@@ -120,8 +123,11 @@ def _statuses_and_texts(
                 statuses.add(status)
         else:
             statuses.add(item)
+    order = list(CATALOGUE)  # each code once, in catalogue order
     texts = {
-        status: describe(status, named[status]) if status in named else DESCRIPTIONS[status]
+        status: describe(status, sorted(set(named[status]), key=order.index))
+        if status in named
+        else DESCRIPTIONS[status]
         for status in statuses
     }
     return sorted(statuses), {**texts, **(descriptions or {})}

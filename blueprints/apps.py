@@ -9,12 +9,12 @@ from flask import current_app
 from config import app_caps
 from extensions import Blueprint, storage
 from openapi import (
-    BODY_CHECKED,
+    API_WRITE,
     COUNTED,
+    JOB,
     JSON_BODY,
     KEY_OR_SESSION,
     KEY_OR_SESSION_WRITE,
-    SESSION_CSRF,
     errors,
 )
 from schemas.apps import (
@@ -48,15 +48,7 @@ def list_apps(query: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.route("", methods=["POST"])
-@errors(
-    bp,
-    COUNTED,
-    SESSION_CSRF,
-    BODY_CHECKED,
-    JSON_BODY,
-    "app_limit_reached",
-    security=KEY_OR_SESSION_WRITE,
-)
+@errors(bp, API_WRITE, JSON_BODY, "app_limit_reached", security=KEY_OR_SESSION_WRITE)
 @bp.arguments(AppCreateSchema)
 @bp.response(201, AppSchema)
 def create_app_record(body: dict[str, Any]) -> apps.App:
@@ -75,7 +67,7 @@ def get_app(app_id: str) -> apps.App:
 
 
 @bp.route("/<app_id>", methods=["DELETE"])
-@errors(bp, COUNTED, SESSION_CSRF, BODY_CHECKED, "not_found", security=KEY_OR_SESSION_WRITE)
+@errors(bp, API_WRITE, "not_found", security=KEY_OR_SESSION_WRITE)
 @bp.response(204)
 def delete_app(app_id: str) -> tuple[str, int]:
     """Delete an app and its job history."""
@@ -84,16 +76,7 @@ def delete_app(app_id: str) -> tuple[str, int]:
 
 
 @bp.route("/<app_id>/codegen", methods=["POST"])
-@errors(
-    bp,
-    COUNTED,
-    SESSION_CSRF,
-    BODY_CHECKED,
-    JSON_BODY,
-    "insufficient_credits",
-    "not_found",
-    security=KEY_OR_SESSION_WRITE,
-)
+@errors(bp, API_WRITE, JSON_BODY, JOB, security=KEY_OR_SESSION_WRITE)
 @bp.arguments(CodegenSchema)
 @bp.response(202, JobEnvelopeSchema)
 # Innermost, so the body is validated first: a rejected body never uses up the limit.
@@ -104,15 +87,7 @@ def codegen(body: dict[str, Any], app_id: str) -> dict[str, Any]:
 
 
 @bp.route("/<app_id>/deploy", methods=["POST"])
-@errors(
-    bp,
-    COUNTED,
-    SESSION_CSRF,
-    BODY_CHECKED,
-    "insufficient_credits",
-    "not_found",
-    security=KEY_OR_SESSION_WRITE,
-)
+@errors(bp, API_WRITE, JOB, security=KEY_OR_SESSION_WRITE)
 @bp.response(202, JobEnvelopeSchema)
 @limits.route_limit("deploy")
 def deploy(app_id: str) -> dict[str, Any]:

@@ -11,16 +11,7 @@ from flask import current_app, request
 from config import plans_with_keys
 from errors import api_error
 from extensions import Blueprint, storage
-from openapi import (
-    BODY_CHECKED,
-    COUNTED,
-    JSON_BODY,
-    SESSION,
-    SESSION_CSRF,
-    SESSION_ONLY,
-    SESSION_WRITE,
-    errors,
-)
+from openapi import JSON_BODY, SESSION, SESSION_ONLY, SESSION_ONLY_WRITE, SESSION_WRITE, errors
 from schemas.keys import (
     CreatedKeySchema,
     KeyCreateSchema,
@@ -63,7 +54,7 @@ def _handed_out(user_id: str, info: apikeys.KeyInfo, raw: str) -> dict[str, Any]
 
 
 @bp.route("", methods=["GET"])
-@errors(bp, COUNTED, SESSION_ONLY, security=SESSION)
+@errors(bp, SESSION_ONLY, security=SESSION)
 @bp.response(200, KeyListSchema)
 def list_keys() -> dict[str, Any]:
     """The user's keys, oldest first."""
@@ -73,10 +64,7 @@ def list_keys() -> dict[str, Any]:
 @bp.route("", methods=["POST"])
 @errors(
     bp,
-    COUNTED,
-    SESSION_ONLY,
-    SESSION_CSRF,
-    BODY_CHECKED,
+    SESSION_ONLY_WRITE,
     JSON_BODY,
     "key_limit_reached",
     security=SESSION_WRITE,
@@ -106,10 +94,7 @@ def create_key(body: dict[str, Any]) -> dict[str, Any]:
 @bp.route("/<key_id>", methods=["DELETE"])
 @errors(
     bp,
-    COUNTED,
-    SESSION_ONLY,
-    SESSION_CSRF,
-    BODY_CHECKED,
+    SESSION_ONLY_WRITE,
     "not_found",
     "revocation_unconfirmed",
     security=SESSION_WRITE,
@@ -135,10 +120,7 @@ def revoke_key(key_id: str) -> tuple[str, int]:
 @bp.route("/<key_id>/roll", methods=["POST"])
 @errors(
     bp,
-    COUNTED,
-    SESSION_ONLY,
-    SESSION_CSRF,
-    BODY_CHECKED,
+    SESSION_ONLY_WRITE,
     JSON_BODY,
     "not_found",
     "key_rolling",
@@ -165,7 +147,7 @@ def roll_key(body: dict[str, Any], key_id: str) -> dict[str, Any]:
 
 
 @bp.route("/<key_id>/usage", methods=["GET"])
-@errors(bp, COUNTED, SESSION_ONLY, "not_found", security=SESSION)
+@errors(bp, SESSION_ONLY, "not_found", security=SESSION)
 @bp.arguments(UsageQuerySchema, location="query")
 @bp.response(200, KeyUsageSchema)
 def key_usage(query: dict[str, Any], key_id: str) -> dict[str, Any]:

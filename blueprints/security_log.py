@@ -6,15 +6,7 @@ from typing import Any
 
 from errors import api_error
 from extensions import Blueprint, storage
-from openapi import (
-    BODY_CHECKED,
-    COUNTED,
-    SESSION,
-    SESSION_CSRF,
-    SESSION_ONLY,
-    SESSION_WRITE,
-    errors,
-)
+from openapi import SESSION, SESSION_ONLY, SESSION_ONLY_WRITE, SESSION_WRITE, errors
 from schemas.security_log import SecurityAlertsSchema, SecurityLogQuerySchema, SecurityLogSchema
 from security.gate import current_principal
 from services.security_events import policy
@@ -37,7 +29,7 @@ def require_session() -> None:
 
 
 @bp.route("", methods=["GET"])
-@errors(bp, COUNTED, SESSION_ONLY, 422, security=SESSION)
+@errors(bp, SESSION_ONLY, 422, security=SESSION)
 @bp.arguments(SecurityLogQuerySchema, location="query")
 @bp.response(200, SecurityLogSchema)
 def list_events(query: dict[str, Any]) -> dict[str, Any]:
@@ -49,7 +41,7 @@ def list_events(query: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.route("/alerts", methods=["GET"])
-@errors(bp, COUNTED, SESSION_ONLY, security=SESSION)
+@errors(bp, SESSION_ONLY, security=SESSION)
 @bp.response(200, SecurityAlertsSchema)
 def list_alerts() -> dict[str, Any]:
     """Leaked-key revocations the user has not dismissed yet (the Settings banners)."""
@@ -57,7 +49,7 @@ def list_alerts() -> dict[str, Any]:
 
 
 @bp.route("/<event_id>/dismiss", methods=["POST"])
-@errors(bp, COUNTED, SESSION_ONLY, SESSION_CSRF, BODY_CHECKED, "not_found", security=SESSION_WRITE)
+@errors(bp, SESSION_ONLY_WRITE, "not_found", security=SESSION_WRITE)
 @bp.response(204)
 def dismiss_alert(event_id: str) -> tuple[str, int]:
     """Hide a leaked-key banner (the event stays in the log)."""

@@ -140,3 +140,13 @@ def test_the_secret_scanning_cap_is_what_its_413_says():
         "code": "payload_too_large",
         "message": "Request body is larger than 1024 bytes.",
     }
+
+
+def test_groups_may_overlap():
+    """A code in two groups of one view is documented once, in catalogue order."""
+    _, texts = openapi._statuses_and_texts(
+        (openapi.SESSION_ONLY_WRITE, "csrf_failed", "plan_required"), None
+    )
+    assert texts[403].count("`csrf_failed`") == 1
+    codes = [line.split("`")[1] for line in texts[403].splitlines()]
+    assert codes == sorted(codes, key=list(CATALOGUE).index)

@@ -1,10 +1,15 @@
-"""Issue 16, bug 1: a rejected body is never counted against the per-user codegen limit."""
+"""Issue 16, bug 1: a rejected body is never counted against the per-user codegen limit,
+through REST or MCP."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
+from marshmallow import ValidationError
 
 from app import create_app
+from mcp_server import tools
 from store import users
 
 PASSWORD = "correct horse battery"
@@ -41,3 +46,14 @@ def test_rejected_bodies_leave_the_codegen_limit_alone(limited, bad):
         assert client.post(url, json={"prompt": "p"}, headers=headers).status_code == 202
     refused = client.post(url, json={"prompt": "p"}, headers=headers)
     assert refused.status_code == 429 and refused.json["error"]["code"] == "rate_limited"
+
+
+def test_the_mcp_tool_validates_before_counting(monkeypatch):
+    """start_codegen: a prompt the schema refuses never reaches the per-user limit."""
+    counted = []
+    monkeypatch.setattr(tools.limits, "hit", lambda action, user_id: counted.append(action))
+    app = create_app({"REDIS_URL": "memory://", "TESTING": True, "SECRET_KEY": "x"})
+    principal = SimpleNamespace(user_id="usr_0123456789abcdef")
+    with app.app_context(), pytest.raises(ValidationError):
+        tools.start_codegen(principal, "app_0123456789abcdef", prompt="\ud800")
+    assert counted == []

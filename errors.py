@@ -289,23 +289,33 @@ MCP_PATH = "/mcp"
 MCP_JSONRPC_CODES = {401: -32010, 403: -32011, 429: -32012, 503: -32013}
 
 
-def mcp_error_response(
-    status: int,
-    code: str,
-    message: str,
-    headers: dict[str, str] | None = None,
-    fields: Any = None,
-) -> Response:
-    """Render an error on /mcp as a JSON-RPC error object (our code and status in "data")."""
-    data: dict[str, Any] = {"code": code, "status": status}
-    if fields is not None:
-        data["fields"] = fields
-    rpc_code = MCP_JSONRPC_CODES.get(status, -32603 if status >= 500 else -32600)
-    response = jsonify(
-        jsonrpc="2.0", id=None, error={"code": rpc_code, "message": message, "data": data}
+def _json_rpc_error(error: ApiError) -> Response:
+    """An error on /mcp as a JSON-RPC error object (our code and status in "data")."""
+    data: dict[str, Any] = {"code": error.code, "status": error.status}
+    if error.fields is not None:
+        data["fields"] = error.fields
+    rpc_code = MCP_JSONRPC_CODES.get(error.status, -32603 if error.status >= 500 else -32600)
+    return jsonify(
+        jsonrpc="2.0", id=None, error={"code": rpc_code, "message": error.message, "data": data}
     )
-    response.status_code = status
-    response.headers.extend(headers or {})
+
+
+def _envelope(error: ApiError) -> Response:
+    """{"error": {"code", "message"[, "fields"]}}."""
+    body: dict[str, Any] = {"code": error.code, "message": error.message}
+    if error.fields is not None:
+        body["fields"] = error.fields
+    return jsonify(error=body)
+
+
+def render(error: ApiError) -> Response:
+    """The response for an ApiError: the envelope (JSON-RPC on /mcp), its status and headers."""
+    on_mcp = has_request_context() and request.path == MCP_PATH
+    response = _json_rpc_error(error) if on_mcp else _envelope(error)
+    response.status_code = error.status
+    response.headers.extend(error.headers)
+    if not on_mcp and error.status == 401 and "WWW-Authenticate" not in response.headers:
+        response.headers["WWW-Authenticate"] = REALM  # every 401 names its scheme (RFC 9110)
     return response
 
 
@@ -316,23 +326,8 @@ def error_response(
     headers: dict[str, str] | None = None,
     fields: Any = None,
 ) -> Response:
-    """Render {"error": {"code", "message"[, "fields"]}} with a status and headers."""
-    if has_request_context() and request.path == MCP_PATH:
-        return mcp_error_response(status, code, message, headers, fields)
-    body: dict[str, Any] = {"code": code, "message": message}
-    if fields is not None:
-        body["fields"] = fields
-    response = jsonify(error=body)
-    response.status_code = status
-    response.headers.extend(headers or {})
-    if status == 401 and "WWW-Authenticate" not in response.headers:
-        response.headers["WWW-Authenticate"] = REALM  # every 401 names its scheme (RFC 9110)
-    return response
-
-
-def render(error: ApiError) -> Response:
-    """The response for an ApiError: the envelope (JSON-RPC on /mcp), its status and headers."""
-    return error_response(error.status, error.code, error.message, error.headers, error.fields)
+    """Render an error that is not (only) the catalogue's: an SDK refusal, werkzeug's words."""
+    return render(ApiError(status, code, message, headers, fields))
 
 
 _TAG = re.compile(r"<[^>]+>")

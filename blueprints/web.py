@@ -51,13 +51,14 @@ def _page(template: str, **context: object) -> str:
     """Render a page with what every page's script needs (none of it secret)."""
     config = current_app.config
     plans = config["PLANS"]
+    key_plans = plans_with_keys(plans)
     return render_template(
         template,
         max_keys=config["MAX_KEYS_PER_USER"],
-        key_plans=",".join(plans_with_keys(plans)),
+        key_plans=",".join(key_plans),
         key_plans_or=key_plans_text(plans, "or"),
         key_plans_and=key_plans_text(plans, "and"),
-        key_plan_count=len(plans_with_keys(plans)),
+        key_plan_count=len(key_plans),
         mcp_url=mcp_url(),
         **context,
     )

@@ -86,8 +86,8 @@ def test_the_words_follow_the_table(team_app):
     assert 'data-key-plans="pro,team,enterprise"' in page
 
 
-def test_a_single_key_plan_reads_naturally(monkeypatch):
-    """One key-capable plan: "Pro", and "the Pro plan" on the page."""
+def test_a_single_key_plan_reads_naturally():
+    """One key-capable plan is named alone, with no conjunction."""
     plans = {"free": config.Plan("free", 1, False), "pro": config.Plan("pro", 1, True)}
     assert key_plans_text(plans) == key_plans_text(plans, "and") == "Pro"
 

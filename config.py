@@ -530,6 +530,16 @@ SETTINGS: tuple[Setting, ...] = (
         "workers and instances",
         _checked_rate_limit,
     ),
+    Setting(
+        "RATELIMIT_SESSION_RESCUE",
+        "rate limit",
+        _LIMIT_RULE,
+        "30 per minute",
+        "per logged-in session, once its client IP's window is spent: loading the account "
+        "and the key list and revoking keys still work this often, so a runaway script "
+        "cannot lock its owner out of the key page",
+        _checked_rate_limit,
+    ),
     *(_limit_setting(action) for action in BILLABLE_ACTIONS.values()),
     *(_cost_setting(action) for action in BILLABLE_ACTIONS.values()),
     *(_plan_setting("CREDITS", row) for row in PLAN_TABLE),
@@ -788,6 +798,7 @@ def load_settings(
     for action in BILLABLE_ACTIONS.values():
         rate_limit_parts(s[action.limit_setting])
     s["GLOBAL_LIMIT"], s["GLOBAL_WINDOW_MS"] = rate_limit_parts(s["RATELIMIT_GLOBAL"])
+    s["RESCUE_LIMIT"], s["RESCUE_WINDOW_MS"] = rate_limit_parts(s["RATELIMIT_SESSION_RESCUE"])
     uri, options = limits_storage(target, s["REDIS_TIMEOUT"], s["REDIS_SENTINEL_PASSWORD"])
     # The limiter's keys under REDIS_KEY_PREFIX too: limits names them
     # "<key_prefix>:LIMITER/<flask-limiter's prefix>/...", so the storage's prefix carries ours

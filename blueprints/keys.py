@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict
 from typing import Any
 
@@ -20,12 +19,11 @@ from schemas.keys import (
     KeyUsageSchema,
     UsageQuerySchema,
 )
-from security.gate import current_principal
+from security.principal import current_principal
 from services import security_events
 from store import apikeys
 
 bp = Blueprint("keys", __name__, url_prefix="/api/keys", description="API keys")
-log = logging.getLogger("genmb.security")
 
 
 @bp.before_request
@@ -81,12 +79,12 @@ def create_key(body: dict[str, Any]) -> dict[str, Any]:
         current_app.config["MAX_KEYS_PER_USER"],
         _key_plans(),
     )
-    log.info(
-        "api_key.created key_id=%s prefix=%s user_id=%s ip=%s",
-        info.id,
-        info.prefix,
-        principal.user_id,
-        request.remote_addr,
+    security_events.log_event(
+        "api_key.created",
+        key_id=info.id,
+        prefix=info.prefix,
+        user_id=principal.user_id,
+        ip=request.remote_addr,
     )
     return _handed_out(principal.user_id, info, raw)
 
@@ -104,12 +102,12 @@ def revoke_key(key_id: str) -> tuple[str, int]:
     """Revoke a key: its next request fails on every worker."""
     principal = current_principal()
     prefix = apikeys.revoke(storage(), principal.user_id, key_id)
-    log.info(
-        "api_key.revoked key_id=%s prefix=%s user_id=%s ip=%s",
-        key_id,
-        prefix,
-        principal.user_id,
-        request.remote_addr,
+    security_events.log_event(
+        "api_key.revoked",
+        key_id=key_id,
+        prefix=prefix,
+        user_id=principal.user_id,
+        ip=request.remote_addr,
     )
     security_events.record(
         principal.user_id, "api_key.revoked", security_events.USER, key_id=key_id, key_prefix=prefix
@@ -134,14 +132,14 @@ def roll_key(body: dict[str, Any], key_id: str) -> dict[str, Any]:
     principal = current_principal()
     overlap = body["overlap_seconds"]
     info, raw = apikeys.roll(storage(), principal.user_id, key_id, overlap, _key_plans())
-    log.info(
-        "api_key.rolled key_id=%s new_key_id=%s prefix=%s overlap=%d user_id=%s ip=%s",
-        key_id,
-        info.id,
-        info.prefix,
-        overlap,
-        principal.user_id,
-        request.remote_addr,
+    security_events.log_event(
+        "api_key.rolled",
+        key_id=key_id,
+        new_key_id=info.id,
+        prefix=info.prefix,
+        overlap=overlap,
+        user_id=principal.user_id,
+        ip=request.remote_addr,
     )
     return _handed_out(principal.user_id, info, raw)
 

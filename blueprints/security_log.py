@@ -8,7 +8,7 @@ from errors import api_error
 from extensions import Blueprint, storage
 from openapi import SESSION, SESSION_ONLY, SESSION_ONLY_WRITE, SESSION_WRITE, errors
 from schemas.security_log import SecurityAlertsSchema, SecurityLogQuerySchema, SecurityLogSchema
-from security.gate import current_principal
+from security.principal import current_principal
 from services.security_events import policy
 from store import security_log
 from store.errors import NotFound

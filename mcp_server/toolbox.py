@@ -24,7 +24,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 
 from errors import api_error, domain_error
 from mcp_server import PRINCIPAL_ENVIRON_KEY
-from security.gate import Principal
+from security.principal import Principal
 from services import limits
 from store.errors import UNAVAILABLE, StoreError
 

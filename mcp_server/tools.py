@@ -27,7 +27,7 @@ from config import BILLABLE_ACTIONS, app_caps
 from extensions import storage
 from mcp_server.toolbox import Toolbox
 from schemas.apps import AppCreateSchema, AppSchema, CodegenSchema, JobSchema
-from security.gate import Principal
+from security.principal import Principal
 from services import jobs, limits
 from services.credits import summary
 from store import apps

@@ -62,6 +62,14 @@ CATALOGUE: dict[str, ErrorKind] = {
             400, "validation_error", "The request body is invalid.", "the body is not valid JSON"
         ),
         ErrorKind(
+            400,
+            "oauth_not_supported",
+            "This server uses API keys, not OAuth: the key in your configuration is missing, "
+            "invalid or revoked — create one in Settings → API Keys.",
+            "an OAuth client registration (POST /register): an MCP client that took a 401 "
+            "for an OAuth challenge",
+        ),
+        ErrorKind(
             401,
             "missing_credentials",
             "Authentication required: send an API key or log in.",
@@ -123,6 +131,12 @@ CATALOGUE: dict[str, ErrorKind] = {
             "key_limit_reached",
             "You already have the maximum number of API keys; delete one to create another.",
             "the user holds MAX_KEYS_PER_USER keys",
+        ),
+        ErrorKind(
+            409,
+            "duplicate_name",
+            "You already have a key with this name; choose another name.",
+            "one of the user's keys already has this name (names are unique per user)",
         ),
         ErrorKind(
             409,
@@ -220,6 +234,7 @@ DOMAIN_CODES: dict[type[Exception], str] = {
     domain.EmailTaken: "email_taken",
     domain.PlanRequired: "plan_required",
     domain.KeyLimitReached: "key_limit_reached",
+    domain.DuplicateName: "duplicate_name",
     domain.KeyRolling: "key_rolling",
     domain.AppLimitReached: "app_limit_reached",
     domain.InsufficientCredits: "insufficient_credits",

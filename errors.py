@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from flask import Flask, Response, current_app, has_request_context, jsonify, request
+from flask import Flask, Response, current_app, g, has_request_context, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from logs import remove_keys
@@ -308,6 +308,8 @@ def error_response(
     fields: Any = None,
 ) -> Response:
     """Render {"error": {"code", "message"[, "fields"]}} with a status and headers."""
+    if status == 401 and has_request_context() and g.get("credential_hint"):
+        message = f"{message} {g.credential_hint}"  # security/credentials.py: wrong scheme
     if has_request_context() and request.path == MCP_PATH:
         return mcp_error_response(status, code, message, headers, fields)
     body: dict[str, Any] = {"code": code, "message": message}

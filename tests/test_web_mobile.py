@@ -363,11 +363,20 @@ def test_dead_ends_have_a_way_out(
     assert console.unexpected() == []
 
 
+def spend_the_window(url: str) -> None:
+    """What a runaway script does: requests from this address until one is refused (429)."""
+    for _ in range(100):
+        if requests.get(f"{url}/api/me", timeout=10).status_code == 429:
+            return
+    raise AssertionError("the window was never spent")
+
+
 def test_a_spent_window_is_waited_out_with_a_countdown(
     browser, small_window_server, redis_url, make_user, console
 ):
     """A script spends the IP's window; Settings then shows a countdown, not "…" and
-    "Loading keys…" forever, and fills in by itself once the window has room again."""
+    "Loading keys…" forever, and fills in by itself once the window has room again; a
+    Delete under a spent window counts down in its dialog, then goes through."""
     console.allow(r"status of 429")
     make_user("pro", email="spent@example.test")
     site = small_window_server
@@ -376,22 +385,29 @@ def test_a_spent_window_is_waited_out_with_a_countdown(
     log_in(page, "spent@example.test")
     expect(page.locator("#api-keys tbody tr[data-key-id]")).to_have_count(1)
 
-    spent = False
-    for _ in range(100):  # the script: as many requests as the window takes, and one more
-        if requests.get(f"{site.url}/api/me", timeout=10).status_code == 429:
-            spent = True
-            break
-    assert spent
+    spend_the_window(site.url)
     started = time.monotonic()
     page.reload()
-    wait_line = page.locator("[data-page-wait]")
+    wait_line = page.locator("p.page-message[data-page-wait]")
     expect(wait_line).to_be_visible()
     expect(wait_line).to_contain_text(re.compile(r"Trying again in \d+ s"))
     first = wait_line.inner_text()
     no_sideways_scroll(page, "waiting")
     expect(page.locator("[data-account-email]")).to_have_text("spent@example.test", timeout=30_000)
-    expect(page.locator("#api-keys tbody tr[data-key-id]")).to_have_count(1, timeout=30_000)
+    rows = page.locator("#api-keys tbody tr[data-key-id]")
+    expect(rows).to_have_count(1, timeout=30_000)
     expect(wait_line).to_be_hidden(timeout=30_000)
     assert time.monotonic() - started < 30, first
+
+    # The runaway script's key is deleted under a spent window: the dialog counts down too.
+    page.get_by_role("button", name="Delete key “Runaway script”").click()
+    confirm = page.get_by_role("dialog", name="Delete key “Runaway script”?")
+    spend_the_window(site.url)
+    confirm.get_by_role("button", name="Delete key").click()
+    expect(confirm.locator("[data-page-wait]")).to_contain_text(
+        re.compile(r"Trying again in \d+ s")
+    )
+    expect(confirm).to_be_hidden(timeout=30_000)
+    expect(rows).to_have_count(0, timeout=30_000)
     page.context.close()
     assert console.unexpected() == []

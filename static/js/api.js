@@ -24,22 +24,19 @@ export class ApiError extends Error {
 const waits = new Set(); // the deadlines (ms) of the requests waiting now
 let ticker = null;
 
+/** The countdown in every wait line: the page's, and the one in a dialog (Delete). */
 function showWaits() {
-  const line = document.querySelector("[data-page-wait]");
   const now = Date.now();
   const until = Math.max(0, ...waits);
-  if (!line) {
-    return;
-  }
-  if (waits.size === 0 || until <= now) {
-    line.textContent = "";
-    line.hidden = true;
-    return;
-  }
+  const waiting = waits.size > 0 && until > now;
   const seconds = Math.ceil((until - now) / 1000);
-  line.hidden = false;
-  line.textContent = "Too many requests from your network address just now (a script using "
-    + `the same address may have spent its limit). Trying again in ${seconds} s…`;
+  for (const line of document.querySelectorAll("[data-page-wait]")) {
+    line.hidden = !waiting;
+    line.textContent = waiting
+      ? "Too many requests from your network address just now (a script using the same "
+        + `address may have spent its limit). Trying again in ${seconds} s…`
+      : "";
+  }
 }
 
 /** Wait `seconds` (a 429's Retry-After), counting down in the page's wait line. */

@@ -165,9 +165,8 @@ export function timeElement(iso) {
   return element;
 }
 
-const UNITS = [
-  [60, 1, "s"], [3600, 60, "min"], [86400, 3600, "h"], [86400 * 30, 86400, "day"],
-];
+// [below this many seconds, count in units of this many seconds, unit]
+const UNITS = [[3600, 60, "min"], [86400, 3600, "h"], [86400 * 30, 86400, "day"]];
 
 /** "just now", "2 min ago", "3 h ago", "5 days ago"; a date beyond 30 days. */
 export function relativeText(iso, now = Date.now()) {

@@ -354,6 +354,11 @@ def test_dead_ends_have_a_way_out(
     expect(view.get_by_role("button", name="Delete key “Nightly job”")).to_be_visible()
     no_sideways_scroll(page, "downgraded")
 
+    page.goto("/apps/app_0000000000000000")
+    expect(page.get_by_role("heading", level=1)).to_have_text("App not found")
+    expect(page.locator("#mcp")).to_be_hidden()  # no MCP panel under "App not found"
+    no_sideways_scroll(page, "app not found")
+
     page.goto("/setings")
     expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
     no_sideways_scroll(page, "404 page")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from flask import Flask, Response, current_app, has_request_context, jsonify, request
+from flask import Flask, Response, current_app, g, has_request_context, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from http_names import MCP_PATH
@@ -61,6 +61,14 @@ CATALOGUE: dict[str, ErrorKind] = {
         ),
         ErrorKind(
             400, "validation_error", "The request body is invalid.", "the body is not valid JSON"
+        ),
+        ErrorKind(
+            400,
+            "oauth_not_supported",
+            "This server uses API keys, not OAuth: the key in your configuration is missing, "
+            "invalid or revoked — create one in Settings → API Keys.",
+            "an OAuth client registration (POST /register): an MCP client that took a 401 "
+            "for an OAuth challenge",
         ),
         ErrorKind(
             401,
@@ -124,6 +132,12 @@ CATALOGUE: dict[str, ErrorKind] = {
             "key_limit_reached",
             "You already have the maximum number of API keys; delete one to create another.",
             "the user holds MAX_KEYS_PER_USER keys",
+        ),
+        ErrorKind(
+            409,
+            "duplicate_name",
+            "You already have a key with this name; choose another name.",
+            "one of the user's keys already has this name (names are unique per user)",
         ),
         ErrorKind(
             409,
@@ -221,6 +235,7 @@ DOMAIN_CODES: dict[type[Exception], str] = {
     domain.EmailTaken: "email_taken",
     domain.PlanRequired: "plan_required",
     domain.KeyLimitReached: "key_limit_reached",
+    domain.DuplicateName: "duplicate_name",
     domain.KeyRolling: "key_rolling",
     domain.AppLimitReached: "app_limit_reached",
     domain.InsufficientCredits: "insufficient_credits",
@@ -293,6 +308,8 @@ def error_response(
     fields: Any = None,
 ) -> Response:
     """Render {"error": {"code", "message"[, "fields"]}} with a status and headers."""
+    if status == 401 and has_request_context() and g.get("credential_hint"):
+        message = f"{message} {g.credential_hint}"  # security/credentials.py: wrong scheme
     if has_request_context() and request.path == MCP_PATH:
         return mcp_error_response(status, code, message, headers, fields)
     body: dict[str, Any] = {"code": code, "message": message}

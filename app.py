@@ -9,7 +9,18 @@ from flask import Flask
 from flask.sessions import SessionInterface
 
 import cli
-from blueprints import account, apps, auth, health, keys, mcp, secret_scanning, security_log, web
+from blueprints import (
+    account,
+    apps,
+    auth,
+    health,
+    keys,
+    mcp,
+    oauth,
+    secret_scanning,
+    security_log,
+    web,
+)
 from config import load_settings
 from errors import register_error_handlers
 from extensions import STORAGE_EXTENSION, api, limiter
@@ -91,4 +102,6 @@ def register_blueprints(app: Flask) -> None:
     # GitHub's signed reports: a partner webhook outside the gate and /openapi.json.
     app.register_blueprint(secret_scanning.bp)
     app.register_blueprint(mcp.bp)  # POST /mcp; not in /openapi.json (JSON-RPC, not REST)
+    # What OAuth clients probe after a 401 from /mcp: refused, saying why (no OAuth here).
+    app.register_blueprint(oauth.bp)
     app.register_blueprint(web.bp)

@@ -760,7 +760,8 @@ def load_settings(
         if not development:
             raise SettingError(
                 "SECRET_KEY is not set: it is required in production (GENMB_ENV=development "
-                "derives one)"
+                "derives one); to use the server `make run` started, load its settings first: "
+                "set -a; . var/run.env; set +a"
             )
         # Development only: derived, not random, so that every worker of one deployment
         # agrees on it (CSRF tokens made by one worker must verify on another).

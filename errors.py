@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from flask import Flask, Response, current_app, has_request_context, jsonify, request
+from flask import Flask, Response, current_app, g, has_request_context, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from config import key_plans_text
@@ -74,6 +74,14 @@ CATALOGUE: dict[str, ErrorKind] = {
             also=((422, "`fields` says which field (or query parameter) is wrong and why"),),
         ),
         ErrorKind(
+            400,
+            "oauth_not_supported",
+            "This server uses API keys, not OAuth: the key in your configuration is missing, "
+            "invalid or revoked — create one in Settings → API Keys.",
+            "an OAuth client registration (POST /register): an MCP client that took a 401 "
+            "for an OAuth challenge",
+        ),
+        ErrorKind(
             401,
             "missing_credentials",
             "Authentication required: send an API key or log in.",
@@ -135,6 +143,12 @@ CATALOGUE: dict[str, ErrorKind] = {
             "key_limit_reached",
             "You already have the maximum number of API keys; delete one to create another.",
             "the user holds MAX_KEYS_PER_USER keys",
+        ),
+        ErrorKind(
+            409,
+            "duplicate_name",
+            "You already have a key with this name; choose another name.",
+            "one of the user's keys already has this name (names are unique per user)",
         ),
         ErrorKind(
             409,
@@ -245,6 +259,7 @@ DOMAIN_CODES: dict[type[Exception], str] = {
     domain.EmailTaken: "email_taken",
     domain.PlanRequired: "plan_required",
     domain.KeyLimitReached: "key_limit_reached",
+    domain.DuplicateName: "duplicate_name",
     domain.KeyRolling: "key_rolling",
     domain.AppLimitReached: "app_limit_reached",
     domain.InsufficientCredits: "insufficient_credits",
@@ -310,6 +325,10 @@ def _envelope(error: ApiError) -> Response:
 
 def render(error: ApiError) -> Response:
     """The response for an ApiError: the envelope (JSON-RPC on /mcp), its status and headers."""
+    if error.status == 401 and has_request_context() and g.get("credential_hint"):
+        # security/credentials.py: a key sent with the wrong scheme says how to send it.
+        hinted = f"{error.message} {g.credential_hint}"
+        error = ApiError(error.status, error.code, hinted, error.headers, error.fields)
     on_mcp = has_request_context() and request.path == MCP_PATH
     response = _json_rpc_error(error) if on_mcp else _envelope(error)
     response.status_code = error.status

@@ -62,10 +62,7 @@ def list_keys() -> dict[str, Any]:
     JSON_BODY,
     409,
     security=SESSION_WRITE,
-    descriptions={
-        409: "`key_limit_reached`: the user holds MAX_KEYS_PER_USER live keys; "
-        "`duplicate_name`: one of the user's keys already has this name."
-    },
+    descriptions={409: "`key_limit_reached`: the user holds MAX_KEYS_PER_USER live keys."},
 )
 @bp.arguments(KeyCreateSchema)
 @bp.response(201, CreatedKeySchema)

@@ -146,12 +146,6 @@ CATALOGUE: dict[str, ErrorKind] = {
         ),
         ErrorKind(
             409,
-            "duplicate_name",
-            "You already have a key with this name; choose another name.",
-            "one of the user's keys already has this name (names are unique per user)",
-        ),
-        ErrorKind(
-            409,
             "key_rolling",
             "This key is already being rolled, or the key it replaced still works: "
             "wait for that overlap to end, or delete the old key, then roll again.",
@@ -259,7 +253,6 @@ DOMAIN_CODES: dict[type[Exception], str] = {
     domain.EmailTaken: "email_taken",
     domain.PlanRequired: "plan_required",
     domain.KeyLimitReached: "key_limit_reached",
-    domain.DuplicateName: "duplicate_name",
     domain.KeyRolling: "key_rolling",
     domain.AppLimitReached: "app_limit_reached",
     domain.InsufficientCredits: "insufficient_credits",

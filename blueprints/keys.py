@@ -65,7 +65,6 @@ def list_keys() -> dict[str, Any]:
     SESSION_ONLY_WRITE,
     JSON_BODY,
     "key_limit_reached",
-    "duplicate_name",
     security=SESSION_WRITE,
 )
 @bp.arguments(KeyCreateSchema)

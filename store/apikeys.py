@@ -14,7 +14,6 @@ from store.clock import is_id, iso, new_id, utcnow
 from store.digest import KEY_PREFIX, digest, display_prefix, is_well_formed
 from store.durability import Replication, run_replicated
 from store.errors import (
-    DuplicateName,
     KeyLimitReached,
     KeyRolling,
     NotFound,
@@ -28,10 +27,8 @@ REVOCATION_MEMORY_SECONDS = 7 * 24 * 3600
 
 
 # What create_key.lua and roll_key.lua answer instead of "ok", and the domain error each
-# means. Only "collision" (the new key's digest is taken: draw another) and "stale" are
-# retried.
+# means. "collision" (the new key's digest is taken) is the one answer that is retried.
 COLLISION = "collision"
-STALE = "stale"  # the key indexes changed under create_key.lua: run it again, same key
 REFUSALS: dict[str, type[Exception]] = {
     "plan_required": PlanRequired,
     "not_found": NotFound,
@@ -39,7 +36,6 @@ REFUSALS: dict[str, type[Exception]] = {
     "no_user": NotFound,
     "rolling": KeyRolling,
     "predecessor_rolling": KeyRolling,
-    "duplicate_name": DuplicateName,
 }
 NEW_KEY_DRAWS = 3  # a digest collision is astronomically unlikely; draw again anyway
 
@@ -58,9 +54,6 @@ class KeyInfo:
     requests_30d: int = 0
 
 
-# Rounds of create_key.lua beyond the cap when keys are added under it (each stale round
-# means another create or roll of the user's succeeded meanwhile).
-STALE_RETRIES = 8
 # A rolled key's overlap, in seconds: 0 (refused at once) to 7 days.
 MAX_OVERLAP_SECONDS = 7 * 24 * 3600
 # Days of usage the API shows at most (the counters keep one more: lib/usage.lua).
@@ -113,60 +106,38 @@ def _warn_if_unreplicated(event: str, key_id: str, user_id: str, replication: Re
 def create(
     storage: Storage, user_id: str, name: str, max_keys: int, key_plans: list[str]
 ) -> tuple[KeyInfo, str]:
-    """Create a key within the cap, under a name none of the user's keys has; returns its
-    info and the raw key, which is never stored.
+    """Create a key within the cap; returns its info and the raw key, which is never stored.
 
     It waits for replicas like a revocation, but a shortfall is only logged: a new key lost
     in a failover fails closed (it stops working), it never lets anyone in.
     """
     names = storage.names
-    claimed = None
-    try:
-        # A digest collision is astronomically unlikely, and the indexes change under a
-        # create only when another create, roll or revoke of this user's races it: a few
-        # rounds bound both.
-        for _ in range(max_keys + STALE_RETRIES):
-            claimed = claimed or _claim_new_key(storage, user_id, name)
-            if claimed is None:
-                continue
-            raw, info, key_digest = claimed
-            live, rolling = _index(storage, user_id)
-            digests = sorted([*live.values(), *rolling.values()])
-            outcome, replication = run_replicated(
-                storage,
-                "create_key",
-                [
-                    names.user(user_id),
-                    names.user_keys(user_id),
-                    names.api_key(user_id, key_digest),
-                    names.user_rolling_keys(user_id),
-                    *(names.api_key(user_id, d) for d in digests),
-                ],
-                [
-                    max_keys,
-                    info.id,
-                    user_id,
-                    name,
-                    info.prefix,
-                    info.created_at,
-                    key_digest,
-                    " ".join(key_plans),
-                    " ".join(digests),
-                ],
-            )
-            if outcome == "ok":
-                claimed = None
-                _warn_if_unreplicated("api_key.created_unreplicated", info.id, user_id, replication)
-                return info, raw
-            if outcome == STALE:
-                continue
-            storage.redis.delete(names.key_owner(key_digest))
-            claimed = None
-            if outcome != COLLISION:
-                _refuse("create_key", outcome, user_id)
-    finally:
-        if claimed is not None:  # a claim left behind by a refused create is only tidied
-            storage.redis.delete(names.key_owner(claimed[2]))
+    for _ in range(NEW_KEY_DRAWS):
+        claimed = _claim_new_key(storage, user_id, name)
+        if claimed is None:
+            continue
+        raw, info, key_digest = claimed
+        outcome, replication = run_replicated(
+            storage,
+            "create_key",
+            [names.user(user_id), names.user_keys(user_id), names.api_key(user_id, key_digest)],
+            [
+                max_keys,
+                info.id,
+                user_id,
+                name,
+                info.prefix,
+                info.created_at,
+                key_digest,
+                " ".join(key_plans),
+            ],
+        )
+        if outcome == "ok":
+            _warn_if_unreplicated("api_key.created_unreplicated", info.id, user_id, replication)
+            return info, raw
+        storage.redis.delete(names.key_owner(key_digest))
+        if outcome != COLLISION:
+            _refuse("create_key", outcome, user_id)
     raise RuntimeError("could not allocate a unique key")
 
 

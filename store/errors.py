@@ -49,10 +49,6 @@ class KeyLimitReached(StoreError):
     """The user already holds the most keys allowed."""
 
 
-class DuplicateName(StoreError):
-    """One of the user's keys already has this name."""
-
-
 class KeyRolling(StoreError):
     """The key is in a roll's overlap already, or the key it was rolled from still is."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -152,13 +151,8 @@ def login(client, email: str) -> str:
     return response.json["csrf_token"]
 
 
-# Key names are unique per user (409 duplicate_name): a default name is numbered.
-_KEY_NUMBERS = itertools.count(1)
-
-
-def create_key(client, csrf: str, name: str | None = None) -> dict:
+def create_key(client, csrf: str, name: str = "test key") -> dict:
     """Create a key through the API with a logged-in test client; returns the 201 body."""
-    name = name or f"test key {next(_KEY_NUMBERS)}"
     response = client.post("/api/keys", json={"name": name}, headers={"X-CSRF-Token": csrf})
     assert response.status_code == 201, response.json
     return response.json
@@ -193,9 +187,8 @@ class LiveSession:
         assert r.status_code == 200, r.text
         self.csrf = r.json()["csrf_token"]
 
-    def create_key(self, name: str | None = None) -> requests.Response:
-        """POST /api/keys (a numbered name unless one is given)."""
-        name = name or f"live key {next(_KEY_NUMBERS)}"
+    def create_key(self, name: str = "live key") -> requests.Response:
+        """POST /api/keys."""
         return self.http.post(
             f"{self.base_url}/api/keys",
             json={"name": name},

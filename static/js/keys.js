@@ -290,6 +290,13 @@ export function mountKeyView(root, { user, maxKeys, keyPlans, mcpUrl }) {
       el.createName.focus();
       return;
     }
+    // The API allows two keys with one name; the page steers away from it, because two
+    // alike names make the list (and the delete confirmation) hard to tell apart.
+    if (keys.some((key) => key.name === name)) {
+      el.createError.textContent = "You already have a key with this name; choose another name.";
+      el.createName.focus();
+      return;
+    }
     el.createError.textContent = "";
     el.createSubmit.disabled = true;
     let created;

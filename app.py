@@ -9,7 +9,9 @@ from flask import Flask
 from flask.sessions import SessionInterface
 
 import cli
+import metrics
 from blueprints import account, apps, auth, health, keys, mcp, secret_scanning, security_log, web
+from blueprints import metrics as metrics_bp
 from config import load_settings
 from errors import register_error_handlers
 from extensions import STORAGE_EXTENSION, api, limiter
@@ -25,6 +27,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     configure_logging()
     app = Flask(__name__)
     app.config.update(load_settings(config))
+    configure_logging(log_format=app.config["LOG_FORMAT"])
     register_extensions(app)
     register_blueprints(app)
     register_error_handlers(app)
@@ -35,6 +38,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 def register_extensions(app: Flask) -> None:
     """Storage (one Redis client per process), proxy trust, the gate, the API."""
     config = app.config
+    metrics.init_app(app)  # the METRICS switch, before the gate's hooks are installed
     client = connect(
         config["REDIS_URL"], config["REDIS_TIMEOUT"], config["REDIS_SENTINEL_PASSWORD"] or None
     )
@@ -90,3 +94,4 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(secret_scanning.bp)
     app.register_blueprint(mcp.bp)  # POST /mcp; not in /openapi.json (JSON-RPC, not REST)
     app.register_blueprint(web.bp)
+    app.register_blueprint(metrics_bp.bp)  # GET /metrics with METRICS_TOKEN; not in /openapi.json

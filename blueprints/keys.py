@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import current_app, request
 
+import metrics
 from blueprints.docs import BODY_CHECKED, COUNTED, JSON_BODY, SESSION, SESSION_WRITE, errors
 from config import plans_with_keys
 from errors import ApiError
@@ -83,6 +84,7 @@ def create_key(body: dict[str, Any]) -> dict[str, Any]:
         principal.user_id,
         request.remote_addr,
     )
+    metrics.key_created()
     return _handed_out(principal.user_id, info, raw)
 
 
@@ -100,6 +102,7 @@ def revoke_key(key_id: str) -> tuple[str, int]:
         principal.user_id,
         request.remote_addr,
     )
+    metrics.key_revoked("user")
     security_events.record(
         principal.user_id, "api_key.revoked", security_events.USER, key_id=key_id, key_prefix=prefix
     )
@@ -139,6 +142,7 @@ def roll_key(body: dict[str, Any], key_id: str) -> dict[str, Any]:
         principal.user_id,
         request.remote_addr,
     )
+    metrics.key_rolled()
     return _handed_out(principal.user_id, info, raw)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from flask import Flask, Response, current_app, g, request
 
+import metrics
 from config import plans_with_keys
 from errors import ApiError, invalid_api_key, missing_credentials, plan_required
 from extensions import limiter, storage
@@ -93,10 +94,9 @@ def _security_event(event: str, **fields: object) -> None:
     Control characters in values (a decoded path can hold a newline) are escaped, so a
     client cannot forge a second log line.
     """
-    detail = " ".join(
-        f"{k}={escape_controls(str(v))}" for k, v in fields.items() if v not in (None, "")
-    )
-    log.info("%s %s", event, detail)
+    shown = {k: escape_controls(str(v)) for k, v in fields.items() if v not in (None, "")}
+    # One %s per field: LOG_FORMAT=json takes the field names from this format (logs.py).
+    log.info(" ".join([event, *(f"{k}=%s" for k in shown)]), *shown.values())
 
 
 def counted(path: str) -> bool:
@@ -110,6 +110,7 @@ def before_request() -> None:
         return
     config = current_app.config
     credential = presented(request, config["SESSION_COOKIE_NAME"])
+    started = time.perf_counter()
     result = gate_store.check(
         storage(),
         rate_limit_subject(request.remote_addr),
@@ -119,6 +120,7 @@ def before_request() -> None:
         config["KEY_PLANS_ARG"],
         config["KEY_USAGE"] == "on",
     )
+    metrics.gate_seconds(started)
     g.rate = result.rate
     if not result.rate.admitted:  # Retry-After is set with the other headers, after_request
         raise ApiError(429, "rate_limited", "Too many requests; slow down and retry later.")
@@ -238,5 +240,5 @@ def init_app(app: Flask) -> None:
     """Install the gate on the app (authentication first, then the body check)."""
     # The plans whose keys the gate admits, as the gate scripts take them (computed once).
     app.config["KEY_PLANS_ARG"] = " ".join(plans_with_keys(app.config["PLANS"]))
-    app.before_request(before_request)  # it ends with check_request_body()
+    app.before_request(metrics.gate_outcomes(before_request))  # ends with check_request_body()
     app.after_request(after_request)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+import metrics
 from extensions import storage
 from services import security_events
 from store import apikeys
@@ -42,6 +43,7 @@ def revoke_leaked(token: str, url: str, source: str) -> bool:
 
 
 def _record_leak(key: OwnedKey, url: str, source: str) -> None:
+    metrics.key_revoked("leaked")
     log.info(
         "api_key.revoked reason=leaked key_id=%s prefix=%s user_id=%s source=%s",
         key.id,
@@ -78,6 +80,7 @@ def revoke_by_operator(key: OwnedKey) -> None:
 
 
 def _record_operator(key: OwnedKey) -> None:
+    metrics.key_revoked("operator")
     log.info(
         "api_key.revoked reason=operator key_id=%s prefix=%s user_id=%s",
         key.id,

@@ -377,7 +377,8 @@ class Stack:
             str(self.workers),
             topology.WSGI_APP,
         ]
-        url = f"http://{LOOPBACK}:{port}/healthz"
+        # Ready (Redis takes writes, the scripts are loaded), not merely alive: nginx comes next.
+        url = f"http://{LOOPBACK}:{port}/readyz"
         return Part(name, argv, env, self.dir / f"{name}.log", lambda: http_ok(url))
 
     def _sentinel_setting(self) -> dict[str, str]:

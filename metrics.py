@@ -72,6 +72,10 @@ JOB_ACTIONS = ("codegen", "deploy")
 for _action in JOB_ACTIONS:  # the series exist (at 0) before the first job
     CREDITS_CHARGED.labels(_action)
     JOBS.labels(_action, "started")
+# mcp_server/tools.py's tools (a new one is counted too; it only lacks its zero series).
+MCP_TOOLS = ("list_apps", "create_app", "start_codegen", "start_deploy", "get_usage")
+for _tool in MCP_TOOLS:
+    MCP_TOOL_CALLS.labels(_tool, "ok")
 
 _enabled = True  # METRICS=off turns every recorder into a no-op (to measure their cost)
 

@@ -229,7 +229,7 @@ ALLOWED_LABELS = {
     "reason": set(metrics.REVOKE_REASONS),
     "kind": {kind for _, kind in metrics._REDIS_KINDS} | {"other"},
     "action": set(metrics.JOB_ACTIONS),
-    "tool": {"list_apps", "create_app", "start_codegen", "start_deploy", "get_usage"},
+    "tool": set(metrics.MCP_TOOLS),
     "le": None,  # histogram buckets: numbers
 }
 FORBIDDEN = [

@@ -159,10 +159,8 @@ class JsonFormatter(logging.Formatter):
 def formatter(log_format: str) -> logging.Formatter:
     """The formatter of LOG_FORMAT (`text`: the human-readable FORMAT; `json`)."""
     global _json_lines
-    if log_format == "json":
-        _json_lines = True
-        return JsonFormatter()
-    return logging.Formatter(FORMAT)
+    _json_lines = log_format == "json"
+    return JsonFormatter() if _json_lines else logging.Formatter(FORMAT)
 
 
 def install_filter(logger: logging.Logger) -> None:

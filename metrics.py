@@ -36,7 +36,9 @@ KEYS_CREATED = Counter("genmb_api_keys_created", "API keys created (a roll creat
 KEYS_REVOKED = Counter("genmb_api_keys_revoked", "API keys revoked, by reason", ["reason"])
 MCP_TOOL_CALLS = Counter("genmb_mcp_tool_calls", "MCP tool calls, by outcome", ["tool", "outcome"])
 
-# The gate's possible decisions, bound once: a request pays one dict lookup and one inc().
+# Each counted request's decision, bound once: a request pays one dict lookup and one inc().
+# The gate refuses with most of these; a blueprint's own access check (access_refusal) with
+# session_required or cross_site_request, after the gate admitted the request.
 GATE_OUTCOMES = (
     "admitted",
     "rate_limited",
@@ -44,6 +46,8 @@ GATE_OUTCOMES = (
     "invalid_api_key",
     "plan_required",
     "csrf_failed",
+    "session_required",
+    "cross_site_request",
     "payload_too_large",
     "unsupported_media_type",
     "service_unavailable",
@@ -81,9 +85,11 @@ _enabled = True  # METRICS=off turns every recorder into a no-op (to measure the
 
 
 def init_app(app: Flask) -> None:
-    """Record or not, as METRICS says (one switch per process: the last app built wins)."""
+    """Record or not, as METRICS says (one switch per process: the last app built wins);
+    count each admitted request once its blueprints' access checks have run."""
     global _enabled
     _enabled = app.config.get("METRICS", "on") == "on"
+    app.teardown_request(_count_admitted)
 
 
 def enabled() -> bool:
@@ -100,7 +106,8 @@ def _outcome_of(exc: BaseException) -> str:
 
 
 def gate_outcomes(gate: Callable[[], None]) -> Callable[[], None]:
-    """Wrap the gate's before_request hook: count each counted request's decision once."""
+    """Wrap the gate's before_request hook: count each counted request's decision once (an
+    admission at the request's end, unless a blueprint's access check refuses it first)."""
 
     @functools.wraps(gate)
     def counted_gate() -> None:
@@ -111,9 +118,32 @@ def gate_outcomes(gate: Callable[[], None]) -> Callable[[], None]:
                 _OUTCOME[_outcome_of(exc)].inc()
             raise
         if _enabled and "rate" in g:  # the gate set g.rate: a counted request, admitted
-            _ADMITTED.inc()
+            g.metrics_outcome = _ADMITTED
 
     return counted_gate
+
+
+def access_refusal(check: Callable[[], None]) -> Callable[[], None]:
+    """Wrap a blueprint's before_request access check: its refusal is the request's outcome
+    (session_required, cross_site_request) instead of `admitted`."""
+
+    @functools.wraps(check)
+    def checked() -> None:
+        try:
+            check()
+        except Exception as exc:
+            if g.get("metrics_outcome") is not None:
+                g.metrics_outcome = _OUTCOME[_outcome_of(exc)]
+            raise
+
+    return checked
+
+
+def _count_admitted(exc: BaseException | None = None) -> None:
+    """teardown_request: count the admitted request's outcome (runs even after a crash)."""
+    child = g.pop("metrics_outcome", None)
+    if child is not None:
+        child.inc()
 
 
 def gate_seconds(started: float) -> None:

@@ -30,6 +30,7 @@ log = logging.getLogger("genmb.security")
 
 
 @bp.before_request
+@metrics.access_refusal
 def require_session() -> None:
     """Keys are managed from a logged-in session, never with a key."""
     if current_principal().method != "session":

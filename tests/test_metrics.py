@@ -139,6 +139,16 @@ def test_counters_are_exact_after_a_known_mix(live, make_user, storage):
     for _ in range(2):
         r = _session_send(http, base, "POST", "/api/apps", json={"name": "no csrf"})
         expect("csrf_failed", 403, r)
+    # A blueprint's own access checks, after the gate admitted the request.
+    for path in ("/api/keys", "/api/security-log"):
+        expect("session_required", 403, send(base, "GET", path, headers=_bearer(key)))
+    evil = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+    r = send(base, "POST", "/auth/logout", headers=evil)
+    expect("cross_site_request", 403, r)
+    # A view's own refusal is not the gate's: the request was admitted.
+    expect(
+        "admitted", 404, send(base, "GET", "/api/apps/app_0000000000000000", headers=_bearer(key))
+    )
     big = b'{"name": "' + b"x" * (1024 * 1024) + b'"}'
     json_type = {"Content-Type": "application/json"}
     r = send(base, "POST", "/api/apps", headers={**_bearer(key), **json_type}, data=big)

@@ -15,6 +15,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -69,13 +70,22 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
 
 
 class _QuietHandler(WSGIRequestHandler):
-    """No access line per scrape on stderr (one every few seconds is noise)."""
+    """No access line per scrape on stderr (one every few seconds is noise); a client that
+    stops sending is dropped after a while instead of holding a thread."""
+
+    timeout = 10
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
         """Say nothing."""
 
 
-class _Server6(WSGIServer):
+class _Server(ThreadingMixIn, WSGIServer):
+    """One thread per connection: a slow client cannot hold up the next scrape."""
+
+    daemon_threads = True
+
+
+class _Server6(_Server):
     """The same server on an IPv6 address."""
 
     address_family = socket.AF_INET6
@@ -83,7 +93,7 @@ class _Server6(WSGIServer):
 
 def serve(host: str, port: int) -> WSGIServer:
     """Listen on host:port and serve scrapes from a daemon thread; returns the server."""
-    server_class = _Server6 if ":" in host else WSGIServer
+    server_class = _Server6 if ":" in host else _Server
     server = make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
     threading.Thread(target=server.serve_forever, name="genmb-metrics", daemon=True).start()
     return server

@@ -379,6 +379,9 @@ class Stack:
         if name in self.metrics_ports:
             env["METRICS_BIND"] = f"{LOOPBACK}:{self.metrics_ports[name]}"
         env.pop("REDIS_PASSWORD", None)  # the app only needs its REDIS_URL
+        # Each instance its own metrics directory (gunicorn.conf.py makes one): a shared one
+        # would sum both instances in each one's /metrics.
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         argv = [
             sys.executable,
             "-m",

@@ -431,6 +431,16 @@ SETTINGS: tuple[Setting, ...] = (
         _checked_rate_limit,
     ),
     Setting(
+        "RATELIMIT_SESSION_RESCUE",
+        "rate limit",
+        _LIMIT_RULE,
+        "30 per minute",
+        "per logged-in session, once its client IP's window is spent: loading the account "
+        "and the key list and revoking keys still work this often, so a runaway script "
+        "cannot lock its owner out of the key page",
+        _checked_rate_limit,
+    ),
+    Setting(
         "RATELIMIT_CODEGEN",
         "rate limit",
         _LIMIT_RULE,
@@ -803,6 +813,7 @@ def load_settings(
     for name in ("RATELIMIT_CODEGEN", "RATELIMIT_DEPLOY"):
         rate_limit_parts(s[name])
     s["GLOBAL_LIMIT"], s["GLOBAL_WINDOW_MS"] = rate_limit_parts(s["RATELIMIT_GLOBAL"])
+    s["RESCUE_LIMIT"], s["RESCUE_WINDOW_MS"] = rate_limit_parts(s["RATELIMIT_SESSION_RESCUE"])
     if s["METRICS_BIND"] and parse_bind(s["METRICS_BIND"]) == parse_bind(s["BIND"]):
         raise SettingError(f"METRICS_BIND={s['METRICS_BIND']!r} is BIND's address: use another")
     uri, options = limits_storage(target, s["REDIS_TIMEOUT"], s["REDIS_SENTINEL_PASSWORD"])

@@ -12,6 +12,7 @@ from flask import Flask, Response, current_app, has_request_context, jsonify, re
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 import metrics
+from http_names import MCP_PATH
 from logs import remove_keys
 from store import errors as domain
 
@@ -261,7 +262,6 @@ def _http_error(status: int, name: str, description: str | None) -> ApiError:
 # /mcp speaks JSON-RPC: an MCP client shows the message of a JSON-RPC error object, so a refusal
 # there (401/403/429/503 from the gate, 405, 413, ...) keeps the API's HTTP status and headers
 # but carries {"jsonrpc", "id": null, "error": {"code", "message", "data": {"code", ...}}}.
-MCP_PATH = "/mcp"
 # JSON-RPC codes from the implementation-defined range the MCP SDK leaves free (-32003..-32019).
 MCP_JSONRPC_CODES = {401: -32010, 403: -32011, 429: -32012, 503: -32013}
 

@@ -9,6 +9,7 @@ from flask_smorest import Blueprint as SmorestBlueprint
 from werkzeug.exceptions import HTTPException
 
 from errors import http_exception_response
+from http_names import CSRF_HEADER, MCP_HEADER
 from schemas.common import ErrorSchema
 from security.jsonbody import StrictJsonParser
 from store.client import Storage
@@ -26,19 +27,18 @@ SECURITY_SCHEMES = {
     SCHEME_MCP_KEY: {
         "type": "apiKey",
         "in": "header",
-        "name": "X-MCP-API-Key",
+        "name": MCP_HEADER,
         "description": "An API key; wins over Authorization when both are sent.",
     },
     SCHEME_SESSION: {
         "type": "apiKey",
-        "in": "cookie",
-        "name": "genmb_session",
+        "in": "cookie",  # its name is the SESSION_COOKIE_NAME setting: filled in by init_app
         "description": "The session cookie that POST /auth/login sets.",
     },
     SCHEME_CSRF: {
         "type": "apiKey",
         "in": "header",
-        "name": "X-CSRF-Token",
+        "name": CSRF_HEADER,
         "description": "The session's csrf_token, on every session write.",
     },
 }
@@ -56,7 +56,7 @@ class Api(SmorestApi):
         """Set up the API, then declare the credentials the views refer to."""
         super().init_app(app, spec_kwargs=spec_kwargs)
         for name, scheme in SECURITY_SCHEMES.items():
-            if name == SCHEME_SESSION:  # __Host-genmb_session in production (config.py)
+            if name == SCHEME_SESSION:
                 scheme = {**scheme, "name": app.config["SESSION_COOKIE_NAME"]}
             self.spec.components.security_scheme(name, scheme)
 

@@ -114,13 +114,19 @@ class KeyRedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Redact and escape message, traceback and stack; always let the record through."""
-        if _json_lines and not hasattr(record, "genmb_fields"):
+        if _json_lines and not getattr(record, "genmb_done", False):
             # Once per record (the filter sits on loggers and handlers): a second pass would
             # see the formatted text, where a client's value could pose as a field.
-            found = event_fields(record.msg, record.args)
-            if found is None and record.name == "gunicorn.access":
-                found = ("http.access", access_fields(record.args) or {})
-            record.genmb_event, record.genmb_fields = found or (None, None)
+            record.genmb_done = True
+            given = getattr(record, "genmb_fields", None)  # security_events.log_event's
+            if given is not None:
+                fields = {k: log_safe(str(v)) for k, v in given.items() if k not in RESERVED}
+                record.genmb_fields = fields
+            else:
+                found = event_fields(record.msg, record.args)
+                if found is None and record.name == "gunicorn.access":
+                    found = ("http.access", access_fields(record.args) or {})
+                record.genmb_event, record.genmb_fields = found or (None, None)
         try:
             message = record.getMessage()
         except Exception:  # a broken format string must not hide the record

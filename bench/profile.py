@@ -15,7 +15,10 @@ from bench.servers import worker_pids
 CATEGORIES = (
     ("Redis round trip: the gate's EVALSHA", ("Storage.run (",)),
     ("flask-limiter's before_request hook", ("Limiter._check_request_limit",)),
-    ("gate: credentials, digest, attribution", ("before_request (security/gate.py",)),
+    (
+        "gate: credentials, digest, attribution, body check",
+        ("before_request (security/gate.py", "check_request_body (security/body.py"),
+    ),
     ("view + flask-smorest/marshmallow + JSON", ("Flask.dispatch_request",)),
     ("after_request: X-RateLimit-* headers", ("Flask.process_response",)),
     ("Flask/werkzeug: context, session, routing", ("Flask.wsgi_app",)),

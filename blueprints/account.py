@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 
 from blueprints.docs import COUNTED, KEY_OR_SESSION, errors
 from schemas.apps import MeSchema
-from security.gate import current_principal
+from security.principal import current_principal
 from services.credits import summary
 
 bp = Blueprint("account", __name__, url_prefix="/api", description="The account")

@@ -25,7 +25,7 @@ from schemas.apps import (
     JobEnvelopeSchema,
     encode_cursor,
 )
-from security.gate import current_principal
+from security.principal import current_principal
 from services import jobs, limits
 from store import apps
 

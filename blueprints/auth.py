@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,12 +21,12 @@ from errors import ApiError
 from extensions import Blueprint, storage
 from schemas.users import CredentialsSchema, LoginSchema, SessionSchema, UserEnvelopeSchema
 from security import csrf
-from security.gate import UNSAFE_METHODS, optional_principal
+from security.paths import UNSAFE_METHODS
+from security.principal import optional_principal
 from services import security_events
 from store import sessions, users
 
 bp = Blueprint("auth", __name__, url_prefix="/auth", description="Session authentication")
-log = logging.getLogger("genmb.security")
 
 
 # Sec-Fetch-Site values of a request the user's own pages (or the user, typing) started.
@@ -58,7 +57,9 @@ def refuse_cross_site() -> None:
     if (site is not None and site not in OWN_SITE) or (
         origin is not None and not _own_origin(origin)
     ):
-        log.info("auth.cross_site_refused path=%s ip=%s", request.path, request.remote_addr)
+        security_events.log_event(
+            "auth.cross_site_refused", path=request.path, ip=request.remote_addr
+        )
         raise ApiError(
             403,
             "cross_site_request",
@@ -87,7 +88,7 @@ def signup(body: dict[str, Any]) -> dict[str, Any]:
     user = users.create(
         storage(), body["email"], body["password"], "free", current_app.config["PASSWORD_SCRYPT_N"]
     )
-    log.info("user.created user_id=%s ip=%s", user.id, request.remote_addr)
+    security_events.log_event("user.created", user_id=user.id, ip=request.remote_addr)
     return {"user": _user_dict(user.id, user.email, user.plan)}
 
 
@@ -102,14 +103,16 @@ def login(body: dict[str, Any]) -> Response:
         storage(), body["email"], body["password"], config["PASSWORD_SCRYPT_N"]
     )
     if user is None:
-        log.info("auth.failed reason=invalid_credentials ip=%s", request.remote_addr)
+        security_events.log_event(
+            "auth.failed", reason="invalid_credentials", ip=request.remote_addr
+        )
         _record_failed_login(body["email"])
         raise ApiError(401, "invalid_credentials", "Wrong email or password.")
     old = request.cookies.get(config["SESSION_COOKIE_NAME"])
     if old:
         sessions.destroy(storage(), old)
     token = sessions.create(storage(), user.id, config["SESSION_LIFETIME_SECONDS"])
-    log.info("auth.login user_id=%s ip=%s", user.id, request.remote_addr)
+    security_events.log_event("auth.login", user_id=user.id, ip=request.remote_addr)
     security_events.record(user.id, "auth.login", security_events.USER)
     body_out = SessionSchema().dump(
         {"user": _user_dict(user.id, user.email, user.plan), "csrf_token": csrf.token_for(token)}
@@ -167,7 +170,7 @@ def logout() -> Response:
         return response
     csrf.require_valid(principal.session_token)
     sessions.destroy(storage(), principal.session_token or "")
-    log.info("auth.logout user_id=%s ip=%s", principal.user_id, request.remote_addr)
+    security_events.log_event("auth.logout", user_id=principal.user_id, ip=request.remote_addr)
     config = current_app.config
     response.delete_cookie(
         config["SESSION_COOKIE_NAME"],

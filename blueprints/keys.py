@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict
 from typing import Any
 
@@ -21,12 +20,11 @@ from schemas.keys import (
     KeyUsageSchema,
     UsageQuerySchema,
 )
-from security.gate import current_principal
+from security.principal import current_principal
 from services import security_events
 from store import apikeys
 
 bp = Blueprint("keys", __name__, url_prefix="/api/keys", description="API keys")
-log = logging.getLogger("genmb.security")
 
 
 @bp.before_request
@@ -78,12 +76,12 @@ def create_key(body: dict[str, Any]) -> dict[str, Any]:
     info, raw = apikeys.create(
         storage(), principal.user_id, body["name"], config["MAX_KEYS_PER_USER"], key_plans
     )
-    log.info(
-        "api_key.created key_id=%s prefix=%s user_id=%s ip=%s",
-        info.id,
-        info.prefix,
-        principal.user_id,
-        request.remote_addr,
+    security_events.log_event(
+        "api_key.created",
+        key_id=info.id,
+        prefix=info.prefix,
+        user_id=principal.user_id,
+        ip=request.remote_addr,
     )
     metrics.key_created()
     return _handed_out(principal.user_id, info, raw)
@@ -96,12 +94,12 @@ def revoke_key(key_id: str) -> tuple[str, int]:
     """Revoke a key: its next request fails on every worker."""
     principal = current_principal()
     prefix = apikeys.revoke(storage(), principal.user_id, key_id)
-    log.info(
-        "api_key.revoked key_id=%s prefix=%s user_id=%s ip=%s",
-        key_id,
-        prefix,
-        principal.user_id,
-        request.remote_addr,
+    security_events.log_event(
+        "api_key.revoked",
+        key_id=key_id,
+        prefix=prefix,
+        user_id=principal.user_id,
+        ip=request.remote_addr,
     )
     metrics.key_revoked("user")
     security_events.record(
@@ -134,14 +132,14 @@ def roll_key(body: dict[str, Any], key_id: str) -> dict[str, Any]:
     key_plans = plans_with_keys(config["PLANS"])
     overlap = body["overlap_seconds"]
     info, raw = apikeys.roll(storage(), principal.user_id, key_id, overlap, key_plans)
-    log.info(
-        "api_key.rolled key_id=%s new_key_id=%s prefix=%s overlap=%d user_id=%s ip=%s",
-        key_id,
-        info.id,
-        info.prefix,
-        overlap,
-        principal.user_id,
-        request.remote_addr,
+    security_events.log_event(
+        "api_key.rolled",
+        key_id=key_id,
+        new_key_id=info.id,
+        prefix=info.prefix,
+        overlap=overlap,
+        user_id=principal.user_id,
+        ip=request.remote_addr,
     )
     metrics.key_rolled()
     return _handed_out(principal.user_id, info, raw)

@@ -18,15 +18,18 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
-from errors import ApiError, error_response
+from errors import api_error, error_response
+from http_names import MCP_HEADER, MCP_PATH
 from logs import remove_keys
 from mcp_server import PRINCIPAL_ENVIRON_KEY
-from security.gate import current_principal
+from security.principal import current_principal
 
 bp = Blueprint("mcp", __name__)
 
 # The gate has used the credentials; the SDK never sees them (tools get the Principal).
-CREDENTIAL_ENVIRON_KEYS = frozenset({"HTTP_AUTHORIZATION", "HTTP_X_MCP_API_KEY", "HTTP_COOKIE"})
+CREDENTIAL_ENVIRON_KEYS = frozenset(
+    {"HTTP_AUTHORIZATION", "HTTP_" + MCP_HEADER.upper().replace("-", "_"), "HTTP_COOKIE"}
+)
 
 # Refusals the SDK answers in plain text, given our snake_case codes.
 SDK_REFUSAL_CODES = {
@@ -50,13 +53,13 @@ NO_STREAM = (
 )
 
 
-@bp.route("/mcp", methods=["GET", "DELETE"])
+@bp.route(MCP_PATH, methods=["GET", "DELETE"])
 def no_stream() -> Response:
     """405: an endless event stream would pin a sync worker, and there are no sessions."""
-    raise ApiError(405, "method_not_allowed", NO_STREAM, {"Allow": "POST"})
+    raise api_error("method_not_allowed", NO_STREAM, {"Allow": "POST"})
 
 
-@bp.route("/mcp", methods=["POST"])
+@bp.route(MCP_PATH, methods=["POST"])
 def endpoint() -> Response:
     """Hand one authenticated JSON-RPC POST to the SDK and return its answer."""
     from mcp_server.runtime import runtime_for  # the SDK loads on the first /mcp request

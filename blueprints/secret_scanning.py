@@ -8,7 +8,7 @@ is GitHub's feedback array, one entry per reported token: its SHA-256 (never the
 malformed or already revoked: one label, so the answer tells nothing more).
 
 Not authenticated by key or session and not counted in the gate's per-IP window (see
-security/gate.py, UNCOUNTED_PATHS): the signature is the authentication. It has its own
+security/paths.py, UNCOUNTED_PATHS): the signature is the authentication. It has its own
 per-IP limit (SECRET_SCANNING_RATELIMIT) and body cap (SECRET_SCANNING_MAX_BYTES). A missing
 or bad signature is 401 and changes nothing. Repeating a report is safe (GitHub retries):
 the keys are revoked already. When too few replicas confirmed a revocation the answer is
@@ -20,19 +20,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from errors import ApiError
 from extensions import limiter
-from security.gate import rate_limit_subject
 from security.github_signature import PublicKeys, verify
+from security.rate_subject import rate_limit_subject
+from services import security_events
 from services.revocation import revoke_leaked
 
 bp = Blueprint("secret_scanning", __name__)
-log = logging.getLogger("genmb.security")
 
 PATH = "/api/secret-scanning/github"
 KEYS_EXTENSION = "genmb_github_keys"
@@ -98,10 +97,11 @@ def github_report() -> Response:
         request.headers.get("Github-Public-Key-Identifier"),
         request.headers.get("Github-Public-Key-Signature"),
     ):
-        log.info(
-            "secret_scanning.refused reason=bad_signature ip=%s bytes=%d",
-            request.remote_addr,
-            len(body),
+        security_events.log_event(
+            "secret_scanning.refused",
+            reason="bad_signature",
+            ip=request.remote_addr,
+            bytes=len(body),
         )
         raise ApiError(
             401,
@@ -124,11 +124,11 @@ def github_report() -> Response:
                 "label": "true_positive" if live else "false_positive",
             }
         )
-    log.info(
-        "secret_scanning.report matches=%d revoked=%d ip=%s",
-        len(feedback),
-        revoked,
-        request.remote_addr,
+    security_events.log_event(
+        "secret_scanning.report",
+        matches=len(feedback),
+        revoked=revoked,
+        ip=request.remote_addr,
     )
     response = jsonify(feedback)
     response.headers["Cache-Control"] = "no-store"

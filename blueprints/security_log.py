@@ -9,7 +9,7 @@ from blueprints.docs import BODY_CHECKED, COUNTED, SESSION, SESSION_WRITE, error
 from errors import ApiError
 from extensions import Blueprint, storage
 from schemas.security_log import SecurityAlertsSchema, SecurityLogQuerySchema, SecurityLogSchema
-from security.gate import current_principal
+from security.principal import current_principal
 from services.security_events import policy
 from store import security_log
 from store.errors import NotFound

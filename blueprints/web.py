@@ -14,6 +14,7 @@ from flask import Blueprint, Response, current_app, redirect, render_template, r
 
 from config import plans_with_keys
 from extensions import storage
+from http_names import MCP_PATH
 from logs import KEY_SHAPE, remove_keys
 from store import sessions
 
@@ -62,7 +63,7 @@ def _page(template: str, **context: object) -> str:
 def mcp_url() -> str:
     """The public URL of the MCP endpoint: PUBLIC_URL when set, else this request's host."""
     base = current_app.config.get("PUBLIC_URL") or remove_keys(request.host_url)
-    return base.rstrip("/") + "/mcp"
+    return base.rstrip("/") + MCP_PATH
 
 
 @bp.route("/")

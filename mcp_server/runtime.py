@@ -25,6 +25,7 @@ from a2wsgi import ASGIMiddleware
 from flask import Flask
 from mcp.server.transport_security import TransportSecuritySettings
 
+from http_names import MCP_PATH
 from mcp_server.tools import build_server
 
 EXTENSION = "genmb_mcp_runtime"
@@ -54,7 +55,7 @@ class McpRuntime:
             allowed_origins=list(config["MCP_ALLOWED_ORIGINS"]),
         )
         asgi_app = self.server.streamable_http_app(
-            streamable_http_path="/mcp",
+            streamable_http_path=MCP_PATH,
             stateless_http=True,
             json_response=True,
             transport_security=security,

@@ -1,1 +1,1 @@
-"""The request gate: credentials parsing, the one-round-trip check, CSRF and passwords."""
+"""The request's way in: the gate and its hooks, credentials, CSRF, the edge, signed reports."""

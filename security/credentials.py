@@ -6,9 +6,8 @@ from dataclasses import dataclass
 
 from flask import Request
 
-from store import apikeys, sessions
-
-MCP_HEADER = "X-MCP-API-Key"
+from http_names import MCP_HEADER
+from store.digest import digest, display_prefix, is_well_formed
 
 
 @dataclass(frozen=True)
@@ -21,15 +20,15 @@ class Presented:
     def lookup(self) -> tuple[str, str] | None:
         """The (kind, digest) the gate script looks up; None when there is nothing to look up."""
         if self.kind == "key":
-            return ("key", apikeys.digest(self.secret))
+            return ("key", digest(self.secret))
         if self.kind == "session":
-            return ("session", sessions.token_digest(self.secret))
+            return ("session", digest(self.secret))
         return None
 
     @property
     def display_prefix(self) -> str:
         """The part of a presented key that is safe to log (never the random part beyond 4)."""
-        return self.secret[: len(apikeys.KEY_PREFIX) + 4] if self.kind == "key" else ""
+        return display_prefix(self.secret) if self.kind == "key" else ""
 
 
 def _bearer_token(authorization: str) -> str | None:
@@ -50,7 +49,7 @@ def presented(request: Request, session_cookie: str) -> Presented:
     if not raw:
         raw = _bearer_token(request.headers.get("Authorization", "")) or ""
     if raw:
-        return Presented("key", raw) if apikeys.is_well_formed(raw) else Presented("malformed")
+        return Presented("key", raw) if is_well_formed(raw) else Presented("malformed")
     cookie = request.cookies.get(session_cookie, "")
     if cookie:
         return Presented("session", cookie)

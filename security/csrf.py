@@ -8,8 +8,7 @@ import hmac
 from flask import current_app, request
 
 from errors import ApiError
-
-HEADER = "X-CSRF-Token"
+from http_names import CSRF_HEADER
 
 
 def token_for(session_token: str) -> str:
@@ -20,7 +19,7 @@ def token_for(session_token: str) -> str:
 
 def require_valid(session_token: str | None) -> None:
     """Refuse the request unless it carries the session's CSRF token."""
-    sent = request.headers.get(HEADER, "").encode("utf-8", "replace")  # bytes: any header
+    sent = request.headers.get(CSRF_HEADER, "").encode("utf-8", "replace")  # bytes: any header
     expected = token_for(session_token).encode() if session_token else b""
     if not expected or not sent or not hmac.compare_digest(sent, expected):
         raise ApiError(403, "csrf_failed", "Missing or invalid X-CSRF-Token header.")

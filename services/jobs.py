@@ -6,7 +6,7 @@ from flask import current_app
 
 import metrics
 from extensions import storage
-from security.gate import Principal
+from security.principal import Principal
 from services.credits import allowance
 from store import apps
 

@@ -7,8 +7,6 @@ security log. A raw token is only ever hashed here: it reaches no log line and n
 
 from __future__ import annotations
 
-import logging
-
 import metrics
 from extensions import storage
 from services import security_events
@@ -17,7 +15,6 @@ from store.apikeys import OwnedKey
 from store.errors import NotFound, RevocationUnconfirmed
 from store.security_log import LEAKED
 
-log = logging.getLogger("genmb.security")
 OPERATOR_ATTEMPTS = 3  # an operator's revoke repeats an unconfirmed replica wait this often
 
 
@@ -44,12 +41,13 @@ def revoke_leaked(token: str, url: str, source: str) -> bool:
 
 def _record_leak(key: OwnedKey, url: str, source: str) -> None:
     metrics.key_revoked("leaked")
-    log.info(
-        "api_key.revoked reason=leaked key_id=%s prefix=%s user_id=%s source=%s",
-        key.id,
-        key.prefix,
-        key.user_id,
-        source,
+    security_events.log_event(
+        "api_key.revoked",
+        reason="leaked",
+        key_id=key.id,
+        prefix=key.prefix,
+        user_id=key.user_id,
+        source=source,
     )
     security_events.record(
         key.user_id,
@@ -81,11 +79,12 @@ def revoke_by_operator(key: OwnedKey) -> None:
 
 def _record_operator(key: OwnedKey) -> None:
     metrics.key_revoked("operator")
-    log.info(
-        "api_key.revoked reason=operator key_id=%s prefix=%s user_id=%s",
-        key.id,
-        key.prefix,
-        key.user_id,
+    security_events.log_event(
+        "api_key.revoked",
+        reason="operator",
+        key_id=key.id,
+        prefix=key.prefix,
+        user_id=key.user_id,
     )
     security_events.record(
         key.user_id,

@@ -1,8 +1,11 @@
-"""Record security events in the owner's log, from views, the gate and the operator CLI.
+"""Security events, the one way to report them: a log line, and the owner's security log.
 
-Recording is best effort: the action it describes has already happened (a key was created,
-revoked...), so a Redis hiccup while recording is logged and the action's answer stands.
-Every event also goes to the `genmb.security` log line its caller writes already.
+`log_event` writes the `genmb.security` line every event gets (key=value, control characters
+escaped, so a client cannot forge a second line). `record` appends the event to the account's
+own log (a capped Redis stream the owner reads on Settings): best effort, because the action
+it describes has already happened (a key was created, revoked...), so a Redis hiccup while
+recording is logged and the action's answer stands. Neither is ever given a raw key: a key
+is named by its id and display prefix.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 from flask import current_app, has_request_context, request
 
 from extensions import storage
+from logs import escape_controls
 from store import security_log
 from store.errors import UNAVAILABLE
 
@@ -20,6 +24,14 @@ log = logging.getLogger("genmb.security")
 
 # Who did it.
 USER, OPERATOR, SCANNER = "user", "operator", "github_secret_scanning"
+
+
+def log_event(event: str, level: int = logging.INFO, **fields: object) -> None:
+    """Log `event key=value ...` on one line; empty fields are left out, values escaped."""
+    shown = {name: escape_controls(str(v)) for name, v in fields.items() if v not in (None, "")}
+    detail = "".join(f" {name}={value}" for name, value in shown.items())
+    # LOG_FORMAT=json takes the event and its fields from here, never from the text (logs.py).
+    log.log(level, "%s%s", event, detail, extra={"genmb_event": event, "genmb_fields": shown})
 
 
 def policy() -> security_log.Policy:
@@ -43,11 +55,12 @@ def record(
             alert=alert,
         )
     except UNAVAILABLE as exc:
-        log.warning(
-            "security_log.unrecorded type=%s user_id=%s error=%s",
-            event_type,
-            user_id,
-            exc.__class__.__name__,
+        log_event(
+            "security_log.unrecorded",
+            logging.WARNING,
+            type=event_type,
+            user_id=user_id,
+            error=exc.__class__.__name__,
         )
         return None
 

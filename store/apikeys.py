@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from store import clock
 from store.client import Storage
 from store.clock import is_id, iso, new_id, utcnow
+from store.digest import KEY_PREFIX, digest, display_prefix, is_well_formed
 from store.durability import Replication, run_replicated
 from store.errors import (
     KeyLimitReached,
@@ -22,8 +21,6 @@ from store.errors import (
 )
 
 log = logging.getLogger("genmb.security")
-KEY_PREFIX = "genmb_sk_"
-RANDOM_LENGTH = 32
 # How long a revocation is remembered, so that a retried DELETE (after a 503) answers 204.
 REVOCATION_MEMORY_SECONDS = 7 * 24 * 3600
 
@@ -40,7 +37,6 @@ REFUSALS: dict[str, type[Exception]] = {
     "no_user": NotFound,
     "collision": KeyCollision,
 }
-KEY_PATTERN = re.compile(rf"^{KEY_PREFIX}[A-Za-z0-9_-]{{{RANDOM_LENGTH}}}$")
 
 
 @dataclass(frozen=True)
@@ -64,16 +60,6 @@ USAGE_MAX_DAYS = 90
 OUTCOMES = {"a": "admitted", "l": "rate_limited", "p": "plan_refused"}
 
 
-def digest(raw_key: str) -> str:
-    """The SHA-256 hex digest of a raw key: the only form of it Redis ever sees."""
-    return hashlib.sha256(raw_key.encode()).hexdigest()
-
-
-def is_well_formed(raw_key: str) -> bool:
-    """Whether a presented key has the shape of one of ours (checked before any lookup)."""
-    return KEY_PATTERN.fullmatch(raw_key) is not None
-
-
 def generate() -> str:
     """A new raw key: the prefix and 32 URL-safe random characters (192 bits)."""
     return KEY_PREFIX + secrets.token_urlsafe(24)
@@ -87,7 +73,7 @@ def _claim_new_key(storage: Storage, user_id: str, name: str) -> tuple[str, KeyI
     check, and a claim left behind by a refused create points at no record.
     """
     raw = generate()
-    info = KeyInfo(new_id("key"), name, raw[: len(KEY_PREFIX) + 4], iso(utcnow()), None)
+    info = KeyInfo(new_id("key"), name, display_prefix(raw), iso(utcnow()), None)
     key_digest = digest(raw)
     if not storage.redis.set(storage.names.key_owner(key_digest), user_id, nx=True):
         return None
@@ -381,7 +367,7 @@ def reconfirm_revoked_token(storage: Storage, raw_key: str) -> None:
     owner = storage.redis.get(names.key_owner(key_digest))
     if not owner or storage.redis.exists(names.api_key(owner, key_digest)):
         return
-    display = raw_key[: len(KEY_PREFIX) + 4]
+    display = display_prefix(raw_key)
     recent = storage.redis.hgetall(names.user_revoked_keys(owner))
     for key_id in sorted(k for k, prefix in recent.items() if prefix == display):
         revoke(storage, owner, key_id)

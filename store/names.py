@@ -62,6 +62,11 @@ class KeyNames:
         """Hash: user_id, created_at; named by the SHA-256 digest of the cookie token."""
         return self._user_tagged(user_id, "session", token_digest)
 
+    def session_rescue(self, user_id: str, token_digest: str) -> str:
+        """The session's own small rolling window for the rescue routes (same structure as
+        ip_window), used only once the client IP's window is spent."""
+        return self._user_tagged(user_id, "rescue", token_digest)
+
     def session_owner(self, token_digest: str) -> str:
         """String: the user id a session digest belongs to (expires with the session)."""
         return f"{self.prefix}:sessionowner:{token_digest}"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from security.passwords import hash_password, verify_password
 from store.client import Storage
 from store.clock import iso, new_id, utcnow
 from store.durability import Replication, run_replicated
 from store.errors import EmailTaken, NotFound
+from store.passwords import hash_password, verify_password
 
 PLANS = ("free", "pro", "business")
 

@@ -34,6 +34,7 @@ TOPOLOGY_SUITES = frozenset(
         "test_concurrency",
         "test_roll",
         "test_usage",
+        "test_session_rescue",
     }
 )
 TOPOLOGIES = ("single", "sentinel", "cluster")

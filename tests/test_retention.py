@@ -14,8 +14,9 @@ from datetime import timedelta
 import pytest
 
 from extensions import storage as app_storage
-from store import apikeys, sessions
+from store import apikeys
 from store.clock import month_of, start_of_next_month, utcnow
+from store.digest import digest
 from store.names import KeyNames
 from tests.conftest import create_key, login, make_app
 
@@ -111,14 +112,14 @@ def _short_session(redis_url, make_user, lifetime: int):
     user = make_user("pro")
     login(web, user.email)
     token = web.get_cookie(COOKIE).value
-    return app, token, names_of(app).session(user.id, sessions.token_digest(token))
+    return app, token, names_of(app).session(user.id, digest(token))
 
 
 def test_session_record_lives_no_longer_than_the_session_lifetime(redis_url, rdb, make_user):
     """The server-side session, and the index that finds its owner, carry a TTL of at most
     SESSION_LIFETIME_SECONDS."""
     app, token, record = _short_session(redis_url, make_user, lifetime=30)
-    owner_index = names_of(app).session_owner(sessions.token_digest(token))
+    owner_index = names_of(app).session_owner(digest(token))
     for key in (record, owner_index):
         ttl_ms = rdb.pttl(key)
         assert 0 < ttl_ms <= 30_000, f"{key} PTTL {ttl_ms} (-1 means it never expires)"

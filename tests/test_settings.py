@@ -32,6 +32,7 @@ CASES: dict[str, tuple[str, str | None]] = {
     "REDIS_KEY_PREFIX": ("acme", ""),
     "TRUSTED_PROXY_COUNT": ("2", "-1"),
     "RATELIMIT_GLOBAL": ("100 per second", "0 per minute"),
+    "RATELIMIT_SESSION_RESCUE": ("5 per 10 seconds", "30 per fortnight"),
     "RATELIMIT_CODEGEN": ("3 per hour", "lots"),
     "RATELIMIT_DEPLOY": ("1 per day", "5/minute;1/second"),
     "COST_CODEGEN": ("0", "-5"),

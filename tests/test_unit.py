@@ -18,10 +18,10 @@ from extensions import STORAGE_EXTENSION
 from logs import KeyRedactingFilter, install_filter, redact
 from schemas.keys import KeyCreateSchema
 from security.credentials import MCP_HEADER, presented
-from security.passwords import hash_password, verify_password
 from store import apikeys, users
 from store.clock import iso, start_of_next_month
 from store.errors import KeyLimitReached, PlanRequired
+from store.passwords import hash_password, verify_password
 from tests.conftest import FAST_HASH, PASSWORD
 
 COOKIE = "genmb_session"

@@ -1,4 +1,8 @@
-"""Password hashing with scrypt (memory-hard, in the standard library)."""
+"""How the store keeps a password: scrypt (memory-hard, in the standard library), never clear.
+
+Like a key's digest (store/digest.py), the form a secret takes at rest is the store's to
+decide: store/users.py hashes at signup and verifies at login, and imports nothing above it.
+"""
 
 from __future__ import annotations
 

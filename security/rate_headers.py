@@ -1,0 +1,50 @@
+"""The X-RateLimit-* headers (and Retry-After) on every counted response: an after_request hook."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from flask import Response, g
+
+from extensions import limiter
+from store.gate import RateState
+
+# X-RateLimit-Scope on an answer whose headers describe a session's rescue allowance
+# (security/paths.py) rather than the client IP's window; absent otherwise.
+RESCUE_SCOPE = "session-rescue"
+
+
+def _binding_limit(rate: RateState) -> tuple[int, int, float]:
+    """(limit, remaining, reset seconds) of the limit closest to refusing this client.
+
+    Every counted request has the global per-IP window; codegen and deploy also have a
+    per-user limit. The headers describe whichever has fewer requests left (on a tie, the
+    one that frees up later), so a client that obeys them is never refused by the other.
+    """
+    best = (rate.limit, rate.remaining, rate.reset_seconds)
+    endpoint = limiter.current_limit if g.get("endpoint_limited") else None
+    if endpoint is not None:
+        remaining = 0 if endpoint.breached else endpoint.remaining
+        reset = max(0.0, endpoint.reset_at - time.time())
+        if (remaining, -reset) < (best[1], -best[2]):
+            best = (endpoint.limit.amount, remaining, reset)
+    return best
+
+
+def add_rate_headers(response: Response) -> Response:
+    """Attach the X-RateLimit-* headers (and Retry-After on a 429) to counted responses."""
+    rate: RateState | None = g.get("rate")  # set by the gate on every counted request
+    if rate is None:
+        return response
+    limit, remaining, reset_seconds = _binding_limit(rate)
+    reset = max(1, math.ceil(reset_seconds)) if remaining == 0 else 0
+    response.headers["X-RateLimit-Limit"] = str(limit)
+    response.headers["X-RateLimit-Remaining"] = str(remaining)
+    response.headers["X-RateLimit-Reset"] = str(reset)
+    if response.status_code == 429:
+        response.headers["Retry-After"] = str(max(1, reset))
+    if g.get("rate_scope") is not None:
+        response.headers["X-RateLimit-Scope"] = g.rate_scope
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -99,7 +99,16 @@ def when_ready(server) -> None:  # noqa: ANN001 - gunicorn's Arbiter
         from deploy.metrics_listener import serve
 
         host, port = parse_bind(SETTINGS["METRICS_BIND"])
-        serve(host, port)
+        try:
+            serve(host, port)
+        except OSError as exc:  # busy or not ours: say so in one line, as for a bad setting
+            print(
+                f"genmb: cannot start: METRICS_BIND={SETTINGS['METRICS_BIND']!r}: {exc.strerror}",
+                file=sys.stderr,
+                flush=True,
+            )
+            on_exit(server)
+            sys.exit(2)
         server.log.info("metrics on http://%s/metrics", SETTINGS["METRICS_BIND"])
 
 

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
+import socket
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
@@ -376,3 +380,29 @@ def test_in_process_labels_are_clean(label_scan_at_the_end):
     text = generate_latest(REGISTRY).decode()
     assert "genmb_requests_total" in text
     _assert_no_forbidden_labels(text)
+
+
+def test_a_busy_metrics_bind_stops_gunicorn_with_one_line():
+    """METRICS_BIND held by another server: exit 2 and one line naming it, no traceback."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = f"127.0.0.1:{busy.getsockname()[1]}"
+        env = {
+            **os.environ,
+            "REDIS_URL": "memory://",
+            "GENMB_ENV": "development",
+            "BIND": f"127.0.0.1:{free_port()}",
+            "METRICS_BIND": taken,
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "app:create_app()"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2, done.stderr
+    assert f"genmb: cannot start: METRICS_BIND='{taken}'" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -658,7 +658,9 @@ def main() -> int:
             time.sleep(0.2)
     finally:
         print(
-            "stopping: nginx, the app instances, "
+            "stopping: "
+            + ("prometheus, " if stack.prometheus else "")
+            + "nginx, the app instances, "
             + ("the sentinels, " if stack.sentinels else "")
             + ("the cluster's nodes" if stack.cluster else "redis"),
             flush=True,

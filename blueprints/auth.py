@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from flask import Response, current_app, make_response, request
 
+import metrics
 from blueprints.docs import (
     ANONYMOUS,
     BODY_CHECKED,
@@ -40,6 +41,7 @@ def _own_origin(origin: str) -> bool:
 
 
 @bp.before_request
+@metrics.access_refusal
 def refuse_cross_site() -> None:
     """No state-changing request on /auth from another site, whatever it carries.
 

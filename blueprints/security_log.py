@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import metrics
 from blueprints.docs import BODY_CHECKED, COUNTED, SESSION, SESSION_WRITE, errors
 from errors import ApiError
 from extensions import Blueprint, storage
@@ -22,6 +23,7 @@ bp = Blueprint(
 
 
 @bp.before_request
+@metrics.access_refusal
 def require_session() -> None:
     """Like key management: from a logged-in session, never with a key."""
     if current_principal().method != "session":

@@ -24,6 +24,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 from typing_extensions import TypedDict
 
+import metrics
 from config import app_caps
 from errors import CATALOGUE, domain_error
 from extensions import storage
@@ -131,6 +132,7 @@ def _refusal(exc: Exception) -> ToolRefusal | None:
             "rate_limited", exc.args[0], limit=exc.limit, retry_after=exc.retry_after
         )
     if isinstance(exc, UNAVAILABLE):
+        metrics.redis_error(exc)
         return ToolRefusal("service_unavailable", CATALOGUE["service_unavailable"].message)
     return None
 
@@ -165,6 +167,7 @@ def build_server(flask_app: Flask) -> MCPServer:
                 result = action(principal)
             except Exception as exc:
                 refusal = _refusal(exc)
+                metrics.mcp_tool_call(tool, refusal.code if refusal else "internal_error")
                 if refusal is None:
                     raise
                 log.info(
@@ -175,6 +178,7 @@ def build_server(flask_app: Flask) -> MCPServer:
                     refusal.code,
                 )
                 return _tool_error(refusal)
+        metrics.mcp_tool_call(tool, "ok")
         log.info(
             "mcp.tool tool=%s user_id=%s key_id=%s outcome=ok",
             tool,

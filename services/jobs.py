@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import current_app
 
+import metrics
 from extensions import storage
 from security.principal import Principal
 from services.credits import allowance
@@ -12,6 +13,7 @@ from store import apps
 COST_SETTING = {"codegen": "COST_CODEGEN", "deploy": "COST_DEPLOY"}
 
 
+@metrics.counts_jobs
 def start(principal: Principal, app_id: str, kind: str, prompt: str | None = None) -> apps.Job:
     """Charge the action's credits and record the job, atomically; raises domain errors."""
     cost = current_app.config[COST_SETTING[kind]]

@@ -58,7 +58,14 @@ def _rescue(req: Request, credential: Presented, refused: GateResult) -> GateRes
     """The IP window is spent: a live session's rescue route may still pass, within the
     session's own allowance (a second round trip, on this path only); else 429."""
     looked_up = credential.lookup()
-    if looked_up is None or looked_up[0] != "session" or not rescue_route(req.method, req.path):
+    if (
+        looked_up is None
+        or looked_up[0] != "session"
+        or not rescue_route(req.method, req.path)
+        # The rescue is for the logged-in page: a script that happens to hold a session
+        # cookie (it sends no Sec-Fetch-Site) stays with its IP window, exact as before.
+        or req.headers.get("Sec-Fetch-Site") != "same-origin"
+    ):
         raise api_error("rate_limited")
     config = current_app.config
     rescued = rescue_store.check(

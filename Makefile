@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 WORKERS ?= 2
 STACK_REDIS ?= single
-export PORT WORKERS STACK_REDIS
+STACK_PROMETHEUS ?=
+export PORT WORKERS STACK_REDIS STACK_PROMETHEUS
 
 .PHONY: run stack test lint bench clean
 
@@ -28,6 +29,7 @@ run: $(VENV)/.runtime
 # The production topology without Docker: redis + two gunicorn instances + nginx on $(PORT).
 # STACK_REDIS=sentinel: a primary, two replicas and three sentinels instead of one redis.
 # STACK_REDIS=cluster: a Redis Cluster of three primaries and three replicas instead.
+# STACK_PROMETHEUS=1: also Prometheus (Debian's package) scraping both instances' metrics.
 stack: $(VENV)/.runtime
 	@$(BIN)/python -m deploy.stack
 

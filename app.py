@@ -9,6 +9,7 @@ from flask import Flask
 from flask.sessions import SessionInterface
 
 import cli
+import metrics
 from blueprints import (
     account,
     apps,
@@ -21,6 +22,7 @@ from blueprints import (
     security_log,
     web,
 )
+from blueprints import metrics as metrics_bp
 from config import load_settings
 from errors import register_error_handlers
 from extensions import STORAGE_EXTENSION, api, limiter
@@ -37,6 +39,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     configure_logging()
     app = Flask(__name__)
     app.config.update(load_settings(config))
+    configure_logging(log_format=app.config["LOG_FORMAT"])
     register_extensions(app)
     register_blueprints(app)
     register_error_handlers(app)
@@ -47,6 +50,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 def register_extensions(app: Flask) -> None:
     """Storage (one Redis client per process), proxy trust, the gate, the API."""
     config = app.config
+    metrics.init_app(app)  # the METRICS switch, before the gate's hooks are installed
     client = connect(
         config["REDIS_URL"], config["REDIS_TIMEOUT"], config["REDIS_SENTINEL_PASSWORD"] or None
     )
@@ -105,3 +109,4 @@ def register_blueprints(app: Flask) -> None:
     # What OAuth clients probe after a 401 from /mcp: refused, saying why (no OAuth here).
     app.register_blueprint(oauth.bp)
     app.register_blueprint(web.bp)
+    app.register_blueprint(metrics_bp.bp)  # GET /metrics with METRICS_TOKEN; not in /openapi.json

@@ -363,6 +363,24 @@ def _access_log(text: str) -> str:
     return text
 
 
+def _metrics_token(text: str) -> str:
+    if len(text) < 16 or any(c.isspace() for c in text):
+        raise ValueError("")
+    return text
+
+
+def _metrics_bind(text: str) -> str:
+    if isinstance(parse_bind(text), str):
+        raise ValueError("a unix socket is not supported here")
+    return text
+
+
+def _directory(text: str) -> str:
+    if not os.path.isdir(text):
+        raise ValueError("not an existing directory")
+    return text
+
+
 _LIMIT_RULE = (
     "a rate limit in limits notation, exactly one limit of at least 1 request "
     "(e.g. `10 per minute`)"
@@ -699,6 +717,54 @@ SETTINGS: tuple[Setting, ...] = (
         "gunicorn's access log",
         _access_log,
     ),
+    Setting(
+        "LOG_FORMAT",
+        "choice",
+        "`text` or `json`",
+        "text",
+        "`json`: one JSON object per log line (`time`, `level`, `logger`, `event` and the "
+        "event's fields), gunicorn's access log too; redacted and escaped as `text` is",
+        _choice("text", "json", fold=True),
+    ),
+    Setting(
+        "METRICS",
+        "choice",
+        "`on` or `off`",
+        "on",
+        "record Prometheus metrics (`GET /metrics`, `METRICS_BIND`); `off` only to measure "
+        "what recording costs (`make bench`)",
+        _choice("on", "off", fold=True),
+    ),
+    Setting(
+        "METRICS_TOKEN",
+        "secret",
+        "at least 16 characters, no spaces",
+        "",
+        "serves `GET /metrics` on the app's own address to `Authorization: Bearer "
+        "<METRICS_TOKEN>` (unset: that path answers 404)",
+        _metrics_token,
+        secret=True,
+        shown_default="(none: 404)",
+    ),
+    Setting(
+        "METRICS_BIND",
+        "address",
+        "`HOST:PORT` (IPv6 in brackets), not `BIND`'s",
+        "",
+        "a listener of its own in gunicorn's master serving `GET /metrics` without a token "
+        "(keep it on a private address)",
+        _metrics_bind,
+        shown_default="(none)",
+    ),
+    Setting(
+        "PROMETHEUS_MULTIPROC_DIR",
+        "path",
+        "an existing directory, one per instance",
+        "",
+        "where the workers' metric files live; emptied when gunicorn starts",
+        _directory,
+        shown_default="(a new private temporary directory per start)",
+    ),
 )
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
 
@@ -740,6 +806,7 @@ def load_settings(
             "REDIS_URL": s["REDIS_URL"] or "",
             "REDIS_SENTINEL_PASSWORD": s["REDIS_SENTINEL_PASSWORD"] or "",
             "PUBLIC_URL": s["PUBLIC_URL"] or "",
+            "METRICS_TOKEN": s["METRICS_TOKEN"] or "",
             "BIND": s["BIND"] or f"127.0.0.1:{s['PORT']}",
             "PLANS": plans_from_env(env),
             "TESTING": False,
@@ -800,6 +867,8 @@ def load_settings(
         rate_limit_parts(s[action.limit_setting])
     s["GLOBAL_LIMIT"], s["GLOBAL_WINDOW_MS"] = rate_limit_parts(s["RATELIMIT_GLOBAL"])
     s["RESCUE_LIMIT"], s["RESCUE_WINDOW_MS"] = rate_limit_parts(s["RATELIMIT_SESSION_RESCUE"])
+    if s["METRICS_BIND"] and parse_bind(s["METRICS_BIND"]) == parse_bind(s["BIND"]):
+        raise SettingError(f"METRICS_BIND={s['METRICS_BIND']!r} is BIND's address: use another")
     uri, options = limits_storage(target, s["REDIS_TIMEOUT"], s["REDIS_SENTINEL_PASSWORD"])
     # The limiter's keys under REDIS_KEY_PREFIX too: limits names them
     # "<key_prefix>:LIMITER/<flask-limiter's prefix>/...", so the storage's prefix carries ours

@@ -11,6 +11,7 @@ import redis
 from flask import Flask, Response, current_app, g, has_request_context, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+import metrics
 from config import key_plans_text
 from http_names import MCP_PATH
 from logs import remove_keys
@@ -412,6 +413,7 @@ def register_error_handlers(app: Flask) -> None:
     def _storage_down(exc: redis.RedisError) -> Response:
         # No traceback: the cause is outside the app, and the message says all there is.
         log.error("storage unavailable: %s", exc.__class__.__name__)
+        metrics.redis_error(exc)
         return render(api_error("service_unavailable"))
 
     for kind in domain.UNAVAILABLE:  # one list, shared with /healthz and the MCP tools

@@ -12,9 +12,13 @@ from bench.load import RoundResult
 HA_ROWS = ("sentinel", "cluster")
 # ours on the same Redis with per-key usage counting off (KEY_USAGE=off): what counting costs.
 NO_USAGE = "nousage"
-ROWS = ("bare", "common", "ours", NO_USAGE, *HA_ROWS)
+# ours on the same Redis with metrics off (METRICS=off): what recording metrics costs.
+NO_METRICS = "nometrics"
+ROWS = ("bare", "common", "ours", NO_USAGE, NO_METRICS, *HA_ROWS)
 # Issue #14: usage counting may cost at most 5% per request (and no Redis command).
 USAGE_COST_LIMIT = 1.05
+# Issue #17: metrics may cost at most 3% CPU per request.
+METRICS_COST_LIMIT = 1.03
 TARGETS = {"ours/bare": 0.6, "ours/common": 1.5, "redis_commands_per_request": 1}
 
 
@@ -81,6 +85,16 @@ def summarise(rounds: dict[str, list[RoundResult]]) -> dict[str, Any]:
                 o.rps / x.rps for o, x in zip(rounds["ours"], rounds[NO_USAGE], strict=True)
             ),
         },
+        # Metrics: the same comparison against ours with METRICS=off.
+        "metrics": {
+            "cpu_per_request": cost("ours") / cost(NO_METRICS),
+            "server_cpu_per_request": rows["ours"]["server_cpu_us"]
+            / rows[NO_METRICS]["server_cpu_us"],
+            "rps": ours / rows[NO_METRICS]["rps"],
+            "rps_paired_median": statistics.median(
+                o.rps / x.rps for o, x in zip(rounds["ours"], rounds[NO_METRICS], strict=True)
+            ),
+        },
         "against_single": {
             name: {"rps": rows[name]["rps"] / ours, "cpu_per_request": cost(name) / cost("ours")}
             for name in HA_ROWS
@@ -121,6 +135,13 @@ def table(generator: str, summary: dict[str, Any], commands: dict[str, Any]) -> 
         f"request, {usage['rps']:.3f} x its req/s (paired {usage['rps_paired_median']:.3f}); "
         f"{commands['ours']['per_request']:.2f} vs {commands[NO_USAGE]['per_request']:.2f} Redis "
         f"commands per GET (limit {USAGE_COST_LIMIT:.2f} x the cost, same commands)"
+    )
+    cost_of_metrics = summary["metrics"]
+    lines.append(
+        f"metrics: ours costs {cost_of_metrics['cpu_per_request']:.3f} x {NO_METRICS}'s CPU per "
+        f"request (app alone {cost_of_metrics['server_cpu_per_request']:.3f}), "
+        f"{cost_of_metrics['rps']:.3f} x its req/s (paired "
+        f"{cost_of_metrics['rps_paired_median']:.3f}); limit {METRICS_COST_LIMIT:.2f} x the cost"
     )
     for name, cost in summary["against_single"].items():
         lines.append(

@@ -22,7 +22,7 @@ from typing import Any
 from bench import profile
 from bench.commands import count_per_request, owner_lookup_us
 from bench.load import ADDRESS_POOL, LoadGenerator, PythonLoad, RoundResult, Target, Wrk
-from bench.report import HA_ROWS, NO_USAGE, ROWS, TARGETS, summarise, table
+from bench.report import HA_ROWS, NO_METRICS, NO_USAGE, ROWS, TARGETS, summarise, table
 from bench.servers import (
     SCRYPT_N,
     Gunicorn,
@@ -154,18 +154,22 @@ def start_servers(
     for server in servers.values():
         server.wait()
     servers["ours"] = ours
-    # The same app, Redis, user and key, with per-key usage counting off (issue #14).
-    nousage = Gunicorn(
-        NO_USAGE,
-        "app:create_app()",
-        args.workers,
-        {**ours_env(redis_server.url), "KEY_USAGE": "off"},
-        workdir,
+    # The same app, Redis, user and key, with per-key usage counting off (issue #14), and
+    # with metrics off (issue #17).
+    for name, setting in ((NO_USAGE, {"KEY_USAGE": "off"}), (NO_METRICS, {"METRICS": "off"})):
+        variant = Gunicorn(
+            name,
+            "app:create_app()",
+            args.workers,
+            {**ours_env(redis_server.url), **setting},
+            workdir,
+        )
+        stack.callback(variant.stop)
+        variant.start().wait()
+        servers[name] = variant
+    backends: dict[str, Any] = dict.fromkeys(
+        ("bare", "common", "ours", NO_USAGE, NO_METRICS), redis_server
     )
-    stack.callback(nousage.stop)
-    nousage.start().wait()
-    servers[NO_USAGE] = nousage
-    backends: dict[str, Any] = dict.fromkeys(("bare", "common", "ours", NO_USAGE), redis_server)
     keys = dict.fromkeys(backends, raw_key)
     for name, group_type in zip(HA_ROWS, (SentinelGroup, ClusterGroup), strict=True):
         group = group_type(workdir / name)

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from flask import Response, current_app, make_response, request
 
+import metrics
 from config import SIGNUP_PLAN
 from errors import api_error
 from extensions import Blueprint, storage
@@ -42,6 +43,7 @@ def _own_origin(origin: str) -> bool:
 
 
 @bp.before_request
+@metrics.access_refusal
 def refuse_cross_site() -> None:
     """No state-changing request on /auth from another site, whatever it carries.
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import current_app, request
 
+import metrics
 from config import plans_with_keys
 from errors import api_error
 from extensions import Blueprint, storage
@@ -27,6 +28,7 @@ bp = Blueprint("keys", __name__, url_prefix="/api/keys", description="API keys")
 
 
 @bp.before_request
+@metrics.access_refusal
 def require_session() -> None:
     """Keys are managed from a logged-in session, never with a key."""
     if current_principal().method != "session":
@@ -86,6 +88,7 @@ def create_key(body: dict[str, Any]) -> dict[str, Any]:
         user_id=principal.user_id,
         ip=request.remote_addr,
     )
+    metrics.key_created()
     return _handed_out(principal.user_id, info, raw)
 
 
@@ -109,6 +112,7 @@ def revoke_key(key_id: str) -> tuple[str, int]:
         user_id=principal.user_id,
         ip=request.remote_addr,
     )
+    metrics.key_revoked("user")
     security_events.record(
         principal.user_id, "api_key.revoked", security_events.USER, key_id=key_id, key_prefix=prefix
     )
@@ -141,6 +145,7 @@ def roll_key(body: dict[str, Any], key_id: str) -> dict[str, Any]:
         user_id=principal.user_id,
         ip=request.remote_addr,
     )
+    metrics.key_rolled()
     return _handed_out(principal.user_id, info, raw)
 
 

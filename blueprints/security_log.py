@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import metrics
 from errors import api_error
 from extensions import Blueprint, storage
 from openapi import SESSION, SESSION_ONLY, SESSION_ONLY_WRITE, SESSION_WRITE, errors
@@ -22,6 +23,7 @@ bp = Blueprint(
 
 
 @bp.before_request
+@metrics.access_refusal
 def require_session() -> None:
     """Like key management: from a logged-in session, never with a key."""
     if current_principal().method != "session":

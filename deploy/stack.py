@@ -9,10 +9,12 @@ configuration and temporary files, and one log per process.
 With STACK_REDIS=sentinel, Redis is a primary, two replicas and three sentinels instead
 (deploy/topology.py), and the app instances get a redis+sentinel:// URL; with
 STACK_REDIS=cluster, a Redis Cluster of three primaries and three replicas behind a
-redis+cluster:// URL.
+redis+cluster:// URL. With STACK_PROMETHEUS=1, each app instance also serves its metrics on a
+METRICS_BIND port of its own, and the system's Prometheus scrapes both (deploy/prometheus.py).
 
     python -m deploy.stack     # PORT (default 8000) for nginx, WORKERS per instance (2),
-                               # STACK_REDIS: single (default), sentinel or cluster
+                               # STACK_REDIS: single (default), sentinel or cluster,
+                               # STACK_PROMETHEUS: 1 to run Prometheus too
 
 The tests import `Stack` and start the same topology on free ports in a temporary directory.
 """
@@ -34,7 +36,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from config import SettingError, load_settings, read_setting
-from deploy import topology
+from deploy import prometheus, topology
 from deploy.listen import port_free
 from deploy.parts import (
     LOOPBACK,
@@ -80,6 +82,7 @@ class Stack:
         env: Mapping[str, str] | None = None,
         instances: tuple[str, ...] = topology.APP_INSTANCES,
         redis_topology: str = "single",
+        with_prometheus: bool = False,
     ) -> None:
         self.env = dict(os.environ if env is None else env)
         self.var = var.resolve()
@@ -94,6 +97,9 @@ class Stack:
         sentinels = topology.SENTINELS if redis_topology == "sentinel" else ()
         self.sentinel_ports = {name: free_port() for name in sentinels}
         self.app_ports = {name: free_port() for name in instances}
+        # Each instance's METRICS_BIND, and Prometheus's own port, when it runs.
+        self.metrics_ports = {name: free_port() for name in instances} if with_prometheus else {}
+        self.prometheus_port = free_port() if with_prometheus else None
         self.secret_key = _secret(self.env, "SECRET_KEY", self.var / "secret_key")
         self.redis_password = _secret(self.env, "REDIS_PASSWORD", self.var / "redis_password")
         self.first_primary = self._recorded_primary()
@@ -103,6 +109,11 @@ class Stack:
         }
         self.apps = {name: self._app_part(name, p) for name, p in self.app_ports.items()}
         self.nginx = self._nginx_part()
+        self.prometheus = (
+            prometheus.part(self.dir, self.prometheus_port, self.metrics_ports, self.env)
+            if self.prometheus_port
+            else None
+        )
 
     # ---- addresses ------------------------------------------------------------------
 
@@ -273,6 +284,7 @@ class Stack:
             *self.sentinels.values(),
             *self.apps.values(),
             self.nginx,
+            *([self.prometheus] if self.prometheus else []),
         ]
 
     # ---- the parts ------------------------------------------------------------------
@@ -364,7 +376,12 @@ class Stack:
             "BIND": f"{LOOPBACK}:{port}",
             "PYTHONUNBUFFERED": "1",
         }
+        if name in self.metrics_ports:
+            env["METRICS_BIND"] = f"{LOOPBACK}:{self.metrics_ports[name]}"
         env.pop("REDIS_PASSWORD", None)  # the app only needs its REDIS_URL
+        # Each instance its own metrics directory (gunicorn.conf.py makes one): a shared one
+        # would sum both instances in each one's /metrics.
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         argv = [
             sys.executable,
             "-m",
@@ -377,7 +394,8 @@ class Stack:
             str(self.workers),
             topology.WSGI_APP,
         ]
-        url = f"http://{LOOPBACK}:{port}/healthz"
+        # Ready (Redis takes writes, the scripts are loaded), not merely alive: nginx comes next.
+        url = f"http://{LOOPBACK}:{port}/readyz"
         return Part(name, argv, env, self.dir / f"{name}.log", lambda: http_ok(url))
 
     def _sentinel_setting(self) -> dict[str, str]:
@@ -474,7 +492,11 @@ class Stack:
         _write_private(
             self.dir / "stack.env", "".join(f"{name}={value}\n" for name, value in settings.items())
         )
+        if self.prometheus:
+            prometheus.write_config(self.dir, self.metrics_ports)
         stages = [self.redis_parts, self.sentinels, self.apps, {"nginx": self.nginx}]
+        if self.prometheus:
+            stages.append({"prometheus": self.prometheus})
         try:
             for stage in filter(None, stages):
                 for part in stage.values():
@@ -576,6 +598,7 @@ def main() -> int:
             port=read_setting("PORT") or 8000,
             workers=read_setting("WORKERS") or 2,
             redis_topology=os.environ.get("STACK_REDIS") or "single",
+            with_prometheus=os.environ.get("STACK_PROMETHEUS", "") not in ("", "0"),
         )
         ports = {**stack.node_ports, **stack.sentinel_ports, **stack.app_ports, "nginx": stack.port}
         print(
@@ -608,6 +631,13 @@ def main() -> int:
         "operator CLI: set -a; . var/stack/stack.env; set +a; .venv/bin/flask --app app ...",
         flush=True,
     )
+    if stack.prometheus_port:
+        print(
+            f"prometheus on http://{LOOPBACK}:{stack.prometheus_port} scraping "
+            + ", ".join(f"{n} at {LOOPBACK}:{p}" for n, p in stack.metrics_ports.items())
+            + " (dashboard: deploy/grafana/genmb.json)",
+            flush=True,
+        )
     reported: set[str] = set()
     next_look = time.monotonic()
     try:
@@ -628,7 +658,9 @@ def main() -> int:
             time.sleep(0.2)
     finally:
         print(
-            "stopping: nginx, the app instances, "
+            "stopping: "
+            + ("prometheus, " if stack.prometheus else "")
+            + "nginx, the app instances, "
             + ("the sentinels, " if stack.sentinels else "")
             + ("the cluster's nodes" if stack.cluster else "redis"),
             flush=True,

@@ -22,6 +22,7 @@ from marshmallow import ValidationError
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 
+import metrics
 from errors import api_error, domain_error
 from mcp_server import PRINCIPAL_ENVIRON_KEY
 from security.principal import Principal
@@ -61,6 +62,7 @@ def refusal_for(exc: Exception) -> ToolRefusal | None:
             "rate_limited", exc.args[0], limit=exc.limit, retry_after=exc.retry_after
         )
     if isinstance(exc, UNAVAILABLE):
+        metrics.redis_error(exc)
         error = api_error("service_unavailable")
         return ToolRefusal(error.code, error.message)
     return None
@@ -143,10 +145,12 @@ def _bound(tool: Tool, flask_app: Flask) -> Callable[..., Any]:
                 result = tool.body(principal, **arguments)
             except Exception as exc:
                 refusal = refusal_for(exc)
+                metrics.mcp_tool_call(tool.name, refusal.code if refusal else "internal_error")
                 if refusal is None:
                     raise
                 _log(tool.name, principal, refusal.code)
                 return refusal.result()
+        metrics.mcp_tool_call(tool.name, "ok")
         _log(tool.name, principal, "ok")
         return result
 

@@ -26,7 +26,7 @@ from logs import redact
 log = logging.getLogger("genmb.security")
 
 HSTS = "max-age=31536000"  # a year; no includeSubDomains: other hosts are not ours to decide
-UNCHECKED_HOST_PATHS = ("/healthz", "/readyz")  # probes address the instance by IP
+UNCHECKED_HOST_PATHS = ("/healthz", "/readyz", "/metrics")  # probes address instances by IP
 SHOWN_VALUE = 80  # characters of a refused header value that go into the log line
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import current_app
 
+import metrics
 from config import BILLABLE_ACTIONS
 from extensions import storage
 from security.principal import Principal
@@ -11,6 +12,7 @@ from services.credits import allowance
 from store import apps
 
 
+@metrics.counts_jobs
 def start(principal: Principal, app_id: str, kind: str, prompt: str | None = None) -> apps.Job:
     """Charge the action's credits and record the job, atomically; raises domain errors."""
     cost = current_app.config[BILLABLE_ACTIONS[kind].cost_setting]

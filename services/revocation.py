@@ -7,6 +7,7 @@ security log. A raw token is only ever hashed here: it reaches no log line and n
 
 from __future__ import annotations
 
+import metrics
 from extensions import storage
 from services import security_events
 from store import apikeys
@@ -39,6 +40,7 @@ def revoke_leaked(token: str, url: str, source: str) -> bool:
 
 
 def _record_leak(key: OwnedKey, url: str, source: str) -> None:
+    metrics.key_revoked("leaked")
     security_events.log_event(
         "api_key.revoked",
         reason="leaked",
@@ -76,6 +78,7 @@ def revoke_by_operator(key: OwnedKey) -> None:
 
 
 def _record_operator(key: OwnedKey) -> None:
+    metrics.key_revoked("operator")
     security_events.log_event(
         "api_key.revoked",
         reason="operator",

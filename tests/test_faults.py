@@ -283,7 +283,7 @@ def test_redis_killed_and_restarted_keeps_every_acknowledged_key_and_revocation(
     stack.restart_redis()
     restarted = time.monotonic()
     deadline = restarted + RECOVERY
-    while requests.get(f"{stack.url}/healthz", timeout=10).status_code != 200:
+    while requests.get(f"{stack.url}/readyz", timeout=10).status_code != 200:
         assert time.monotonic() < deadline, "the app did not see Redis come back"
         time.sleep(0.1)
     recovered = time.monotonic() - restarted
@@ -347,7 +347,7 @@ def test_redis_frozen_gives_503_within_the_timeout_and_recovers_without_restart(
             elif i % 3 == 1:
                 r = requests.get(f"{stack.url}/api/me", headers=bearer, timeout=10)
             else:
-                r = requests.get(f"{stack.url}/healthz", timeout=10)
+                r = requests.get(f"{stack.url}/readyz", timeout=10)
             latencies.append(time.monotonic() - started)
             assert r.status_code == 503, r.text
             assert latencies[-1] < BOUND, latencies

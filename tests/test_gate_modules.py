@@ -43,7 +43,8 @@ def oversized(limit: int) -> bytes:
 def test_hooks_run_gate_then_body_check(redis_url):
     """The gate is installed before the body check, and the rate headers after the view."""
     app = app_with(redis_url)
-    before = app.before_request_funcs[None]
+    # metrics.py wraps both hooks (functools.wraps keeps the hook as __wrapped__).
+    before = [getattr(hook, "__wrapped__", hook) for hook in app.before_request_funcs[None]]
     assert before.index(gate.before_request) < before.index(check_request_body)
     assert add_rate_headers in app.after_request_funcs[None]
 

@@ -13,12 +13,12 @@ def _document() -> dict:
     return app.test_client().get("/openapi.json").get_json()
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
-def test_probes_are_in_the_openapi_document(path):
-    """Documented: GET, no credentials, 200 or 503 with the health body."""
+@pytest.mark.parametrize(("path", "statuses"), [("/healthz", {"200"}), ("/readyz", {"200", "503"})])
+def test_probes_are_in_the_openapi_document(path, statuses):
+    """Documented: GET, no credentials; /readyz also 503 (/healthz never asks Redis)."""
     operation = _document()["paths"][path]["get"]
     assert operation["security"] == []
-    assert set(operation["responses"]) == {"200", "503"}
+    assert set(operation["responses"]) == statuses
 
 
 def test_each_409_names_its_own_code():
@@ -50,8 +50,22 @@ def test_out_of_memory_is_alive_but_not_ready(redis_server, redis_url, rdb):
     assert client.get("/readyz").status_code == 200
 
 
-def test_probes_answer_503_without_redis():
-    """Redis unreachable: both 503, in time."""
+def test_without_redis_alive_but_not_ready():
+    """Redis unreachable: /readyz 503; /healthz 200, for it never asks Redis (issue #17: an
+    orchestrator must not restart healthy app processes during a Redis outage)."""
     client = make_app("redis://127.0.0.1:1/0", REDIS_TIMEOUT=0.5).test_client()
-    assert client.get("/healthz").status_code == 503
+    assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").status_code == 503
+
+
+@pytest.mark.integration
+def test_readyz_loads_the_scripts(redis_server, redis_url, rdb):
+    """A Redis that lost its scripts (restarted, SCRIPT FLUSH): /readyz loads every one of
+    them, then answers 200."""
+    app = make_app(redis_url)
+    client = app.test_client()
+    rdb.script_flush()
+    shas = [script.sha for script in app.extensions["genmb_storage"].scripts.values()]
+    assert shas and not any(rdb.script_exists(*shas))
+    assert client.get("/readyz").status_code == 200
+    assert all(rdb.script_exists(*shas))

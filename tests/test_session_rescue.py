@@ -10,6 +10,7 @@ from security.paths import rescue_route
 from tests.conftest import PASSWORD, make_app
 
 SPENT_LIMIT = "4 per minute"
+PAGE = {"Sec-Fetch-Site": "same-origin"}  # what a browser sends with the page's own fetches
 RESCUE = "3 per minute"
 
 
@@ -36,15 +37,15 @@ def test_a_session_loads_its_page_and_revokes_the_runaway_key_past_a_spent_windo
     """GET /auth/session, GET /api/keys and DELETE /api/keys/<id> pass on the session's own
     allowance, with headers that say so; the revoke really happens."""
     client, csrf, key = spent
-    session = client.get("/auth/session")
+    session = client.get("/auth/session", headers=PAGE)
     assert session.status_code == 200
     assert session.headers["X-RateLimit-Scope"] == "session-rescue"
     assert session.headers["X-RateLimit-Limit"] == "3"
     assert session.headers["X-RateLimit-Remaining"] == "2"
-    listed = client.get("/api/keys")
+    listed = client.get("/api/keys", headers=PAGE)
     assert listed.status_code == 200 and [k["id"] for k in listed.json["keys"]] == [key["id"]]
     assert listed.headers["X-RateLimit-Remaining"] == "1"
-    revoked = client.delete(f"/api/keys/{key['id']}", headers={"X-CSRF-Token": csrf})
+    revoked = client.delete(f"/api/keys/{key['id']}", headers={"X-CSRF-Token": csrf, **PAGE})
     assert revoked.status_code == 204
     assert revoked.headers["X-RateLimit-Remaining"] == "0"
     assert not any(":apikey:" in name for name in rdb.keys("genmb:user:*"))
@@ -54,8 +55,8 @@ def test_the_rescue_allowance_is_small_and_then_refused_with_retry_after(spent) 
     """Past the session's own allowance: 429 rate_limited with Retry-After, headers naming the
     window that frees first."""
     client, _, _ = spent
-    assert [client.get("/api/keys").status_code for _ in range(3)] == [200, 200, 200]
-    refused = client.get("/api/keys")
+    assert [client.get("/api/keys", headers=PAGE).status_code for _ in range(3)] == [200, 200, 200]
+    refused = client.get("/api/keys", headers=PAGE)
     assert refused.status_code == 429
     assert refused.json["error"]["code"] == "rate_limited"
     assert int(refused.headers["Retry-After"]) >= 1
@@ -82,18 +83,25 @@ def test_only_the_rescue_routes_pass_and_only_for_a_live_session(spent) -> None:
         RATELIMIT_SESSION_RESCUE=RESCUE,
     ).test_client()
     stranger.set_cookie(client.application.config["SESSION_COOKIE_NAME"], "not-a-session")
-    assert stranger.get("/api/keys").status_code == 429
+    assert stranger.get("/api/keys", headers=PAGE).status_code == 429
+    # The session itself, but not from a page (a script with the cookie): the IP window.
+    for response in (
+        client.get("/api/keys"),
+        client.get("/auth/session", headers={"Sec-Fetch-Site": "cross-site"}),
+        client.delete(f"/api/keys/{key['id']}", headers={"X-CSRF-Token": csrf}),
+    ):
+        assert response.status_code == 429 and "X-RateLimit-Scope" not in response.headers
     # The session's three rescue requests are all still there.
-    assert client.get("/api/keys").headers["X-RateLimit-Remaining"] == "2"
+    assert client.get("/api/keys", headers=PAGE).headers["X-RateLimit-Remaining"] == "2"
 
 
 def test_a_rescued_write_still_needs_the_csrf_token(spent) -> None:
     """The rescue skips the spent window, not authentication: a DELETE without the session's
     X-CSRF-Token is 403 csrf_failed, and the key stays."""
     client, _, key = spent
-    refused = client.delete(f"/api/keys/{key['id']}")
+    refused = client.delete(f"/api/keys/{key['id']}", headers=PAGE)
     assert refused.status_code == 403 and refused.json["error"]["code"] == "csrf_failed"
-    assert [k["id"] for k in client.get("/api/keys").json["keys"]] == [key["id"]]
+    assert [k["id"] for k in client.get("/api/keys", headers=PAGE).json["keys"]] == [key["id"]]
 
 
 @pytest.mark.parametrize(

@@ -61,6 +61,11 @@ CASES: dict[str, tuple[str, str | None]] = {
     "GUNICORN_TIMEOUT": ("60", "abc"),
     "LOG_LEVEL": ("WARNING", "loud"),
     "ACCESS_LOG": ("-", "/no/such/directory/access.log"),
+    "LOG_FORMAT": ("JSON", "xml"),
+    "METRICS": ("off", "maybe"),
+    "METRICS_TOKEN": ("a-long-metrics-token", "short"),
+    "METRICS_BIND": ("127.0.0.1:9100", "unix:/tmp/metrics.sock"),
+    "PROMETHEUS_MULTIPROC_DIR": ("/tmp", "/no/such/directory"),
 }
 
 

@@ -128,10 +128,11 @@ local function count_request(key, limit, window_ms, slices, now_us)
   -- inside the window (now - window, now], i.e. while i >= first, and leaves at
   -- (i + 1) * width + window.
   local first = math.floor((now_us - window_us) / width)
-  local ok, meta = pcall(redis.call, 'HMGET', key, TOTAL, CURSOR)
+  local field = sub_window(current)
+  local ok, meta = pcall(redis.call, 'HMGET', key, TOTAL, CURSOR, field)
   if not ok then
     convert_sorted_set(key, width, window_us, now_us)
-    meta = redis.call('HMGET', key, TOTAL, CURSOR)
+    meta = redis.call('HMGET', key, TOTAL, CURSOR, field)
   end
   local total = tonumber(meta[1]) or 0
   local cursor = tonumber(meta[2])
@@ -148,17 +149,17 @@ local function count_request(key, limit, window_ms, slices, now_us)
     local at = oldest and reached_at(key, oldest, math.max(oldest, current), total - limit + 1)
     return {0, 0, at and (at + 1) * width + window_us - now_us or window_us + width}
   end
-  -- The first write is the HINCRBY: with Redis out of memory (maxmemory + noeviction) it
-  -- fails before anything changed, and the app answers 503 instead of admitting the request.
-  -- (Redis checks memory on a script's first write only.)
-  redis.call('HINCRBY', key, sub_window(current), 1)
-  if #stale > 0 then
-    redis.call('HDEL', key, unpack(stale))
-  end
   -- The new cursor is the oldest sub-window that still counts. (min: a clock that went back,
   -- as after a failover to a server behind, puts the new one below the others.)
   cursor = oldest and math.min(oldest, current) or current
-  redis.call('HSET', key, TOTAL, total + 1, CURSOR, sub_window(cursor))
+  -- The first write is this HSET: with Redis out of memory (maxmemory + noeviction) it fails
+  -- before anything changed, and the app answers 503 instead of admitting the request.
+  -- (Redis checks memory on a script's first write only.)
+  redis.call('HSET', key, field, (tonumber(meta[3]) or 0) + 1, TOTAL, total + 1,
+    CURSOR, sub_window(cursor))
+  if #stale > 0 then
+    redis.call('HDEL', key, unpack(stale))
+  end
   -- The key lives as long as its newest sub-window counts.
   redis.call('PEXPIRE', key, math.ceil(((current + 1) * width + window_us - now_us) / 1000))
   local remaining = limit - total - 1

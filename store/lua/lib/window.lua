@@ -6,8 +6,9 @@
 -- allow it. The client's key is one small hash (docs/storage.md):
 --   "<sub-window index>" -> requests admitted in it (at most slices + 1 of these),
 --   "t" -> their total, "o" -> the cursor: the oldest sub-window kept.
--- With the total and the cursor, a request reads two fields instead of every sub-window, and
--- a sub-window that leaves the window is taken out of both by the next admission.
+-- With the total and the cursor, a request reads three fields (those two and its own
+-- sub-window) instead of every sub-window, and a sub-window that leaves the window is taken
+-- out of the total and the hash by the next admission.
 
 local TOTAL, CURSOR = 't', 'o'
 local CHUNK = 8 -- sub-windows read per HMGET when walking them oldest first

@@ -544,8 +544,9 @@ SETTINGS: tuple[Setting, ...] = (
         "rate limit",
         _LIMIT_RULE,
         "200 per minute",
-        "per client IP, over `/api/`, `/auth/`, `/mcp`; exact rolling window shared by all "
-        "workers and instances",
+        "per client IP, over `/api/`, `/auth/`, `/mcp`; a rolling window shared by all "
+        "workers and instances, never over the limit (may refuse up to 1/60 of the window "
+        "early)",
         _checked_rate_limit,
     ),
     Setting(

@@ -13,7 +13,7 @@ from app import create_app
 from store import users
 from store.client import Storage, connect
 from store.names import KeyNames
-from tests.servers import ClusterGroup, Gunicorn, RedisServer, SentinelGroup
+from tests.servers import ClusterGroup, Gunicorn, RedisServer, SentinelGroup, app_server
 
 # The tests talk to 127.0.0.1 only: never through a proxy a CI machine may have configured.
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
@@ -163,7 +163,7 @@ def create_key(client, csrf: str, name: str = "test key") -> dict:
 @pytest.fixture(scope="module")
 def gunicorn(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory):
     """The app under gunicorn with 4 workers on the shared redis-server."""
-    server = Gunicorn(redis_server.url, tmp_path_factory.mktemp("gunicorn") / "log", 4).start()
+    server = app_server(redis_server.url, tmp_path_factory.mktemp("gunicorn") / "log", 4).start()
     yield server
     server.stop()
 

@@ -8,10 +8,8 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-
-import requests
 
 from deploy.local_redis import (
     ClusterGroup,
@@ -20,10 +18,8 @@ from deploy.local_redis import (
     RedisServer,
     SentinelGroup,
     is_setup,
-    stop_process,
-    wait_until,
 )
-from deploy.parts import LOOPBACK, ROOT, free_port
+from deploy.processes import LOOPBACK, ROOT, Gunicorn, free_port, wait_until
 
 __all__ = [
     "LOOPBACK",
@@ -32,6 +28,7 @@ __all__ = [
     "CommandRecorder",
     "Gunicorn",
     "app_instances",
+    "app_server",
     "checkout_copy",
     "flask_cli",
     "NodeRecorders",
@@ -39,69 +36,23 @@ __all__ = [
     "SentinelGroup",
     "free_port",
     "is_setup",
-    "stop_process",
     "wait_until",
     "whole_and_empty",
 ]
 
 
-class Gunicorn:
-    """The real app under gunicorn with several workers, logging to a file."""
-
-    def __init__(
-        self, redis_url: str, log_path: Path, workers: int = 4, env: dict[str, str] | None = None
-    ) -> None:
-        self.port = free_port()
-        self.log_path = log_path
-        self.workers = workers
-        self.env = {
-            **os.environ,
-            "REDIS_URL": redis_url,
-            "SECRET_KEY": "test-secret-key-for-gunicorn-tests",
-            "GENMB_ENV": "development",
-            "PASSWORD_SCRYPT_N": "1024",
-            "PYTHONUNBUFFERED": "1",
-            **(env or {}),
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """http://127.0.0.1:<port>."""
-        return f"http://{LOOPBACK}:{self.port}"
-
-    def start(self) -> Gunicorn:
-        """Start gunicorn and wait until every worker can answer."""
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                "deploy/gunicorn.conf.py",
-                "--workers",
-                str(self.workers),
-                "--bind",
-                f"{LOOPBACK}:{self.port}",
-                "app:create_app()",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_until(lambda: requests.get(f"{self.url}/healthz", timeout=2).ok, timeout=30)
-        return self
-
-    def stop(self) -> None:
-        """Stop gunicorn gracefully and close its log."""
-        stop_process(self.process)
-        self._log.close()
-
-    def logs(self) -> str:
-        """Everything gunicorn and the app have written so far."""
-        return self.log_path.read_text(errors="replace")
+def app_server(
+    redis_url: str, log: Path, workers: int = 4, env: dict[str, str] | None = None
+) -> Gunicorn:
+    """The app under gunicorn on a free port with the tests' settings, not started yet:
+    `.start()` it (waits until it answers) and `.stop()` it, or use it in a `with`."""
+    settings = {
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": "test-secret-key-for-gunicorn-tests",
+        "GENMB_ENV": "development",
+        "PASSWORD_SCRYPT_N": "1024",
+    }
+    return Gunicorn("app", {**os.environ, **settings, **(env or {})}, log, workers)
 
 
 @contextmanager
@@ -115,15 +66,15 @@ def app_instances(
 ) -> Iterator[list[Gunicorn]]:
     """`count` gunicorn instances of the app on one Redis URL (two instances behind a load
     balancer, as in production), stopped on exit."""
-    instances: list[Gunicorn] = []
-    try:
-        for index in range(count):
-            log = tmp_path_factory.mktemp(f"{name}-app{index}") / "log"
-            instances.append(Gunicorn(redis_url, log, workers, env).start())
-        yield instances
-    finally:
-        for instance in instances:
-            instance.stop()
+    with ExitStack() as running:
+        yield [
+            running.enter_context(
+                app_server(
+                    redis_url, tmp_path_factory.mktemp(f"{name}-app{index}") / "log", workers, env
+                )
+            )
+            for index in range(count)
+        ]
 
 
 def flask_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

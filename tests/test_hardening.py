@@ -38,6 +38,7 @@ from tests.servers import (
     ROOT,
     Gunicorn,
     RedisServer,
+    app_server,
     free_port,
     wait_until,
     whole_and_empty,
@@ -52,7 +53,7 @@ def proxied(
     redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gunicorn]:
     """gunicorn (2 workers) trusting one proxy in front, with nothing in front."""
-    server = Gunicorn(
+    server = app_server(
         redis_server.url,
         tmp_path_factory.mktemp("hardening") / "log",
         2,
@@ -842,7 +843,7 @@ def _logins_all_succeed(base_url: str, email: str) -> list[int]:
 def test_direct_gunicorn_start_with_the_embedded_store_runs_one_worker(tmp_path) -> None:
     """`gunicorn -c deploy/gunicorn.conf.py --workers 4` with REDIS_URL=memory://: one worker
     (one store), said at start-up; 30 concurrent logins all succeed (split brain: 15 x 401)."""
-    server = Gunicorn("memory://", tmp_path / "log", workers=4).start()
+    server = app_server("memory://", tmp_path / "log", workers=4).start()
     try:
         codes = _logins_all_succeed(server.url, "embedded@example.test")
         text = server.logs()

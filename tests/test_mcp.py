@@ -29,7 +29,7 @@ from config import load_settings
 from store import users
 from store.names import KeyNames
 from tests.conftest import LiveSession
-from tests.servers import ROOT, Gunicorn, RedisServer
+from tests.servers import ROOT, Gunicorn, RedisServer, app_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.gunicorn]
 
@@ -630,7 +630,7 @@ def test_twenty_concurrent_sdk_clients_all_succeed(owner, live):
 @pytest.fixture(scope="module")
 def configured(redis_server: RedisServer, tmp_path_factory) -> Iterator[Gunicorn]:
     """gunicorn (2 workers) with a public host name, one allowed origin, 6 requests a minute."""
-    server = Gunicorn(
+    server = app_server(
         redis_server.url,
         tmp_path_factory.mktemp("mcp-configured") / "log",
         2,
@@ -688,7 +688,7 @@ def test_redis_outage_is_503_json_rpc(tmp_path: Path):
     redis_dir = tmp_path / "redis"
     redis_dir.mkdir()
     redis = RedisServer(redis_dir).start()
-    web = Gunicorn(redis.url, tmp_path / "log", 1, env={"REDIS_TIMEOUT": "0.5"})
+    web = app_server(redis.url, tmp_path / "log", 1, env={"REDIS_TIMEOUT": "0.5"})
     try:
         web.start()
         message = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}

@@ -11,7 +11,7 @@ import requests
 
 from store.names import KeyNames
 from tests.conftest import LiveSession, create_key, login, make_app
-from tests.servers import Gunicorn
+from tests.servers import app_server
 
 
 def _fire(count: int, call) -> list:
@@ -23,7 +23,7 @@ def _fire(count: int, call) -> list:
 @pytest.fixture(scope="module")
 def scarce(redis_server, tmp_path_factory):
     """gunicorn (4 workers) where a pro user has 35 credits and codegen is barely limited."""
-    server = Gunicorn(
+    server = app_server(
         redis_server.url,
         tmp_path_factory.mktemp("scarce") / "log",
         4,
@@ -211,7 +211,7 @@ def test_headers_report_the_tighter_limit(live, make_user):
 @pytest.fixture(scope="module")
 def proxied(redis_server, tmp_path_factory):
     """gunicorn trusting one proxy, with a small global limit."""
-    server = Gunicorn(
+    server = app_server(
         redis_server.url,
         tmp_path_factory.mktemp("proxied") / "log",
         2,

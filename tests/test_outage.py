@@ -19,7 +19,7 @@ from store import users
 from store.client import Storage, connect
 from store.names import KeyNames
 from tests.conftest import FAST_HASH, PASSWORD, LiveSession
-from tests.servers import Gunicorn, RedisServer
+from tests.servers import Gunicorn, RedisServer, app_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.gunicorn]
 
@@ -78,7 +78,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         store = Storage(connect(server.url, 2.0), KeyNames())
         users.create(store, EMAIL, PASSWORD, "pro", FAST_HASH)
         store.redis.close()
-        web = Gunicorn(
+        web = app_server(
             server.url,
             tmp_path / "gunicorn.log",
             workers=2,

@@ -30,7 +30,7 @@ from tests.github_sample import (
     SAMPLE_KEY_IDENTIFIER,
     SAMPLE_SIGNATURE,
 )
-from tests.servers import LOOPBACK, Gunicorn
+from tests.servers import LOOPBACK, app_server
 
 pytestmark = pytest.mark.integration
 
@@ -434,7 +434,7 @@ def test_under_gunicorn_every_worker_refuses_the_reported_key_next(
     redis_server, redis_url, keys_server, signer, make_user, tmp_path
 ):
     """Four workers: after the 200, no worker admits the key again."""
-    server = Gunicorn(
+    server = app_server(
         redis_server.url,
         tmp_path / "gunicorn.log",
         4,

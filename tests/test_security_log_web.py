@@ -17,7 +17,7 @@ import requests
 from playwright.sync_api import Page, expect
 
 from tests.conftest import LiveSession
-from tests.servers import Gunicorn
+from tests.servers import Gunicorn, app_server
 from tests.test_secret_scanning import PATH, KeysServer, Signer, report
 
 # browser, log and page are test_web's fixtures, used by name.
@@ -49,7 +49,7 @@ def signer(keys_server: KeysServer) -> Signer:
 @pytest.fixture(scope="module")
 def web_server(redis_server, keys_server, tmp_path_factory) -> Iterator[Gunicorn]:
     """gunicorn (2 workers) whose keys document is the local one."""
-    server = Gunicorn(
+    server = app_server(
         redis_server.url,
         tmp_path_factory.mktemp("leakweb") / "gunicorn.log",
         2,

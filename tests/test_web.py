@@ -23,7 +23,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from blueprints.web import mcp_url
 from tests.conftest import PASSWORD, LiveSession, make_app
-from tests.servers import ROOT, Gunicorn
+from tests.servers import ROOT, Gunicorn, app_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.gunicorn]
 
@@ -52,7 +52,7 @@ expect.set_options(timeout=TIMEOUT_MS)
 @pytest.fixture(scope="module")
 def web_server(redis_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
     """The app under gunicorn with 2 workers on the suite's redis-server."""
-    server = Gunicorn(redis_server.url, tmp_path_factory.mktemp("web") / "gunicorn.log", 2)
+    server = app_server(redis_server.url, tmp_path_factory.mktemp("web") / "gunicorn.log", 2)
     server.start()
     yield server
     server.stop()

@@ -22,7 +22,7 @@ from security.passwords import hash_password, verify_password
 from store import apikeys, users
 from store.clock import iso, start_of_next_month
 from store.errors import KeyLimitReached, PlanRequired
-from tests.conftest import FAST_HASH, PASSWORD
+from tests.helpers import FAST_HASH, PASSWORD
 
 COOKIE = "genmb_session"
 

@@ -15,7 +15,7 @@ import sys
 import pytest
 
 import config
-from config import SETTINGS, SettingError, load_settings
+from config import SETTINGS, SettingError, load_settings, rate_limit_parts
 from deploy.processes import LOOPBACK, ROOT, free_port
 from tests.helpers import flask_cli
 
@@ -196,3 +196,120 @@ def test_flask_cli_refuses_a_bad_setting_with_one_line():
         "Error: PASSWORD_SCRYPT_N='1000' is not allowed: allowed is a power of 2 from 1024 "
         "to 131072"
     ]
+
+
+# ---- load_settings: numbers, secrets, environments, limits ---------------------------
+@pytest.mark.parametrize(
+    "name",
+    [
+        "TRUSTED_PROXY_COUNT",
+        "MAX_KEYS_PER_USER",
+        "COST_CODEGEN",
+        "CREDITS_PRO",
+        "SESSION_LIFETIME_SECONDS",
+    ],
+)
+@pytest.mark.parametrize("garbage", ["two", "1.5", "5x"])
+def test_bad_integer_settings_fail_loudly(name, garbage):
+    """A non-integer integer setting stops start-up with an error naming the setting."""
+    with pytest.raises(RuntimeError, match=name):
+        load_settings(env={**BASE_ENV, name: garbage})
+
+
+def test_bad_number_setting_fails_loudly():
+    """REDIS_TIMEOUT must be a number."""
+    with pytest.raises(RuntimeError, match="REDIS_TIMEOUT"):
+        load_settings(env={**BASE_ENV, "REDIS_TIMEOUT": "soon"})
+
+
+def test_integer_settings_are_read():
+    """Integer settings from the environment reach the config and the plan table."""
+    s = load_settings(
+        env={**BASE_ENV, "CREDITS_PRO": " 25 ", "TRUSTED_PROXY_COUNT": "2", "REDIS_TIMEOUT": "0.5"}
+    )
+    assert s["PLANS"]["pro"].monthly_credits == 25
+    assert s["TRUSTED_PROXY_COUNT"] == 2
+    assert s["REDIS_TIMEOUT"] == 0.5
+
+
+def test_missing_secret_key_fails_in_production():
+    """Production (the default) refuses to start without SECRET_KEY."""
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        load_settings(env={"REDIS_URL": "redis://127.0.0.1:1/0"})
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        load_settings(env={"REDIS_URL": "redis://127.0.0.1:1/0", "GENMB_ENV": "production"})
+
+
+def test_missing_secret_key_is_derived_in_development():
+    """Development derives a SECRET_KEY that every worker of one deployment agrees on."""
+    env = {"REDIS_URL": "redis://127.0.0.1:1/0", "GENMB_ENV": "development"}
+    first, second = load_settings(env=env), load_settings(env=env)
+    assert len(first["SECRET_KEY"]) >= 32
+    assert first["SECRET_KEY"] == second["SECRET_KEY"]  # two workers, one secret
+    other = load_settings(env={**env, "REDIS_URL": "redis://127.0.0.1:2/0"})
+    assert other["SECRET_KEY"] != first["SECRET_KEY"]
+
+
+@pytest.mark.parametrize("text", ["0 per minute", "200/minute;10/second", "lots"])
+def test_bad_global_limits_fail_at_start(text):
+    """A zero limit or several limits in RATELIMIT_GLOBAL are refused, not half-applied."""
+    env = {"REDIS_URL": "redis://127.0.0.1:1/0", "SECRET_KEY": "s", "RATELIMIT_GLOBAL": text}
+    with pytest.raises(RuntimeError, match="limit"):
+        load_settings(env=env)
+
+
+def test_missing_redis_url_fails():
+    """Without REDIS_URL the app refuses to start, even in development."""
+    with pytest.raises(RuntimeError, match="REDIS_URL"):
+        load_settings(env={"SECRET_KEY": "s"})
+    with pytest.raises(RuntimeError, match="REDIS_URL"):
+        load_settings(env={"GENMB_ENV": "development"})
+
+
+def test_unknown_environment_fails():
+    """GENMB_ENV accepts only development or production."""
+    with pytest.raises(RuntimeError, match="GENMB_ENV"):
+        load_settings(env={**BASE_ENV, "GENMB_ENV": "staging"})
+
+
+def test_negative_proxy_count_fails():
+    """TRUSTED_PROXY_COUNT below zero is refused."""
+    with pytest.raises(RuntimeError, match="TRUSTED_PROXY_COUNT"):
+        load_settings(env={**BASE_ENV, "TRUSTED_PROXY_COUNT": "-1"})
+
+
+def test_secure_cookie_follows_environment():
+    """Session cookies are Secure in production, not in development or testing."""
+    assert load_settings(env=BASE_ENV)["SESSION_COOKIE_SECURE"] is True
+    assert (
+        load_settings(env={**BASE_ENV, "GENMB_ENV": "development"})["SESSION_COOKIE_SECURE"]
+        is False
+    )
+    assert load_settings({"TESTING": True}, env=BASE_ENV)["SESSION_COOKIE_SECURE"] is False
+
+
+def test_global_rate_limit_default_and_parsing():
+    """RATELIMIT_GLOBAL defaults to 200 per minute, i.e. (200, 60000 ms)."""
+    s = load_settings(env=BASE_ENV)
+    assert (s["GLOBAL_LIMIT"], s["GLOBAL_WINDOW_MS"]) == (200, 60_000)
+    assert rate_limit_parts("200 per minute") == (200, 60_000)
+    assert rate_limit_parts("10/second") == (10, 1_000)
+    assert rate_limit_parts("1000 per hour") == (1000, 3_600_000)
+    s = load_settings(env={**BASE_ENV, "RATELIMIT_GLOBAL": "5 per second"})
+    assert (s["GLOBAL_LIMIT"], s["GLOBAL_WINDOW_MS"]) == (5, 1_000)
+
+
+def test_bad_global_rate_limit_fails():
+    """An unparseable RATELIMIT_GLOBAL stops start-up."""
+    with pytest.raises(RuntimeError, match="rate limit"):
+        load_settings(env={**BASE_ENV, "RATELIMIT_GLOBAL": "lots"})
+
+
+def test_overrides_win_over_environment():
+    """Explicit overrides replace what the environment says."""
+    s = load_settings(
+        {"MAX_KEYS_PER_USER": 2, "REDIS_URL": "memory://"},
+        env={**BASE_ENV, "MAX_KEYS_PER_USER": "9"},
+    )
+    assert s["MAX_KEYS_PER_USER"] == 2
+    assert s["REDIS_URL"] == "memory://"

@@ -17,7 +17,7 @@ from tests.helpers import UserFactory, app_server, login, make_app
 # The tests talk to 127.0.0.1 only: never through a proxy a CI machine may have configured.
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
-# The contract suites run three times: on one redis-server, on a primary with two replicas and
+# The topology suites run three times: on one redis-server, on a primary with two replicas and
 # three sentinels behind a redis+sentinel:// URL, and on a six-node Redis Cluster behind a
 # redis+cluster:// URL (the same tests, not copies).
 TOPOLOGY_SUITES = frozenset(
@@ -36,7 +36,7 @@ SERVERS = {"single": RedisServer, "sentinel": SentinelGroup, "cluster": ClusterG
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrize the contract suites' Redis over every topology."""
+    """Parametrize the topology suites' Redis over every topology."""
     if metafunc.module.__name__ in TOPOLOGY_SUITES and "redis_server" in metafunc.fixturenames:
         metafunc.parametrize("redis_server", TOPOLOGIES, indirect=True, scope="session")
 

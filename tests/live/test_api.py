@@ -1,4 +1,4 @@
-"""CONTRACT §5: /api/me, apps CRUD, codegen and deploy jobs, credits, plans and key use."""
+"""README, "The API": /api/me, apps CRUD, codegen and deploy jobs, credits, plans and key use."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""CONTRACT §3: signup, login, the session cookie, logout, CSRF on session writes."""
+"""README, "The API" (/auth): signup, login, the session cookie, logout, CSRF on session writes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""CONTRACT §2: the operator CLI, `flask --app app users create|set-plan`."""
+"""README, "First user and key": the operator CLI, `flask --app app users create|set-plan`."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_users_create_prints_one_json_object(cli, client, storage):
 
 @pytest.mark.parametrize("plan", ["free", "pro", "business"])
 def test_users_create_each_plan(cli, plan):
-    """Every plan of the contract can be given to a new user."""
+    """Every plan of the plan table can be given to a new user."""
     result = cli("users", "create", f"{plan}@example.test", "--plan", plan, "--password", PASSWORD)
     assert result.exit_code == 0, result.output
     assert one_json_line(result.stdout)["plan"] == plan

@@ -1,7 +1,6 @@
-"""Redis Cluster (CONTRACT §11): six nodes (three primaries, three replicas) behind a
-redis+cluster:// URL, two gunicorn instances; a primary killed under load, and revocations
-that wait on the node holding the key. Real processes on free loopback ports; loops bounded.
-"""
+"""Redis Cluster (docs/deploy.md, "Redis Cluster"): six nodes (three primaries, three replicas)
+behind a redis+cluster:// URL, two gunicorn instances; a primary killed under load, and revocations
+that wait on the node holding the key. Real processes on free loopback ports; loops bounded."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""CONTRACT §7: every error is the JSON envelope; 404, 405, 413, bad JSON, unhandled 500."""
+"""README, "The API" (errors): every error is the JSON envelope; 404, 405, 413, bad JSON, unhandled
+500."""
 
 from __future__ import annotations
 
@@ -95,7 +96,7 @@ def test_error_messages_have_no_html_markup(abort_app):
     ],
 )
 def test_contract_codes_for_common_statuses(abort_app, code, expected):
-    """The statuses the contract names carry its snake_case codes."""
+    """The statuses README's API table names carry its snake_case codes."""
     assert assert_envelope(abort_app.test_client().get(f"/_test/abort/{code}"))["code"] == expected
 
 

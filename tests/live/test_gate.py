@@ -1,4 +1,4 @@
-"""CONTRACT §5-§6: credentials, uniform 401s, the rolling per-IP window and its headers."""
+"""README, "The API": credentials, uniform 401s, the rolling per-IP window and its headers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""CONTRACT §4: listing, creating and revoking API keys (real Redis, in-process app)."""
+"""README, "The API" (/api/keys): listing, creating and revoking API keys (real Redis, in-process
+app)."""
 
 from __future__ import annotations
 
@@ -150,7 +151,8 @@ def test_revoked_key_gets_401_at_once(pro, app):
     response = other.get("/api/me", headers=headers)
     assert response.status_code == 401
     assert response.json["error"]["code"] == "invalid_api_key"
-    # A repeated revoke (a retry after 503 revocation_unconfirmed) succeeds again (CONTRACT §11).
+    # A repeated revoke (a retry after 503 revocation_unconfirmed) succeeds again (README,
+    # "How it works").
     again = client.delete(f"/api/keys/{key['id']}", headers={"X-CSRF-Token": csrf})
     assert again.status_code == 204
     assert other.get("/api/me", headers=headers).status_code == 401

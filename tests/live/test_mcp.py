@@ -1,4 +1,4 @@
-"""CONTRACT §9 / issue #5: the MCP server on /mcp, driven by the official MCP SDK client.
+"""docs/mcp.md / issue #5: the MCP server on /mcp, driven by the official MCP SDK client.
 
 Everything here runs against gunicorn (4 workers, the conftest fixture, or 2 workers with
 other settings) on the real redis-server; the client is the mcp package's streamable-HTTP

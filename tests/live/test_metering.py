@@ -1,4 +1,4 @@
-"""Credits and per-endpoint limits (CONTRACT §5-§6), under real concurrency where it matters."""
+"""Credits and per-endpoint limits (README, "The API"), under real concurrency where it matters."""
 
 from __future__ import annotations
 

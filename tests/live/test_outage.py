@@ -1,5 +1,6 @@
-"""CONTRACT §7, fail-closed: with Redis down or frozen the app answers 503 fast, never 200/401,
-and it recovers by itself when Redis is back, without an app restart.
+"""Fail-closed (docs/deploy.md, "What is lost in which failure"): with Redis down or frozen the app
+answers 503 fast, never 200/401, and it recovers by itself when Redis is back, without an app
+restart.
 
 Each test runs its own redis-server (append-only, so a restart keeps the data) and its own
 gunicorn with REDIS_TIMEOUT=0.5 pointed at it; the shared session redis-server is untouched.

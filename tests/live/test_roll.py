@@ -1,4 +1,4 @@
-"""Issue #14, item 1: rolling a key with an overlap (CONTRACT §12).
+"""Issue #14, item 1: rolling a key with an overlap (README, "The API").
 
 The in-process tests run on every Redis topology (one server, Sentinel, Cluster: the roll is
 one script in the user's slot); the gunicorn test rolls a key under load with four workers.

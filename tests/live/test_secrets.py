@@ -1,4 +1,5 @@
-"""CONTRACT §8: Redis never holds a raw key or its random part, and no log line contains one.
+"""README, "How it works": Redis never holds a raw key or its random part, and no log line contains
+one.
 
 The live test drives gunicorn (4 workers, real redis-server) through a user's whole key life
 — create, use, revoke — and through every way a key can be presented wrongly, then reads back

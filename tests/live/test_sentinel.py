@@ -1,7 +1,7 @@
-"""High availability (CONTRACT §11): a primary, two replicas and three sentinels, two gunicorn
-instances on a redis+sentinel:// URL; the primary is killed under load, and revocations must
-survive it. Real processes only, on free loopback ports; every load loop is bounded.
-"""
+"""High availability (docs/deploy.md, "High availability"): a primary, two replicas and three
+sentinels, two gunicorn instances on a redis+sentinel:// URL; the primary is killed under load, and
+revocations must survive it. Real processes only, on free loopback ports; every load loop is
+bounded."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Issue #14, item 2: per-key usage, counted in the gate's one script (CONTRACT §12).
+"""Issue #14, item 2: per-key usage, counted in the gate's one script (README, "The API";
+docs/storage.md).
 
 In-process tests run on every Redis topology; the day arithmetic of lib/usage.lua is checked
 on a controlled clock (the script's day function fed chosen instants), and the reading side

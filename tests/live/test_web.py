@@ -1,4 +1,4 @@
-"""Issue #4 / CONTRACT §10: the web pages, driven in a real headless Chromium by Playwright.
+"""Issue #4 / README, "Web app": the web pages, driven in a real headless Chromium by Playwright.
 
 The app runs under gunicorn (2 workers) on the suite's real redis-server. Every test fails on
 any browser console error or uncaught page exception, except the few network errors a test

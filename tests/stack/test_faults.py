@@ -1,5 +1,5 @@
-"""Faults in make stack's topology (CONTRACT §7, §8): an app instance killed mid-load, Redis
-killed and restarted from its append-only file, Redis frozen.
+"""Faults in make stack's topology (docs/deploy.md, "What is lost in which failure"): an app
+instance killed mid-load, Redis killed and restarted from its append-only file, Redis frozen.
 
 One stack for the module (REDIS_TIMEOUT=0.5, a global limit high enough that the load is never
 rate limited); each test leaves it whole again. What a test measures is printed (-s shows it)

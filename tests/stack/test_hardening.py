@@ -357,7 +357,7 @@ def test_names_are_normalized_to_nfc(signed_in) -> None:
 
 
 def test_a_key_pasted_into_a_name_or_prompt_is_refused(signed_in, rdb) -> None:
-    """Redis never holds a raw key, not even inside a name (CONTRACT §8)."""
+    """Redis never holds a raw key, not even inside a name (README, "How it works")."""
     client, token, app_id = signed_in
     raw = apikeys.generate()
     for path, body in (

@@ -1,5 +1,5 @@
-"""CONTRACT §1: what `make run` (scripts/run.sh) serves, where its data lives, and that Ctrl-C
-stops everything it started.
+"""README, "Quickstart": what `make run` (scripts/run.sh) serves, where its data lives, and that
+Ctrl-C stops everything it started.
 
 Each test runs the script from a copy of the repository (the files git tracks or would track,
 plus a symlink to the real .venv), so var/ is created in the copy, never in the working tree.

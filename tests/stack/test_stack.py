@@ -1,6 +1,7 @@
-"""CONTRACT §6 and §8 through the load balancer: `make stack`'s topology (deploy/stack.py) —
-redis-server with a password and the append-only file, two gunicorn instances, the system's
-nginx in front — started on free ports with its var/ in a temporary directory.
+"""Rate limits and guarantees (README, "The API" and "How it works") through the load balancer:
+`make stack`'s topology (deploy/stack.py) — redis-server with a password and the append-only file,
+two gunicorn instances, the system's nginx in front — started on free ports with its var/ in a
+temporary directory.
 
 Distinct clients are distinct loopback source addresses (127.0.0.2, 127.0.0.3, ...: all of
 127.0.0.0/8 is this machine), so nginx sees each as its own peer.

@@ -1,10 +1,9 @@
-"""Redis Cluster through the load balancer (CONTRACT §11): `make stack STACK_REDIS=cluster` —
-six cluster nodes (three primaries, three replicas) with the shared Redis settings and
-password, two gunicorn instances on a redis+cluster:// URL, nginx in front — started by the
-same `Stack` on free ports. The primary holding the user's slot is SIGKILLed; service must
-come back through nginx by itself, and a revoked key must stay refused. What a run measures
-is printed (-s shows it).
-"""
+"""Redis Cluster through the load balancer (docs/deploy.md, "Redis Cluster"): `make stack
+STACK_REDIS=cluster` — six cluster nodes (three primaries, three replicas) with the shared Redis
+settings and password, two gunicorn instances on a redis+cluster:// URL, nginx in front — started by
+the same `Stack` on free ports. The primary holding the user's slot is SIGKILLed; service must come
+back through nginx by itself, and a revoked key must stay refused. What a run measures is printed
+(-s shows it)."""
 
 from __future__ import annotations
 

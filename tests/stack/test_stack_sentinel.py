@@ -1,9 +1,8 @@
-"""High availability through the load balancer (CONTRACT §11): `make stack STACK_REDIS=sentinel`
-— a primary, two replicas and three sentinels with the shared Redis settings and password, two
-gunicorn instances on a redis+sentinel:// URL, nginx in front — started by the same `Stack` on
-free ports. The primary is SIGKILLed; service must come back through nginx by itself, and a
-revoked key must stay refused. What a run measures is printed (-s shows it).
-"""
+"""High availability through the load balancer (docs/deploy.md, "High availability"): `make stack
+STACK_REDIS=sentinel` — a primary, two replicas and three sentinels with the shared Redis settings
+and password, two gunicorn instances on a redis+sentinel:// URL, nginx in front — started by the
+same `Stack` on free ports. The primary is SIGKILLed; service must come back through nginx by
+itself, and a revoked key must stay refused. What a run measures is printed (-s shows it)."""
 
 from __future__ import annotations
 

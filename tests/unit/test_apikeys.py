@@ -61,7 +61,8 @@ def test_key_lifecycle_on_fakeredis(fake_app):
     assert gone.json["error"]["code"] == "invalid_api_key"
     assert 'error="invalid_token"' in gone.headers["WWW-Authenticate"]
     assert web.get("/api/keys").json["keys"] == []
-    # Repeating a revoke is safe (CONTRACT §11); an id the user never held is 404.
+    # Repeating a revoke is safe (docs/storage.md, "Writes that must survive a failover"); an
+    # id the user never held is 404.
     assert web.delete(f"/api/keys/{key_id}", headers=csrf).status_code == 204
     assert web.delete("/api/keys/key_0123456789abcdef", headers=csrf).status_code == 404
 

@@ -1,4 +1,5 @@
-"""REDIS_URL forms (CONTRACT §11): parsed once, bad ones refused at start-up in one line."""
+"""REDIS_URL forms (README "Configuration"; docs/deploy.md): parsed once, bad ones refused at
+start-up in one line."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 from deploy import topology
 
@@ -109,45 +109,63 @@ def _tail(log: Path | None, lines: int = 15) -> str:
 # ---- /proc ------------------------------------------------------------------------------
 
 
-def _stat(pid: int) -> list[str] | None:
-    """Fields 3.. of /proc/<pid>/stat (after the command name), or None if it has ended."""
+class Stat(NamedTuple):
+    """What this code reads of /proc/<pid>/stat."""
+
+    pid: int
+    state: str  # Z: a zombie, X: dead
+    ppid: int
+    pgrp: int
+    session: int
+    cpu_ticks: int  # user + system time, in clock ticks
+
+    @property
+    def alive(self) -> bool:
+        """Not exited (a zombie has: it holds nothing any more)."""
+        return self.state not in ("Z", "X")
+
+
+def proc_stat(pid: int) -> Stat | None:
+    """A process's /proc/<pid>/stat, or None if it has ended."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    return Stat(pid, fields[0], int(fields[1]), int(fields[2]), int(fields[3]), ticks)
 
 
-def _all_stats() -> list[tuple[int, list[str]]]:
-    """(pid, stat fields) of every process there is."""
+def all_processes() -> list[Stat]:
+    """Every process there is, as /proc shows it now."""
     found = []
     for entry in Path("/proc").glob("[0-9]*"):
-        fields = _stat(int(entry.name))
-        if fields is not None:
-            found.append((int(entry.name), fields))
+        stat = proc_stat(int(entry.name))
+        if stat is not None:
+            found.append(stat)
     return found
 
 
+def command_line(pid: int) -> str:
+    """A process's command line, its arguments joined by spaces ("" if it has ended)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
 def group_members(pgid: int) -> list[int]:
-    """Processes of a process group that have not exited (zombies have: they hold nothing)."""
-    return sorted(
-        pid
-        for pid, fields in _all_stats()
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X")
-    )
+    """Processes of a process group that have not exited."""
+    return sorted(s.pid for s in all_processes() if s.pgrp == pgid and s.alive)
 
 
 def worker_pids(master: int) -> list[int]:
     """The children of a process, here a gunicorn master's workers."""
-    return sorted(pid for pid, fields in _all_stats() if int(fields[1]) == master)
+    return sorted(s.pid for s in all_processes() if s.ppid == master)
 
 
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time these processes have used so far, in seconds."""
-    ticks = 0
-    for pid in pids:
-        fields = _stat(pid)
-        if fields is not None:
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    ticks = sum(stat.cpu_ticks for stat in map(proc_stat, pids) if stat is not None)
     return ticks / os.sysconf("SC_CLK_TCK")
 
 

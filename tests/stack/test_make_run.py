@@ -23,7 +23,7 @@ import redis
 import requests
 
 from deploy.local_redis import RedisServer
-from deploy.processes import LOOPBACK, free_port
+from deploy.processes import LOOPBACK, all_processes, command_line, free_port, proc_stat
 from store.names import KeyNames
 from tests.helpers import PASSWORD, checkout_copy
 
@@ -49,38 +49,18 @@ SCRIPT_COMMANDS = (
 # ---- processes --------------------------------------------------------------------------
 
 
-def _proc_stat(pid: int) -> tuple[str, int, int] | None:
-    """(state, ppid, session id) of a process, or None when it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    fields = text[text.rindex(")") + 2 :].split()
-    return fields[0], int(fields[1]), int(fields[3])
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except (FileNotFoundError, ProcessLookupError):
-        return ""
-
-
 def session_processes(sid: int) -> dict[int, tuple[int, str]]:
     """Live (non-zombie) processes of a session: pid -> (ppid, command line)."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        info = _proc_stat(int(entry.name))
-        if info is not None and info[2] == sid and info[0] != "Z":
-            found[int(entry.name)] = (info[1], _cmdline(int(entry.name)))
-    return found
+    return {
+        s.pid: (s.ppid, command_line(s.pid))
+        for s in all_processes()
+        if s.session == sid and s.alive
+    }
 
 
 def _alive(pid: int) -> bool:
-    info = _proc_stat(pid)
-    return info is not None and info[0] != "Z"
+    stat = proc_stat(pid)
+    return stat is not None and stat.alive
 
 
 def _port_open(port: int) -> bool:

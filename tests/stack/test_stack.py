@@ -29,7 +29,7 @@ from redis.retry import Retry
 from requests.adapters import HTTPAdapter
 
 from deploy import topology
-from deploy.processes import LOOPBACK, ROOT, free_port, wait_until
+from deploy.processes import LOOPBACK, ROOT, all_processes, free_port, wait_until
 from deploy.stack import Stack
 from store import users
 from store.client import Storage, connect
@@ -485,17 +485,7 @@ def _group_alive(pgid: int) -> bool:
 
 def _process_groups(parent: int) -> list[int]:
     """The process groups of `parent`'s children (each part of the stack leads its own)."""
-    groups = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == parent:
-            groups.add(int(fields[2]))
-    return sorted(groups)
+    return sorted({s.pgrp for s in all_processes() if s.ppid == parent})
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ deploy/local_redis.py's, shared with `make stack` and the benchmark."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -152,30 +151,3 @@ def flask_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[st
         timeout=60,
         check=False,
     )
-
-
-def checkout_copy(dest: Path) -> Path:
-    """A copy in `dest` of the working tree's files git tracks or would track (so var/ and
-    .venv are not copied), with .venv linked to this checkout's; returns `dest`."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        if (ROOT / name).is_file():  # not deleted in the working tree
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
-    (dest / ".venv").symlink_to(ROOT / ".venv")
-    return dest
-
-
-def whole_and_empty(stack) -> None:  # noqa: ANN001 - deploy.stack.Stack
-    """Assert every part of a `make stack` topology runs, and empty its database (every
-    primary's, on Cluster)."""
-    for part in stack.parts:
-        assert part.running, f"{part.name} is not running"
-    for name in stack.primary_names():
-        with stack.redis_client(port=stack.node_ports[name]) as admin:
-            admin.flushall()

@@ -19,8 +19,7 @@ import pytest
 import requests
 
 from deploy.stack import Stack
-from tests.helpers import whole_and_empty
-from tests.stack.test_stack import (
+from tests.stack.helpers import (
     access_log,
     client,
     fire,
@@ -30,6 +29,7 @@ from tests.stack.test_stack import (
     make_pro_user,
     require_nginx,
     stack_env,
+    whole_and_empty,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.gunicorn]

@@ -34,8 +34,8 @@ from schemas import common
 from store import apikeys, apps, users
 from store.client import Storage
 from store.names import KeyNames
-from tests.helpers import PASSWORD, LiveSession, app_server, login, make_app, whole_and_empty
-from tests.stack.test_stack import require_nginx, stack_env
+from tests.helpers import PASSWORD, LiveSession, app_server, login, make_app
+from tests.stack.helpers import require_nginx, stack_env, whole_and_empty
 
 pytestmark = [pytest.mark.integration]
 

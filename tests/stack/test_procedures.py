@@ -18,7 +18,7 @@ import requests
 from deploy.processes import ROOT
 from deploy.stack import Stack
 from tests.helpers import PASSWORD
-from tests.stack.test_stack import require_nginx, stack_env
+from tests.stack.helpers import require_nginx, stack_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.gunicorn]
 

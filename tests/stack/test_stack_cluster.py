@@ -16,7 +16,7 @@ from deploy import topology
 from deploy.stack import Stack
 from store.client import connect
 from store.names import KeyNames
-from tests.stack import test_stack as helpers
+from tests.stack import helpers
 
 pytestmark = [pytest.mark.integration, pytest.mark.gunicorn]
 

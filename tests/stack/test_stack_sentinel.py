@@ -13,7 +13,7 @@ import pytest
 
 from deploy import topology
 from deploy.stack import Stack
-from tests.stack import test_stack as helpers
+from tests.stack import helpers
 
 pytestmark = [pytest.mark.integration, pytest.mark.gunicorn]
 

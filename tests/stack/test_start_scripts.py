@@ -2,7 +2,7 @@
 
 A bad setting or a busy address ends the script with a non-zero code and never a "serving on"
 line; a refused second run leaves the running instance's var/run.env alone; BIND is honoured.
-Each test runs the script from a copy of the repository (tests/stack/test_make_run.py's fixtures).
+Each test runs the script from a copy of the repository (tests/stack/conftest.py's fixtures).
 """
 
 from __future__ import annotations
@@ -14,13 +14,7 @@ import pytest
 import requests
 
 from deploy.processes import LOOPBACK, free_port
-from tests.stack import test_make_run
-from tests.stack.test_make_run import RunScript
-
-# test_make_run's fixtures: a copy of the repository, the environment, the scripts started.
-repo = test_make_run.repo
-base_env = test_make_run.base_env
-scripts = test_make_run.scripts
+from tests.stack.run_script import RunScript
 
 pytestmark = [pytest.mark.integration, pytest.mark.gunicorn]
 

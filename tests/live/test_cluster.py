@@ -17,7 +17,7 @@ from store import users
 from store.client import Storage, connect
 from store.names import KeyNames
 from tests.helpers import FAST_HASH, PASSWORD, LiveSession, app_instances
-from tests.live.test_sentinel import Load
+from tests.live.helpers import Load
 
 pytestmark = pytest.mark.gunicorn
 

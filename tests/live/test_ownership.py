@@ -21,7 +21,7 @@ from extensions import storage as app_storage
 from services import security_events
 from store.names import KeyNames
 from tests.helpers import LiveSession, create_key, login
-from tests.live.test_retention import entries
+from tests.live.helpers import entries
 
 pytestmark = pytest.mark.integration
 

@@ -18,38 +18,17 @@ from store import apikeys, sessions
 from store.clock import month_of, start_of_next_month, utcnow
 from store.names import KeyNames
 from tests.helpers import create_key, login, make_app
+from tests.live.helpers import entries
 
 pytestmark = pytest.mark.integration
 
 COOKIE = "genmb_session"
-LENGTH_COMMANDS = {
-    "list": "LLEN",
-    "zset": "ZCARD",
-    "hash": "HLEN",
-    "set": "SCARD",
-    "stream": "XLEN",
-}
 
 
 def names_of(app) -> KeyNames:
     """The key names the app itself uses (prefix and layout included)."""
     with app.app_context():
         return app_storage().names
-
-
-def entries(rdb, key: str) -> int:
-    """How many records a key holds, whatever its Redis type (0 when it does not exist).
-
-    A string is one record (a counter, say); any other type is measured by its length.
-    """
-    kind = rdb.type(key)
-    if kind == "none":
-        return 0
-    if kind == "string":
-        return 1
-    if kind not in LENGTH_COMMANDS:
-        pytest.fail(f"{key} is a {kind}: teach entries() its length command")
-    return rdb.execute_command(LENGTH_COMMANDS[kind], key)
 
 
 def members(rdb, key: str) -> list[str]:

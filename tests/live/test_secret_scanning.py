@@ -7,20 +7,14 @@ published sample request is replayed byte for byte against GitHub's published ke
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
-from deploy.processes import LOOPBACK
 from security.github_signature import MISS_REFETCHES
 from store import apikeys
 from store.names import KeyNames
@@ -31,67 +25,11 @@ from tests.live.github_sample import (
     SAMPLE_KEY_IDENTIFIER,
     SAMPLE_SIGNATURE,
 )
+from tests.live.helpers import PATH, KeysServer, Signer, report
 
 pytestmark = pytest.mark.integration
 
-PATH = "/api/secret-scanning/github"
 KEY_ID = "test-key-1"
-FOUND_AT = "https://github.com/octocat/hello/blob/abc123/deploy.sh"
-
-
-class Signer:
-    """An ECDSA P-256 key pair of the test's own, published under an identifier."""
-
-    def __init__(self, identifier: str) -> None:
-        self.identifier = identifier
-        self.private = ec.generate_private_key(ec.SECP256R1())
-
-    def entry(self, current: bool = True) -> dict:
-        """Its entry in a keys document."""
-        pem = self.private.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        return {"key_identifier": self.identifier, "key": pem.decode(), "is_current": current}
-
-    def headers(self, body: bytes) -> dict[str, str]:
-        """The two signature headers for this raw body (base64 of DER)."""
-        der = self.private.sign(body, ec.ECDSA(hashes.SHA256()))
-        return {
-            "Content-Type": "application/json",
-            "Github-Public-Key-Identifier": self.identifier,
-            "Github-Public-Key-Signature": base64.b64encode(der).decode(),
-        }
-
-
-class KeysServer:
-    """GitHub's keys endpoint, on a free loopback port: a document the test can change."""
-
-    def __init__(self) -> None:
-        self.document: dict = {"public_keys": []}
-        self.status = 200
-        self.requests: list[dict[str, str]] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                server.requests.append(dict(self.headers))
-                body = json.dumps(server.document).encode()
-                self.send_response(server.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer((LOOPBACK, 0), Handler)
-        self.url = f"http://{LOOPBACK}:{self.httpd.server_address[1]}/meta/public_keys/secret"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def publish(self, *entries: dict) -> None:
-        """Serve a document holding these key entries."""
-        self.document = {"public_keys": list(entries)}
 
 
 @pytest.fixture
@@ -122,12 +60,6 @@ def scan_app(redis_url: str, keys_server: KeysServer):
 def scan_client(scan_app):
     """A test client of that app."""
     return scan_app.test_client()
-
-
-def report(*tokens: str, url: str = FOUND_AT, source: str = "Content") -> bytes:
-    """A report body as GitHub sends it (compact JSON)."""
-    items = [{"token": t, "type": "genmb_api_key", "url": url, "source": source} for t in tokens]
-    return json.dumps(items, separators=(",", ":")).encode()
 
 
 def post(client, body: bytes, headers: dict[str, str]):

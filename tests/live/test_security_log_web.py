@@ -1,8 +1,9 @@
 """Issue #13 in the browser: Settings shows the leaked-key banner and the Security log.
 
-The same Playwright setup as tests/live/test_web.py (its browser, page and log fixtures, Debian's
-chromium), but gunicorn is started here with SECRET_SCANNING_KEYS_URL on a local keys
-server, so the leak is reported the way GitHub reports it: a signed POST.
+The same Playwright setup as tests/live/test_web.py (the browser, page and log fixtures of
+tests/live/conftest.py, Debian's chromium), but gunicorn is started here with
+SECRET_SCANNING_KEYS_URL on a local keys server, so the leak is reported the way GitHub reports
+it: a signed POST.
 """
 
 from __future__ import annotations
@@ -18,10 +19,8 @@ from playwright.sync_api import Page, expect
 
 from deploy.processes import Gunicorn
 from tests.helpers import LiveSession
-from tests.live.test_secret_scanning import PATH, KeysServer, Signer, report
-
-# browser, log and page are test_web's fixtures, used by name.
-from tests.live.test_web import TIMEZONE, api_me, browser, log, log_in, page  # noqa: F401
+from tests.live.browser import TIMEZONE, api_me, log_in
+from tests.live.helpers import PATH, KeysServer, Signer, report
 
 pytestmark = [pytest.mark.integration, pytest.mark.gunicorn]
 

@@ -6,13 +6,12 @@ bounded."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 import requests
@@ -23,13 +22,11 @@ from store import users
 from store.client import Storage, connect
 from store.names import KeyNames
 from tests.helpers import FAST_HASH, PASSWORD, LiveSession, app_instances, make_app
+from tests.live.helpers import Load
 
 pytestmark = pytest.mark.gunicorn
 
 RECOVERY_TARGET_S = 5.0
-LOAD_THREADS = 6
-MAX_REQUESTS_PER_THREAD = 3000  # a bound, never reached in a healthy run
-REQUESTS_PER_ADDRESS = 150  # below the 200/min window: the load is never rate limited
 
 
 @dataclass
@@ -76,54 +73,6 @@ def healthy(ha: HighAvailability) -> HighAvailability:
         ha.group.restart_clean()
     ha.group.client().flushall()
     return ha
-
-
-@dataclass
-class Load:
-    """Steady authenticated traffic over both instances, recording every answer."""
-
-    instances: list[Gunicorn]
-    key: str
-    network: int = 10  # first octet of the forwarded addresses: two loads must not share them
-    started: float = field(default_factory=time.monotonic)
-    answers: list[tuple[float, int, int, str]] = field(default_factory=list)  # t, app, status, code
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self, thread: int) -> None:
-        """One client: GET /api/me with the key, alternating instances, until stopped."""
-        for n in range(MAX_REQUESTS_PER_THREAD):
-            if self.stop.is_set():
-                return
-            index = n % len(self.instances)
-            # A fresh address every REQUESTS_PER_ADDRESS requests (through the trusted proxy
-            # header): the per-IP window never refuses this load.
-            address = f"{self.network}.{thread}.{n // REQUESTS_PER_ADDRESS % 250}.1"
-            try:
-                r = requests.get(
-                    f"{self.instances[index].url}/api/me",
-                    timeout=5,
-                    headers={"Authorization": f"Bearer {self.key}", "X-Forwarded-For": address},
-                )
-                code = r.json().get("error", {}).get("code", "") if r.status_code != 200 else ""
-                status = r.status_code
-            except requests.RequestException as exc:
-                status, code = 0, type(exc).__name__
-            self.answers.append((time.monotonic(), index, status, code))
-
-    def __enter__(self) -> Load:
-        self.pool = ThreadPoolExecutor(LOAD_THREADS)
-        self.futures = [self.pool.submit(self.run, t) for t in range(LOAD_THREADS)]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for future in self.futures:
-            future.result(timeout=30)
-        self.pool.shutdown()
-
-    def since(self, moment: float) -> list[tuple[float, int, int, str]]:
-        """Answers to requests that ended after `moment`."""
-        return [a for a in self.answers if a[0] >= moment]
 
 
 def kill_primary_and_wait(group: SentinelGroup) -> tuple[float, int, int]:

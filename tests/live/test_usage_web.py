@@ -1,6 +1,7 @@
 """Issue #14 in the browser: Roll beside Delete with a choice of overlap, the rolling key shown
 as expiring, and each key's 30-day bar chart (our own inline SVG, under the CSP), in Debian's
-Chromium. The fixtures are test_web.py's: any console error (a CSP violation is one) fails.
+Chromium. The fixtures are tests/live/conftest.py's: any console error (a CSP violation is
+one) fails.
 """
 
 from __future__ import annotations
@@ -11,15 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.helpers import LiveSession
-from tests.live import test_web
-from tests.live.test_web import KEY_SHAPE, api_me, close_reveal, key_view, log_in, rows
-
-# test_web.py's fixtures, shared: pytest finds a fixture by its name in the test's module.
-web_server = test_web.web_server
-site = test_web.site
-browser = test_web.browser
-log = test_web.log
-page = test_web.page
+from tests.live.browser import KEY_SHAPE, api_me, close_reveal, key_view, log_in, rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.gunicorn]
 

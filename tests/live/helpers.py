@@ -107,6 +107,15 @@ class KeysServer:
         """Serve a document holding these key entries."""
         self.document = {"public_keys": list(entries)}
 
+    def __enter__(self) -> KeysServer:
+        """Start serving."""
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
 
 def report(*tokens: str, url: str = FOUND_AT, source: str = "Content") -> bytes:
     """A report body as GitHub sends it (compact JSON)."""

@@ -35,11 +35,8 @@ KEY_ID = "test-key-1"
 @pytest.fixture
 def keys_server() -> Iterator[KeysServer]:
     """The keys document server, started and stopped around the test."""
-    server = KeysServer()
-    server.thread.start()
-    yield server
-    server.httpd.shutdown()
-    server.httpd.server_close()
+    with KeysServer() as server:
+        yield server
 
 
 @pytest.fixture

@@ -30,11 +30,8 @@ FOUND_AT = "https://github.com/octocat/hello/blob/abc123/.github/workflows/deplo
 @pytest.fixture(scope="module")
 def keys_server() -> Iterator[KeysServer]:
     """The keys document, published for the module's signer."""
-    server = KeysServer()
-    server.thread.start()
-    yield server
-    server.httpd.shutdown()
-    server.httpd.server_close()
+    with KeysServer() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

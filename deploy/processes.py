@@ -89,6 +89,7 @@ def http_status(url: str) -> int | None:
         with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
             return response.status
     except urllib.error.HTTPError as error:
+        error.close()  # it holds the response
         return error.code
     except (urllib.error.URLError, OSError):
         return None

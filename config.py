@@ -168,7 +168,7 @@ def app_caps(plans: Mapping[str, Plan]) -> dict[str, int]:
 # Every environment variable the service reads, defined once: its type, what is allowed, its
 # default and what it means. load_settings() checks each one at start-up (gunicorn's master
 # does so once, before any worker forks: deploy/gunicorn.conf.py) and README.md's
-# configuration table is rendered from it (settings_markdown(); tests/test_settings.py keeps
+# configuration table is rendered from it (settings_markdown(); tests/unit/test_config.py keeps
 # the two equal). An unset or empty variable takes the default.
 
 

@@ -8,7 +8,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from bench.servers import worker_pids
+from deploy.processes import worker_pids
 
 # The first category whose marker appears in a sampled stack gets the sample; most specific
 # first. Markers are py-spy frame names ("function (file:line)" with site-packages trimmed).

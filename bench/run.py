@@ -26,16 +26,18 @@ from bench.load import ADDRESS_POOL, LoadGenerator, PythonLoad, RoundResult, Tar
 from bench.report import HA_ROWS, NO_METRICS, NO_USAGE, ROWS, SCALE, TARGETS, summarise, table
 from bench.scale import Volume
 from bench.servers import (
+    ME,
     SCRYPT_N,
-    Gunicorn,
+    START_TIMEOUT,
     RedisServer,
-    cpu_seconds,
+    RowServer,
     request,
     seed_common,
     seed_ours,
 )
 from config import SETTINGS_BY_NAME, rate_limit_parts
 from deploy.local_redis import ClusterGroup, SentinelGroup
+from deploy.processes import cpu_seconds
 from store.client import Storage, connect
 from store.names import KeyNames
 
@@ -157,33 +159,33 @@ def ours_env(redis_url: str) -> dict[str, str]:
 
 def start_servers(
     stack: ExitStack, args: argparse.Namespace, workdir: Path
-) -> tuple[dict[str, Any], dict[str, Gunicorn], dict[str, str]]:
+) -> tuple[dict[str, Any], dict[str, RowServer], dict[str, str]]:
     """Redis, then ours (to create the key), then both baselines on the same Redis; then a
     Sentinel group and a cluster, each with an ours of its own and its own key. Returns the
     Redis behind each row, the servers and the raw key of each row."""
     redis_server = RedisServer(workdir).start()
     stack.callback(redis_server.stop)
-    ours = Gunicorn("ours", "app:create_app()", args.workers, ours_env(redis_server.url), workdir)
+    ours = RowServer("ours", "app:create_app()", args.workers, ours_env(redis_server.url), workdir)
     stack.callback(ours.stop)
-    ours.start().wait()
+    ours.start(START_TIMEOUT)
     raw_key, me = seed_ours(redis_server.url, ours)
     seed_common(redis_server.client(), raw_key, me)
     # The baselines ignore ours' settings, but deploy/gunicorn.conf.py checks them at start.
     env = {**ours_env(redis_server.url), "BENCH_ME_JSON": json.dumps(me)}
     servers = {
-        name: Gunicorn(name, f"bench.baseline_apps:{name}_app()", args.workers, env, workdir)
+        name: RowServer(name, f"bench.baseline_apps:{name}_app()", args.workers, env, workdir)
         for name in ("bare", "common")
     }
     for server in servers.values():
         stack.callback(server.stop)
-        server.start()
+        server.launch()
     for server in servers.values():
-        server.wait()
+        server.wait_healthy(START_TIMEOUT)
     servers["ours"] = ours
     # The same app, Redis, user and key, with per-key usage counting off (issue #14), and
     # with metrics off (issue #17).
     for name, setting in ((NO_USAGE, {"KEY_USAGE": "off"}), (NO_METRICS, {"METRICS": "off"})):
-        variant = Gunicorn(
+        variant = RowServer(
             name,
             "app:create_app()",
             args.workers,
@@ -191,7 +193,7 @@ def start_servers(
             workdir,
         )
         stack.callback(variant.stop)
-        variant.start().wait()
+        variant.start(START_TIMEOUT)
         servers[name] = variant
     backends: dict[str, Any] = dict.fromkeys(
         ("bare", "common", "ours", NO_USAGE, NO_METRICS), redis_server
@@ -201,9 +203,9 @@ def start_servers(
         group = group_type(workdir / name)
         stack.callback(group.stop)
         group.start()
-        server = Gunicorn(name, "app:create_app()", args.workers, ours_env(group.url), workdir)
+        server = RowServer(name, "app:create_app()", args.workers, ours_env(group.url), workdir)
         stack.callback(server.stop)
-        server.start().wait()
+        server.start(START_TIMEOUT)
         backends[name], servers[name] = group, server
         keys[name], _ = seed_ours(group.url, server)
     if args.scale:
@@ -213,16 +215,16 @@ def start_servers(
 
 def start_scale(
     stack: ExitStack, args: argparse.Namespace, workdir: Path
-) -> tuple[RedisServer, Gunicorn, str]:
+) -> tuple[RedisServer, RowServer, str]:
     """The scale row: ours on a Redis of its own (the same settings as ours'), with its key
     seeded the usual way, then the volume loaded (bench/scale.py)."""
     redis_server = RedisServer(workdir / SCALE)
     (workdir / SCALE).mkdir()
     redis_server.start()
     stack.callback(redis_server.stop)
-    server = Gunicorn(SCALE, "app:create_app()", args.workers, ours_env(redis_server.url), workdir)
+    server = RowServer(SCALE, "app:create_app()", args.workers, ours_env(redis_server.url), workdir)
     stack.callback(server.stop)
-    server.start().wait()
+    server.start(START_TIMEOUT)
     raw_key, _ = seed_ours(redis_server.url, server)
     volume = Volume(args.scale_users, args.scale_keys, args.scale_windows)
     print(
@@ -285,7 +287,7 @@ def timed_round(
 def measure(
     generator: LoadGenerator,
     targets: dict[str, Target],
-    servers: dict[str, Gunicorn],
+    servers: dict[str, RowServer],
     backends: dict[str, Any],
     args: argparse.Namespace,
     cursor: int,
@@ -326,7 +328,7 @@ def measure(
 
 
 def profile_ours(
-    load: LoadGenerator, target: Target, ours: Gunicorn, args: argparse.Namespace, cursor: int
+    load: LoadGenerator, target: Target, ours: RowServer, args: argparse.Namespace, cursor: int
 ) -> tuple[dict[str, float], RoundResult]:
     """One extra (unrecorded) round of ours with py-spy on every worker; shares by category."""
     assert ours.process is not None
@@ -380,7 +382,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         )
         backends, servers, keys = start_servers(stack, args, workdir)
         report["machine"] = machine(backends["ours"])
-        targets = {name: Target(servers[name].url(), keys[name]) for name in args.rows}
+        targets = {name: Target(servers[name].url + ME, keys[name]) for name in args.rows}
         report["response_bytes"] = check_same_body(targets)
         cursor = 0
         for load in loads:

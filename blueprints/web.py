@@ -47,7 +47,15 @@ DOCS_CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace(
 SWAGGER_UI_DIR = Path(swagger_ui_bundle.swagger_ui_path)
 SWAGGER_UI_FILES = frozenset({"swagger-ui.css", "swagger-ui-bundle.js"})
 # Paths of the APIs and of machines: a 404 there is JSON whatever the client accepts.
-MACHINE_PREFIXES = ("/api", "/auth", MCP_PATH, "/.well-known", "/register", "/static", "/docs/assets")
+MACHINE_PREFIXES = (
+    "/api",
+    "/auth",
+    MCP_PATH,
+    "/.well-known",
+    "/register",
+    "/static",
+    "/docs/assets",
+)
 # Where a login may send the user back to: our own pages only, never an arbitrary URL.
 SAFE_NEXT = re.compile(r"^/(settings|apps(/[A-Za-z0-9_-]{1,64})?)$")
 

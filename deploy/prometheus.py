@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from deploy.parts import LOOPBACK, Part, http_ok, program
+from deploy.processes import LOOPBACK, Process, http_ok, program
 
 SCRAPE_INTERVAL = "5s"  # short: the numbers should move while an operator watches
 
@@ -37,7 +37,7 @@ def write_config(directory: Path, metrics_ports: Mapping[str, int]) -> Path:
 
 def part(
     directory: Path, port: int, metrics_ports: Mapping[str, int], env: Mapping[str, str]
-) -> Part:
+) -> Process:
     """The Prometheus process: its data in var/stack/prometheus/, its UI on the loopback."""
     argv = [
         program("prometheus"),
@@ -47,4 +47,6 @@ def part(
         "--storage.tsdb.retention.time=7d",
     ]
     ready = f"http://{LOOPBACK}:{port}/-/ready"
-    return Part("prometheus", argv, dict(env), directory / "prometheus.log", lambda: http_ok(ready))
+    return Process(
+        "prometheus", argv, dict(env), directory / "prometheus.log", lambda: http_ok(ready)
+    )

@@ -38,19 +38,24 @@ from redis.retry import Retry
 from config import SettingError, load_settings, read_setting
 from deploy import prometheus, topology
 from deploy.listen import port_free
-from deploy.parts import (
+from deploy.processes import (
     LOOPBACK,
     ROOT,
     START_TIMEOUT,
-    Part,
-    StackError,
+    Gunicorn,
+    Process,
+    ProcessError,
     free_port,
     http_ok,
     program,
     wait_until,
 )
 
-__all__ = ["LOOPBACK", "ROOT", "Part", "Stack", "StackError", "free_port", "wait_until"]
+__all__ = ["Stack", "StackError"]
+
+
+class StackError(ProcessError):
+    """The stack as a whole could not be started or asked (its parts raise ProcessError)."""
 
 
 def _secret(env: Mapping[str, str], name: str, path: Path) -> str:
@@ -150,7 +155,7 @@ class Stack:
         return self.node_ports[self.primary_name()]
 
     @property
-    def redis_part(self) -> Part:
+    def redis_part(self) -> Process:
         """The Redis primary's part (now)."""
         return self.redis_parts[self.primary_name()]
 
@@ -277,7 +282,7 @@ class Stack:
         return views.pop() if len(views) == 1 else None
 
     @property
-    def parts(self) -> list[Part]:
+    def parts(self) -> list[Process]:
         """Every part, in start order."""
         return [
             *self.redis_parts.values(),
@@ -293,8 +298,8 @@ class Stack:
         with self.redis_client(1.0, port) as client:
             return bool(client.ping())
 
-    def _redis_part(self, name: str, port: int) -> Part:
-        return Part(
+    def _redis_part(self, name: str, port: int) -> Process:
+        return Process(
             name,
             [program("redis-server"), str(self.dir / f"{name}.conf")],
             dict(self.env),
@@ -302,9 +307,9 @@ class Stack:
             lambda: self._ping(port),
         )
 
-    def _sentinel_part(self, name: str, port: int) -> Part:
+    def _sentinel_part(self, name: str, port: int) -> Process:
         # Healthy once it sees the primary, both replicas and the other sentinels.
-        return Part(
+        return Process(
             name,
             [program("redis-server"), str(self.dir / f"{name}.conf"), "--sentinel"],
             dict(self.env),
@@ -363,7 +368,7 @@ class Stack:
         path.write_text(name + "\n")
         return name
 
-    def _app_part(self, name: str, port: int) -> Part:
+    def _app_part(self, name: str, port: int) -> Gunicorn:
         env = {
             **self.env,
             # make stack serves plain HTTP on the loopback: no Secure cookie flag by default.
@@ -374,7 +379,6 @@ class Stack:
             "SECRET_KEY": self.secret_key,
             "WORKERS": str(self.workers),
             "BIND": f"{LOOPBACK}:{port}",
-            "PYTHONUNBUFFERED": "1",
         }
         if name in self.metrics_ports:
             env["METRICS_BIND"] = f"{LOOPBACK}:{self.metrics_ports[name]}"
@@ -382,28 +386,17 @@ class Stack:
         # Each instance its own metrics directory (gunicorn.conf.py makes one): a shared one
         # would sum both instances in each one's /metrics.
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        argv = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            topology.GUNICORN_CONF,
-            "--bind",
-            f"{LOOPBACK}:{port}",
-            "--workers",
-            str(self.workers),
-            topology.WSGI_APP,
-        ]
         # Ready (Redis takes writes, the scripts are loaded), not merely alive: nginx comes next.
-        url = f"http://{LOOPBACK}:{port}/readyz"
-        return Part(name, argv, env, self.dir / f"{name}.log", lambda: http_ok(url))
+        return Gunicorn(
+            name, env, self.dir / f"{name}.log", self.workers, port, ready_path="/readyz"
+        )
 
     def _sentinel_setting(self) -> dict[str, str]:
         """REDIS_SENTINEL_PASSWORD, for the Sentinel topology only."""
         password = self.sentinel_password
         return {"REDIS_SENTINEL_PASSWORD": password} if password else {}
 
-    def _nginx_part(self) -> Part:
+    def _nginx_part(self) -> Process:
         prefix = self.dir / "nginx"
         argv = [
             program("nginx"),
@@ -416,7 +409,7 @@ class Stack:
         ]
         url = f"{self.url}/healthz"
         # QUIT: finish the requests in flight, then exit.
-        return Part(
+        return Process(
             "nginx",
             argv,
             dict(self.env),
@@ -500,7 +493,7 @@ class Stack:
         try:
             for stage in filter(None, stages):
                 for part in stage.values():
-                    part.start()
+                    part.launch()
                 for part in stage.values():
                     part.wait_healthy()
                 if stage is self.redis_parts and self.cluster:
@@ -539,7 +532,6 @@ class Stack:
         part = self.apps[name]
         part.stop()
         part.start()
-        part.wait_healthy()
 
     def kill_redis(self, name: str | None = None) -> str:
         """SIGKILL a data node (by default the primary): no shutdown, no final fsync.
@@ -552,7 +544,6 @@ class Stack:
         """Start Redis again on the same port and data directory (it loads the AOF)."""
         self.redis_part.stop()
         self.redis_part.start()
-        self.redis_part.wait_healthy()
 
     def pause_redis(self) -> None:
         """SIGSTOP Redis: connections stay open, nothing answers."""
@@ -605,7 +596,7 @@ def main() -> int:
             "starting: " + ", ".join(f"{n} on {LOOPBACK}:{p}" for n, p in ports.items()), flush=True
         )
         stack.start()
-    except (StackError, ValueError) as exc:
+    except (ProcessError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except SettingError as exc:  # the same one line as the app's own check

@@ -137,6 +137,20 @@ export function mountKeyView(root, { user, maxKeys, keyPlans, mcpUrl }) {
     return element;
   }
 
+  // A row's action button: its visible verb, and the key's name for screen readers
+  // ("Delete key “CI deploy”"), opening its dialog with the button to return focus to.
+  function keyButton(verb, key, className, open) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = className;
+    const label = document.createElement("span");
+    label.className = "visually-hidden";
+    label.textContent = ` key “${key.name}”`;
+    button.append(verb, label);
+    button.addEventListener("click", () => open(key, button));
+    return button;
+  }
+
   function renderRows() {
     if (!el.rows) { // the MCP panel links to the list instead of showing it
       return;
@@ -188,26 +202,11 @@ export function mountKeyView(root, { user, maxKeys, keyPlans, mcpUrl }) {
       numbers.textContent = `${key.requests_today} today, ${key.requests_30d} in 30 days`;
       usage.append(numbers);
       cell(row, usage, "td", "Requests");
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "btn btn-danger btn-small";
-      const label = document.createElement("span");
-      label.className = "visually-hidden";
-      label.textContent = ` key “${key.name}”`;
-      button.append("Delete", label);
-      button.addEventListener("click", () => openDelete(key, button));
+      const button = keyButton("Delete", key, "btn btn-danger btn-small", openDelete);
       const actions = cell(row, button);
       actions.className = "actions";
       if (!key.expires_at && mayHoldKeys) {
-        const roll = document.createElement("button");
-        roll.type = "button";
-        roll.className = "btn btn-small";
-        const rollLabel = document.createElement("span");
-        rollLabel.className = "visually-hidden";
-        rollLabel.textContent = ` key “${key.name}”`;
-        roll.append("Roll", rollLabel);
-        roll.addEventListener("click", () => openRoll(key, roll));
-        actions.append(roll);
+        actions.append(keyButton("Roll", key, "btn btn-small", openRoll));
       }
       el.rows.append(row);
       if (key.id === focusedKey) {

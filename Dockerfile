@@ -22,7 +22,7 @@ RUN groupadd --system --gid 10001 genmb \
       --shell /usr/sbin/nologin genmb
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
-COPY app.py cli.py config.py errors.py extensions.py http_names.py logs.py metrics.py ./
+COPY app.py cli.py config.py errors.py extensions.py http_names.py logs.py metrics.py openapi.py ./
 COPY blueprints/ blueprints/
 COPY mcp_server/ mcp_server/
 COPY schemas/ schemas/

@@ -13,6 +13,7 @@ from marshmallow import Schema, ValidationError, fields
 from mcp.server.mcpserver import Context
 
 import config
+import metrics
 from app import create_app
 from mcp_server import tools
 from mcp_server.toolbox import refusal_for
@@ -107,7 +108,10 @@ def test_an_action_added_to_the_table_has_its_limit_and_cost(monkeypatch):
         return SimpleNamespace(credits=cost)  # what metrics.counts_jobs reads of a job
 
     monkeypatch.setattr(jobs.apps, "start_job", start_job)
-    app = _app(RATELIMIT_PUBLISH="7 per hour", COST_PUBLISH=4)
+    # METRICS off: "publish" is an action of this test's table only, and the run's final
+    # label scan (tests/live/test_metrics.py) allows only the real table's actions.
+    monkeypatch.setattr(metrics, "_enabled", metrics._enabled)  # restored after the test
+    app = _app(RATELIMIT_PUBLISH="7 per hour", COST_PUBLISH=4, METRICS="off")
     principal = SimpleNamespace(user_id="usr_1", identity=SimpleNamespace(plan="pro"))
     with app.app_context():
         assert limits.limit_string("publish") == "7 per hour"

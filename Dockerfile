@@ -22,7 +22,7 @@ RUN groupadd --system --gid 10001 genmb \
       --shell /usr/sbin/nologin genmb
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
-COPY app.py cli.py config.py errors.py extensions.py logs.py ./
+COPY app.py cli.py config.py errors.py extensions.py http_names.py logs.py metrics.py openapi.py ./
 COPY blueprints/ blueprints/
 COPY mcp_server/ mcp_server/
 COPY schemas/ schemas/
@@ -31,7 +31,7 @@ COPY services/ services/
 COPY store/ store/
 COPY static/ static/
 COPY templates/ templates/
-COPY deploy/__init__.py deploy/gunicorn.conf.py deploy/
+COPY deploy/__init__.py deploy/gunicorn.conf.py deploy/metrics_listener.py deploy/
 # Compiled once here, as root: the app's files stay read-only to the user that runs it.
 RUN python -m compileall -q /app
 USER genmb

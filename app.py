@@ -11,11 +11,25 @@ from flask import Flask
 from flask.sessions import SessionInterface
 
 import cli
-from blueprints import account, apps, auth, health, keys, mcp, secret_scanning, security_log, web
+import metrics
+from blueprints import (
+    account,
+    apps,
+    auth,
+    health,
+    keys,
+    mcp,
+    oauth,
+    secret_scanning,
+    security_log,
+    web,
+)
+from blueprints import metrics as metrics_bp
 from config import load_settings
 from errors import register_error_handlers
 from extensions import STORAGE_EXTENSION, api, limiter
 from logs import configure_logging
+from openapi import fill_settings
 from security import edge, gate
 from store.client import Storage, connect
 from store.durability import ReplicaWait
@@ -27,6 +41,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     configure_logging()
     app = App(__name__)
     app.config.update(load_settings(config))
+    configure_logging(log_format=app.config["LOG_FORMAT"])
     register_extensions(app)
     register_blueprints(app)
     register_error_handlers(app)
@@ -37,6 +52,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 def register_extensions(app: Flask) -> None:
     """Storage (one Redis client per process), proxy trust, the gate, the API."""
     config = app.config
+    metrics.init_app(app)  # the METRICS switch, before the gate's hooks are installed
     client = connect(
         config["REDIS_URL"], config["REDIS_TIMEOUT"], config["REDIS_SENTINEL_PASSWORD"] or None
     )
@@ -99,7 +115,11 @@ def register_blueprints(app: Flask) -> None:
     """Mount every blueprint; API ones through flask-smorest so they appear in /openapi.json."""
     for module in (auth, keys, account, apps, security_log, health):
         api.register_blueprint(module.bp)
+    fill_settings(api.spec, app.config)  # this app's MAX_CONTENT_LENGTH in /openapi.json
     # GitHub's signed reports: a partner webhook outside the gate and /openapi.json.
     app.register_blueprint(secret_scanning.bp)
     app.register_blueprint(mcp.bp)  # POST /mcp; not in /openapi.json (JSON-RPC, not REST)
+    # What OAuth clients probe after a 401 from /mcp: refused, saying why (no OAuth here).
+    app.register_blueprint(oauth.bp)
     app.register_blueprint(web.bp)
+    app.register_blueprint(metrics_bp.bp)  # GET /metrics with METRICS_TOKEN; not in /openapi.json

@@ -8,6 +8,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from config import SIGNUP_PLAN, plan_names
 from extensions import storage
 from services import security_events
 from services.revocation import revoke_by_operator
@@ -18,7 +19,7 @@ from store.errors import EmailTaken, NotFound, RevocationUnconfirmed
 
 users_cli = AppGroup("users", help="Manage users.")
 keys_cli = AppGroup("keys", help="Revoke API keys as the operator.")
-PLAN_CHOICE = click.Choice(users.PLANS)
+PLAN_CHOICE = click.Choice(plan_names())
 UNCONFIRMED_EXIT = 3  # set-plan: the change is made, but too few replicas confirmed it
 EMBEDDED_REFUSAL = (
     "REDIS_URL=memory:// is the embedded store: it lives inside the server's own process, so "
@@ -37,7 +38,7 @@ def shared_storage() -> Storage:
 
 @users_cli.command("create")
 @click.argument("email")
-@click.option("--plan", type=PLAN_CHOICE, default="free", show_default=True)
+@click.option("--plan", type=PLAN_CHOICE, default=SIGNUP_PLAN, show_default=True)
 @click.option("--password", required=True, help="At least 8 characters.")
 def create_user(email: str, plan: str, password: str) -> None:
     """Create a user and print it as JSON."""

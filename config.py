@@ -26,6 +26,82 @@ class Plan:
     api_keys: bool
     max_apps: int = 100
 
+    @property
+    def title(self) -> str:
+        """The plan's name as the pages and messages show it ("Pro")."""
+        return self.name.replace("_", " ").title()
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """A row of the plan table: the plan's name, whether its users may hold API keys, and
+    the defaults of its two settings, CREDITS_<PLAN> and MAX_APPS_<PLAN>."""
+
+    name: str
+    api_keys: bool
+    credits: int
+    max_apps: int
+
+
+# The plan table: every plan, once. The CREDITS_<PLAN> and MAX_APPS_<PLAN> settings,
+# app.config["PLANS"], the CLI's --plan choices, which plans may hold keys (the gate, key
+# creation, the pages) and the words "Pro or Business" all derive from it.
+PLAN_TABLE: tuple[PlanRow, ...] = (
+    PlanRow("free", api_keys=False, credits=50, max_apps=10),
+    PlanRow("pro", api_keys=True, credits=1000, max_apps=100),
+    PlanRow("business", api_keys=True, credits=10_000, max_apps=1000),
+)
+SIGNUP_PLAN = "free"  # where a new account starts (CONTRACT §3)
+
+
+def plan_names() -> list[str]:
+    """Every plan's name, in table order (the CLI's choices)."""
+    return [row.name for row in PLAN_TABLE]
+
+
+@dataclass(frozen=True)
+class BillableAction:
+    """An action that costs credits and has a per-user limit: its name (the route's last
+    segment, the job's kind and the limiter's scope), what it does (the MCP tool says it),
+    and the defaults of its settings, COST_<ACTION> and RATELIMIT_<ACTION>."""
+
+    name: str
+    description: str
+    cost: int
+    limit: str
+
+    @property
+    def cost_setting(self) -> str:
+        """The setting holding the credits one job costs."""
+        return f"COST_{self.name.upper()}"
+
+    @property
+    def limit_setting(self) -> str:
+        """The setting holding the per-user limit, in limits notation."""
+        return f"RATELIMIT_{self.name.upper()}"
+
+
+# The billable actions table: services.jobs charges, services.limits counts, the settings
+# table and the MCP tools' descriptions read it.
+BILLABLE_ACTIONS: dict[str, BillableAction] = {
+    action.name: action
+    for action in (
+        BillableAction(
+            "codegen",
+            "Start a code generation job for one of the account's apps from a "
+            "natural-language prompt.",
+            cost=10,
+            limit="10 per minute",
+        ),
+        BillableAction(
+            "deploy",
+            "Start a deploy job for one of the account's apps.",
+            cost=5,
+            limit="5 per minute",
+        ),
+    )
+}
+
 
 def rate_limit_parts(text: str) -> tuple[int, int]:
     """Turn limits notation ("200 per minute") into (amount, window in milliseconds)."""
@@ -56,22 +132,31 @@ def comma_list(value: str | list[str] | tuple[str, ...]) -> list[str]:
 
 
 def plans_from_env(env: Mapping[str, str]) -> dict[str, Plan]:
-    """The plan table: monthly credits (CREDITS_<PLAN>), who may hold keys, and the most
-    apps a user may hold (MAX_APPS_<PLAN>)."""
+    """app.config["PLANS"]: each plan of the table with its monthly credits (CREDITS_<PLAN>)
+    and the most apps a user may hold (MAX_APPS_<PLAN>), read from `env`."""
     return {
-        name: Plan(
-            name,
-            read_setting(f"CREDITS_{name.upper()}", env),
-            api_keys=name != "free",
-            max_apps=read_setting(f"MAX_APPS_{name.upper()}", env),
+        row.name: Plan(
+            row.name,
+            _plan_setting("CREDITS", row).read(env),
+            api_keys=row.api_keys,
+            max_apps=_plan_setting("MAX_APPS", row).read(env),
         )
-        for name in ("free", "pro", "business")
+        for row in PLAN_TABLE
     }
 
 
 def plans_with_keys(plans: Mapping[str, Plan]) -> list[str]:
     """The names of the plans whose users may hold (and use) API keys."""
     return [name for name, plan in plans.items() if plan.api_keys]
+
+
+def key_plans_text(plans: Mapping[str, Plan], conjunction: str = "or") -> str:
+    """The plans with API keys as a reader says them: "Pro or Business" ("and": "Pro and
+    Business"; three: "Pro, Team or Business")."""
+    titles = [plan.title for plan in plans.values() if plan.api_keys]
+    if len(titles) < 2:
+        return "".join(titles)
+    return f"{', '.join(titles[:-1])} {conjunction} {titles[-1]}"
 
 
 def app_caps(plans: Mapping[str, Plan]) -> dict[str, int]:
@@ -83,7 +168,7 @@ def app_caps(plans: Mapping[str, Plan]) -> dict[str, int]:
 # Every environment variable the service reads, defined once: its type, what is allowed, its
 # default and what it means. load_settings() checks each one at start-up (gunicorn's master
 # does so once, before any worker forks: deploy/gunicorn.conf.py) and README.md's
-# configuration table is rendered from it (settings_markdown(); tests/test_settings.py keeps
+# configuration table is rendered from it (settings_markdown(); tests/unit/test_config.py keeps
 # the two equal). An unset or empty variable takes the default.
 
 
@@ -131,24 +216,27 @@ class Setting:
             ) from None
 
 
-def _whole(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError("not a whole number") from None
+def _int(
+    low: int, high: int, *, digits_only: bool = False, power_of_two: bool = False
+) -> Callable[[str], int]:
+    """A whole number from low to high; `digits_only` refuses a sign, `power_of_two` any
+    other number."""
 
-
-def _integer(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
-        value = _whole(text)
-        if not low <= value <= high:
+        if digits_only and not text.isdigit():
+            raise ValueError("")
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError("not a whole number") from None
+        if not low <= value <= high or (power_of_two and value & (value - 1)):
             raise ValueError("")
         return value
 
     return parse
 
 
-def _number(low: float, high: float) -> Callable[[str], float]:
+def _float(low: float, high: float) -> Callable[[str], float]:
     """A number with low < value <= high (low itself excluded: a timeout of 0 is none)."""
 
     def parse(text: str) -> float:
@@ -157,16 +245,6 @@ def _number(low: float, high: float) -> Callable[[str], float]:
         except ValueError:
             raise ValueError("not a number") from None
         if not (low < value <= high) or value != value:  # NaN compares false to everything
-            raise ValueError("")
-        return value
-
-    return parse
-
-
-def _power_of_two(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        value = _whole(text)
-        if not (low <= value <= high and value & (value - 1) == 0):
             raise ValueError("")
         return value
 
@@ -222,12 +300,6 @@ def _redis_url(text: str) -> str:
                 "rediss://… or unix:///path/to/redis.sock"
             ) from None
     return text
-
-
-def _min_replicas(text: str) -> int:
-    if not text.isdigit():
-        raise ValueError("")
-    return _integer(0, 100)(text)
 
 
 def _keys_document_url(text: str) -> str:
@@ -291,18 +363,82 @@ def _access_log(text: str) -> str:
     return text
 
 
-def _plan_credits(plan: str) -> str:
-    return f"monthly credit allowance of plan `{plan}` (calendar month, UTC)"
+def _metrics_token(text: str) -> str:
+    if len(text) < 16 or any(c.isspace() for c in text):
+        raise ValueError("")
+    return text
 
 
-def _plan_apps(plan: str) -> str:
-    return f"most apps a user on plan `{plan}` may hold (409 `app_limit_reached` beyond)"
+def _metrics_bind(text: str) -> str:
+    if isinstance(parse_bind(text), str):
+        raise ValueError("a unix socket is not supported here")
+    return text
+
+
+def _directory(text: str) -> str:
+    if not os.path.isdir(text):
+        raise ValueError("not an existing directory")
+    return text
 
 
 _LIMIT_RULE = (
     "a rate limit in limits notation, exactly one limit of at least 1 request "
     "(e.g. `10 per minute`)"
 )
+
+
+def _whole_number(name: str, low: int, high: int, default: int, meaning: str) -> Setting:
+    """A setting that is a whole number from low to high."""
+    return Setting(name, "integer", f"{low}–{high}", str(default), meaning, _int(low, high))
+
+
+# The settings every plan has: prefix -> (lowest, highest, the row's default, meaning).
+PLAN_SETTINGS = {
+    "CREDITS": (
+        0,
+        1_000_000_000,
+        "credits",
+        "monthly credit allowance of plan `{plan}` (calendar month, UTC)",
+    ),
+    "MAX_APPS": (
+        1,
+        1_000_000,
+        "max_apps",
+        "most apps a user on plan `{plan}` may hold (409 `app_limit_reached` beyond)",
+    ),
+}
+
+
+def _plan_setting(prefix: str, row: PlanRow) -> Setting:
+    """<PREFIX>_<PLAN>: one of the plan's settings (CREDITS_PRO, MAX_APPS_FREE...)."""
+    low, high, default, meaning = PLAN_SETTINGS[prefix]
+    return _whole_number(
+        f"{prefix}_{row.name.upper()}",
+        low,
+        high,
+        getattr(row, default),
+        meaning.format(plan=row.name),
+    )
+
+
+def _limit_setting(action: BillableAction) -> Setting:
+    """RATELIMIT_<ACTION>: the action's per-user limit."""
+    return Setting(
+        action.limit_setting,
+        "rate limit",
+        _LIMIT_RULE,
+        action.limit,
+        f"per user, `POST /api/apps/<id>/{action.name}`",
+        _checked_rate_limit,
+    )
+
+
+def _cost_setting(action: BillableAction) -> Setting:
+    """COST_<ACTION>: the credits one job costs."""
+    return _whole_number(
+        action.cost_setting, 0, 1_000_000, action.cost, f"credits charged per {action.name} job"
+    )
+
 
 SETTINGS: tuple[Setting, ...] = (
     Setting(
@@ -362,7 +498,7 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "replicas that must confirm a revocation (also key creation and plan changes) "
         "before it is reported done",
-        _min_replicas,
+        _int(0, 100, digits_only=True),
         shown_default="(empty: 1 when the primary has replicas, else 0)",
     ),
     Setting(
@@ -372,7 +508,7 @@ SETTINGS: tuple[Setting, ...] = (
         "500",
         "how long a revocation waits for those replicas; fewer in time → 503 "
         "`revocation_unconfirmed`",
-        _integer(1, 60_000),
+        _int(1, 60_000),
     ),
     Setting(
         "REDIS_TIMEOUT",
@@ -380,7 +516,7 @@ SETTINGS: tuple[Setting, ...] = (
         "more than 0, at most 60 (seconds)",
         "1",
         "seconds for Redis connect and reads; an outage answers 503 within about this",
-        _number(0, 60),
+        _float(0, 60),
     ),
     Setting(
         "REDIS_KEY_PREFIX",
@@ -401,15 +537,16 @@ SETTINGS: tuple[Setting, ...] = (
         "the client. Only a valid IP address is taken from the header (anything else "
         "counts under the TCP peer, logged once, redacted); HSTS is sent when the proxy "
         "reports HTTPS",
-        _integer(0, 10),
+        _int(0, 10),
     ),
     Setting(
         "RATELIMIT_GLOBAL",
         "rate limit",
         _LIMIT_RULE,
         "200 per minute",
-        "per client IP, over `/api/`, `/auth/`, `/mcp`; exact rolling window shared by all "
-        "workers and instances",
+        "per client IP, over `/api/`, `/auth/`, `/mcp`; a rolling window shared by all "
+        "workers and instances, never over the limit (may refuse up to 1/60 of the window "
+        "early)",
         _checked_rate_limit,
     ),
     Setting(
@@ -422,69 +559,16 @@ SETTINGS: tuple[Setting, ...] = (
         "cannot lock its owner out of the key page",
         _checked_rate_limit,
     ),
-    Setting(
-        "RATELIMIT_CODEGEN",
-        "rate limit",
-        _LIMIT_RULE,
-        "10 per minute",
-        "per user, `POST /api/apps/<id>/codegen`",
-        _checked_rate_limit,
-    ),
-    Setting(
-        "RATELIMIT_DEPLOY",
-        "rate limit",
-        _LIMIT_RULE,
-        "5 per minute",
-        "per user, `POST /api/apps/<id>/deploy`",
-        _checked_rate_limit,
-    ),
-    Setting(
-        "COST_CODEGEN",
-        "integer",
-        "0–1000000",
-        "10",
-        "credits charged per codegen job",
-        _integer(0, 1_000_000),
-    ),
-    Setting(
-        "COST_DEPLOY",
-        "integer",
-        "0–1000000",
-        "5",
-        "credits charged per deploy job",
-        _integer(0, 1_000_000),
-    ),
-    Setting(
-        "CREDITS_FREE",
-        "integer",
-        "0–1000000000",
-        "50",
-        _plan_credits("free"),
-        _integer(0, 1_000_000_000),
-    ),
-    Setting(
-        "CREDITS_PRO",
-        "integer",
-        "0–1000000000",
-        "1000",
-        _plan_credits("pro"),
-        _integer(0, 1_000_000_000),
-    ),
-    Setting(
-        "CREDITS_BUSINESS",
-        "integer",
-        "0–1000000000",
-        "10000",
-        _plan_credits("business"),
-        _integer(0, 1_000_000_000),
-    ),
+    *(_limit_setting(action) for action in BILLABLE_ACTIONS.values()),
+    *(_cost_setting(action) for action in BILLABLE_ACTIONS.values()),
+    *(_plan_setting("CREDITS", row) for row in PLAN_TABLE),
     Setting(
         "MAX_KEYS_PER_USER",
         "integer",
         "1–100",
         "5",
         "most live API keys per user",
-        _integer(1, 100),
+        _int(1, 100),
     ),
     Setting(
         "KEY_USAGE",
@@ -495,20 +579,7 @@ SETTINGS: tuple[Setting, ...] = (
         "(`GET /api/keys/<id>/usage`); `off` only to measure what counting costs (`make bench`)",
         _choice("on", "off", fold=True),
     ),
-    Setting(
-        "MAX_APPS_FREE", "integer", "1–1000000", "10", _plan_apps("free"), _integer(1, 1_000_000)
-    ),
-    Setting(
-        "MAX_APPS_PRO", "integer", "1–1000000", "100", _plan_apps("pro"), _integer(1, 1_000_000)
-    ),
-    Setting(
-        "MAX_APPS_BUSINESS",
-        "integer",
-        "1–1000000",
-        "1000",
-        _plan_apps("business"),
-        _integer(1, 1_000_000),
-    ),
+    *(_plan_setting("MAX_APPS", row) for row in PLAN_TABLE),
     Setting(
         "MCP_ALLOWED_HOSTS",
         "list",
@@ -546,7 +617,7 @@ SETTINGS: tuple[Setting, ...] = (
         "60–31536000 (seconds)",
         "1209600",
         "lifetime of a login session",
-        _integer(60, 365 * 24 * 3600),
+        _int(60, 365 * 24 * 3600),
         shown_default="`1209600` (14 days)",
     ),
     Setting(
@@ -555,7 +626,7 @@ SETTINGS: tuple[Setting, ...] = (
         "a power of 2 from 1024 to 131072",
         "16384",
         "scrypt cost for new password hashes",
-        _power_of_two(2**10, 2**17),
+        _int(2**10, 2**17, power_of_two=True),
     ),
     Setting(
         "SECURITY_LOG_MAX_EVENTS",
@@ -563,7 +634,7 @@ SETTINGS: tuple[Setting, ...] = (
         "1–100000",
         "1000",
         "most events kept in an account's security log (the oldest go first)",
-        _integer(1, 100_000),
+        _int(1, 100_000),
     ),
     Setting(
         "SECURITY_LOG_MAX_DAYS",
@@ -571,7 +642,7 @@ SETTINGS: tuple[Setting, ...] = (
         "1–3650",
         "90",
         "days an event stays in an account's security log",
-        _integer(1, 3650),
+        _int(1, 3650),
     ),
     Setting(
         "SECRET_SCANNING_KEYS_URL",
@@ -595,7 +666,7 @@ SETTINGS: tuple[Setting, ...] = (
         "1024–1048576",
         "262144",
         "largest secret-scanning report accepted (413 beyond)",
-        _integer(1024, 1024 * 1024),
+        _int(1024, 1024 * 1024),
     ),
     Setting(
         "PORT",
@@ -603,7 +674,7 @@ SETTINGS: tuple[Setting, ...] = (
         "1–65535",
         "8000",
         "the port gunicorn listens on (`make run`), or nginx (`make stack`)",
-        _integer(1, 65535),
+        _int(1, 65535),
     ),
     Setting(
         "BIND",
@@ -621,7 +692,7 @@ SETTINGS: tuple[Setting, ...] = (
         "2",
         "gunicorn workers (per instance under `make stack`); the embedded store always "
         "runs exactly one",
-        _integer(1, 64),
+        _int(1, 64),
     ),
     Setting(
         "GUNICORN_TIMEOUT",
@@ -629,7 +700,7 @@ SETTINGS: tuple[Setting, ...] = (
         "1–3600 (seconds)",
         "30",
         "gunicorn's worker timeout",
-        _integer(1, 3600),
+        _int(1, 3600),
     ),
     Setting(
         "LOG_LEVEL",
@@ -646,6 +717,54 @@ SETTINGS: tuple[Setting, ...] = (
         "-",
         "gunicorn's access log",
         _access_log,
+    ),
+    Setting(
+        "LOG_FORMAT",
+        "choice",
+        "`text` or `json`",
+        "text",
+        "`json`: one JSON object per log line (`time`, `level`, `logger`, `event` and the "
+        "event's fields), gunicorn's access log too; redacted and escaped as `text` is",
+        _choice("text", "json", fold=True),
+    ),
+    Setting(
+        "METRICS",
+        "choice",
+        "`on` or `off`",
+        "on",
+        "record Prometheus metrics (`GET /metrics`, `METRICS_BIND`); `off` only to measure "
+        "what recording costs (`make bench`)",
+        _choice("on", "off", fold=True),
+    ),
+    Setting(
+        "METRICS_TOKEN",
+        "secret",
+        "at least 16 characters, no spaces",
+        "",
+        "serves `GET /metrics` on the app's own address to `Authorization: Bearer "
+        "<METRICS_TOKEN>` (unset: that path answers 404)",
+        _metrics_token,
+        secret=True,
+        shown_default="(none: 404)",
+    ),
+    Setting(
+        "METRICS_BIND",
+        "address",
+        "`HOST:PORT` (IPv6 in brackets), not `BIND`'s",
+        "",
+        "a listener of its own in gunicorn's master serving `GET /metrics` without a token "
+        "(keep it on a private address)",
+        _metrics_bind,
+        shown_default="(none)",
+    ),
+    Setting(
+        "PROMETHEUS_MULTIPROC_DIR",
+        "path",
+        "an existing directory, one per instance",
+        "",
+        "where the workers' metric files live; emptied when gunicorn starts",
+        _directory,
+        shown_default="(a new private temporary directory per start)",
     ),
 )
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
@@ -688,6 +807,7 @@ def load_settings(
             "REDIS_URL": s["REDIS_URL"] or "",
             "REDIS_SENTINEL_PASSWORD": s["REDIS_SENTINEL_PASSWORD"] or "",
             "PUBLIC_URL": s["PUBLIC_URL"] or "",
+            "METRICS_TOKEN": s["METRICS_TOKEN"] or "",
             "BIND": s["BIND"] or f"127.0.0.1:{s['PORT']}",
             "PLANS": plans_from_env(env),
             "TESTING": False,
@@ -708,7 +828,8 @@ def load_settings(
         if not development:
             raise SettingError(
                 "SECRET_KEY is not set: it is required in production (GENMB_ENV=development "
-                "derives one)"
+                "derives one); to use the server `make run` started, load its settings first: "
+                "set -a; . var/run.env; set +a"
             )
         # Development only: derived, not random, so that every worker of one deployment
         # agrees on it (CSRF tokens made by one worker must verify on another).
@@ -743,10 +864,12 @@ def load_settings(
         s[name] = comma_list(s[name])
     if not s["MCP_ALLOWED_HOSTS"]:
         raise SettingError("MCP_ALLOWED_HOSTS must list at least one host (e.g. api.example.com)")
-    for name in ("RATELIMIT_CODEGEN", "RATELIMIT_DEPLOY"):
-        rate_limit_parts(s[name])
+    for action in BILLABLE_ACTIONS.values():
+        rate_limit_parts(s[action.limit_setting])
     s["GLOBAL_LIMIT"], s["GLOBAL_WINDOW_MS"] = rate_limit_parts(s["RATELIMIT_GLOBAL"])
     s["RESCUE_LIMIT"], s["RESCUE_WINDOW_MS"] = rate_limit_parts(s["RATELIMIT_SESSION_RESCUE"])
+    if s["METRICS_BIND"] and parse_bind(s["METRICS_BIND"]) == parse_bind(s["BIND"]):
+        raise SettingError(f"METRICS_BIND={s['METRICS_BIND']!r} is BIND's address: use another")
     uri, options = limits_storage(target, s["REDIS_TIMEOUT"], s["REDIS_SENTINEL_PASSWORD"])
     # The limiter's keys under REDIS_KEY_PREFIX too: limits names them
     # "<key_prefix>:LIMITER/<flask-limiter's prefix>/...", so the storage's prefix carries ours

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from flask import Flask, Response, current_app, has_request_context, jsonify, request
+from flask import Flask, Response, current_app, g, has_request_context, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+import metrics
+from config import key_plans_text
 from http_names import MCP_PATH
 from logs import remove_keys
 from store import errors as domain
@@ -41,13 +43,19 @@ class ApiError(Exception):
 @dataclass(frozen=True)
 class ErrorKind:
     """One error the API can answer with: its status, code and message (the message may hold
-    {placeholders} filled when raised), fixed headers, and when it happens (for /openapi.json)."""
+    {placeholders} filled when raised), fixed headers, and when it happens (for /openapi.json);
+    `also`: other statuses the same code answers with, and when."""
 
     status: int
     code: str
     message: str
     when: str
     headers: tuple[tuple[str, str], ...] = ()
+    also: tuple[tuple[int, str], ...] = ()
+
+    def occasions(self) -> tuple[tuple[int, str], ...]:
+        """Every (status, when) of this code, its own status first."""
+        return ((self.status, self.when), *self.also)
 
 
 RETRY_SOON = (("Retry-After", "1"),)
@@ -60,7 +68,19 @@ CATALOGUE: dict[str, ErrorKind] = {
             400, "bad_request", "The request could not be understood.", "a malformed request"
         ),
         ErrorKind(
-            400, "validation_error", "The request body is invalid.", "the body is not valid JSON"
+            400,
+            "validation_error",
+            "The request body is invalid.",
+            "the body is not valid JSON",
+            also=((422, "`fields` says which field (or query parameter) is wrong and why"),),
+        ),
+        ErrorKind(
+            400,
+            "oauth_not_supported",
+            "This server uses API keys, not OAuth: the key in your configuration is missing, "
+            "invalid or revoked — create one in Settings → API Keys.",
+            "an OAuth client registration (POST /register): an MCP client that took a 401 "
+            "for an OAuth challenge",
         ),
         ErrorKind(
             401,
@@ -143,7 +163,7 @@ CATALOGUE: dict[str, ErrorKind] = {
             413,
             "payload_too_large",
             "Request body is larger than {limit} bytes.",
-            "the body is over MAX_CONTENT_LENGTH",
+            "the body is over {limit} bytes (MAX_CONTENT_LENGTH)",
         ),
         ErrorKind(
             415,
@@ -155,7 +175,7 @@ CATALOGUE: dict[str, ErrorKind] = {
             421,
             "host_not_allowed",
             "Host not allowed: this service answers only to its public host name.",
-            "(production only) the Host is neither PUBLIC_URL's host nor in MCP_ALLOWED_HOSTS",
+            "the Host is neither PUBLIC_URL's host nor in MCP_ALLOWED_HOSTS (production only)",
         ),
         ErrorKind(
             429,
@@ -191,13 +211,19 @@ def api_error(
     message: str | None = None,
     headers: dict[str, str] | None = None,
     fields: Any = None,
+    *,
+    status: int | None = None,
     **values: object,
 ) -> ApiError:
-    """The ApiError for a catalogued code: its status, its message (formatted with `values`,
-    or replaced by `message`), its fixed headers plus `headers`."""
+    """The ApiError for a catalogued code: its status (or `status`, one of those it has), its
+    message (formatted with `values`, or replaced by `message`), its headers plus `headers`."""
     kind = CATALOGUE[code]
+    if status is None:
+        status = kind.status
+    elif status not in dict(kind.occasions()):
+        raise ValueError(f"{code} is never answered with {status}")
     text = message if message is not None else kind.message.format(**values)
-    return ApiError(kind.status, code, text, {**dict(kind.headers), **(headers or {})}, fields)
+    return ApiError(status, code, text, {**dict(kind.headers), **(headers or {})}, fields)
 
 
 def missing_credentials() -> ApiError:
@@ -211,8 +237,15 @@ def invalid_api_key() -> ApiError:
 
 
 def plan_required() -> ApiError:
-    """403 for an action the user's plan does not include."""
-    return api_error("plan_required", plans="Pro or Business")
+    """403 for an action the user's plan does not include ("... a Pro or Business plan.")."""
+    return api_error("plan_required", plans=key_plans_text(current_app.config["PLANS"]))
+
+
+def payload_too_large(limit: int | None = None) -> ApiError:
+    """413 for a body over `limit` bytes (by default the app's MAX_CONTENT_LENGTH)."""
+    if limit is None:
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+    return api_error("payload_too_large", limit=limit)
 
 
 # The domain's refusals (store/errors.py), by the catalogued code each answers with.
@@ -251,7 +284,7 @@ def _http_error(status: int, name: str, description: str | None) -> ApiError:
     """A werkzeug HTTP error as the catalogue's ApiError (or werkzeug's words if uncatalogued)."""
     code = HTTP_STATUS_CODES.get(status)
     if code == "payload_too_large":
-        return api_error(code, limit=current_app.config["MAX_CONTENT_LENGTH"])
+        return payload_too_large()
     if code is not None:
         return api_error(code)
     # werkzeug's descriptions carry HTML markup (<code>...</code>); a message is plain text.
@@ -265,23 +298,37 @@ def _http_error(status: int, name: str, description: str | None) -> ApiError:
 MCP_JSONRPC_CODES = {401: -32010, 403: -32011, 429: -32012, 503: -32013}
 
 
-def mcp_error_response(
-    status: int,
-    code: str,
-    message: str,
-    headers: dict[str, str] | None = None,
-    fields: Any = None,
-) -> Response:
-    """Render an error on /mcp as a JSON-RPC error object (our code and status in "data")."""
-    data: dict[str, Any] = {"code": code, "status": status}
-    if fields is not None:
-        data["fields"] = fields
-    rpc_code = MCP_JSONRPC_CODES.get(status, -32603 if status >= 500 else -32600)
-    response = jsonify(
-        jsonrpc="2.0", id=None, error={"code": rpc_code, "message": message, "data": data}
+def _json_rpc_error(error: ApiError) -> Response:
+    """An error on /mcp as a JSON-RPC error object (our code and status in "data")."""
+    data: dict[str, Any] = {"code": error.code, "status": error.status}
+    if error.fields is not None:
+        data["fields"] = error.fields
+    rpc_code = MCP_JSONRPC_CODES.get(error.status, -32603 if error.status >= 500 else -32600)
+    return jsonify(
+        jsonrpc="2.0", id=None, error={"code": rpc_code, "message": error.message, "data": data}
     )
-    response.status_code = status
-    response.headers.extend(headers or {})
+
+
+def _envelope(error: ApiError) -> Response:
+    """{"error": {"code", "message"[, "fields"]}}."""
+    body: dict[str, Any] = {"code": error.code, "message": error.message}
+    if error.fields is not None:
+        body["fields"] = error.fields
+    return jsonify(error=body)
+
+
+def render(error: ApiError) -> Response:
+    """The response for an ApiError: the envelope (JSON-RPC on /mcp), its status and headers."""
+    if error.status == 401 and has_request_context() and g.get("credential_hint"):
+        # security/credentials.py: a key sent with the wrong scheme says how to send it.
+        hinted = f"{error.message} {g.credential_hint}"
+        error = ApiError(error.status, error.code, hinted, error.headers, error.fields)
+    on_mcp = has_request_context() and request.path == MCP_PATH
+    response = _json_rpc_error(error) if on_mcp else _envelope(error)
+    response.status_code = error.status
+    response.headers.extend(error.headers)
+    if not on_mcp and error.status == 401 and "WWW-Authenticate" not in response.headers:
+        response.headers["WWW-Authenticate"] = REALM  # every 401 names its scheme (RFC 9110)
     return response
 
 
@@ -292,23 +339,8 @@ def error_response(
     headers: dict[str, str] | None = None,
     fields: Any = None,
 ) -> Response:
-    """Render {"error": {"code", "message"[, "fields"]}} with a status and headers."""
-    if has_request_context() and request.path == MCP_PATH:
-        return mcp_error_response(status, code, message, headers, fields)
-    body: dict[str, Any] = {"code": code, "message": message}
-    if fields is not None:
-        body["fields"] = fields
-    response = jsonify(error=body)
-    response.status_code = status
-    response.headers.extend(headers or {})
-    if status == 401 and "WWW-Authenticate" not in response.headers:
-        response.headers["WWW-Authenticate"] = REALM  # every 401 names its scheme (RFC 9110)
-    return response
-
-
-def render(error: ApiError) -> Response:
-    """The response for an ApiError: the envelope (JSON-RPC on /mcp), its status and headers."""
-    return error_response(error.status, error.code, error.message, error.headers, error.fields)
+    """Render an error that is not (only) the catalogue's: an SDK refusal, werkzeug's words."""
+    return render(ApiError(status, code, message, headers, fields))
 
 
 _TAG = re.compile(r"<[^>]+>")
@@ -347,7 +379,9 @@ def http_exception_response(exc: HTTPException) -> Response:
             if isinstance(messages, dict) and "query" in messages
             else "request body is"
         )
-        return error_response(status, "validation_error", f"The {where} invalid.", fields=fields)
+        return render(
+            api_error("validation_error", f"The {where} invalid.", fields=fields, status=status)
+        )
     headers = {}
     if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
         headers["Allow"] = ", ".join(sorted(exc.valid_methods))
@@ -379,6 +413,7 @@ def register_error_handlers(app: Flask) -> None:
     def _storage_down(exc: redis.RedisError) -> Response:
         # No traceback: the cause is outside the app, and the message says all there is.
         log.error("storage unavailable: %s", exc.__class__.__name__)
+        metrics.redis_error(exc)
         return render(api_error("service_unavailable"))
 
     for kind in domain.UNAVAILABLE:  # one list, shared with /healthz and the MCP tools

@@ -14,7 +14,7 @@ from schemas.common import ErrorSchema
 from security.jsonbody import StrictJsonParser
 from store.client import Storage
 
-# The credentials /openapi.json declares (blueprints/docs.py says which view takes which).
+# The credentials /openapi.json declares (openapi.py says which view takes which).
 SCHEME_BEARER, SCHEME_MCP_KEY = "apiKeyBearer", "apiKeyHeader"
 SCHEME_SESSION, SCHEME_CSRF = "session", "csrfToken"
 SECURITY_SCHEMES = {
@@ -48,7 +48,7 @@ class Api(SmorestApi):
     """flask-smorest's Api, answering every HTTP error with our envelope, and documenting it."""
 
     # Error responses in /openapi.json are our envelope, not flask-smorest's; and no blanket
-    # "default" response: each view lists the statuses it can answer (blueprints/docs.py).
+    # "default" response: each view lists the statuses it can answer (openapi.py).
     ERROR_SCHEMA = ErrorSchema
     DEFAULT_ERROR_RESPONSE_NAME = None
 

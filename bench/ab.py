@@ -21,10 +21,9 @@ import tempfile
 from pathlib import Path
 from statistics import median
 
-import bench.servers as servers
 from bench.load import PythonLoad, Target
-from bench.servers import RedisServer, cpu_seconds, request
-from deploy.parts import ROOT
+from bench.servers import ME, START_TIMEOUT, RedisServer, RowServer, request
+from deploy.processes import ROOT, cpu_seconds
 
 EMAIL, PASSWORD = "ab@example.test", "a long password for the A/B"
 
@@ -40,13 +39,9 @@ def start_side(name: str, tree: Path, workdir: Path, workers: int):
         "TRUSTED_PROXY_COUNT": "1",
         "PASSWORD_SCRYPT_N": "1024",
     }
-    # bench.servers starts gunicorn from ROOT with ROOT's config: point both at this tree.
-    servers.ROOT, servers.GUNICORN_CONF = tree, tree / "deploy" / "gunicorn.conf.py"
-    try:
-        app = servers.Gunicorn(name, "app:create_app()", workers, env, workdir / name)
-        app.start().wait()
-    finally:
-        servers.ROOT, servers.GUNICORN_CONF = ROOT, ROOT / "deploy" / "gunicorn.conf.py"
+    # gunicorn of this tree, with this tree's deploy/gunicorn.conf.py.
+    app = RowServer(name, "app:create_app()", workers, env, workdir / name, cwd=tree)
+    app.start(START_TIMEOUT)
     subprocess.run(
         [str(tree / ".venv" / "bin" / "flask"), "--app", "app", "users", "create", EMAIL,
          "--plan", "pro", "--password", PASSWORD],
@@ -54,11 +49,11 @@ def start_side(name: str, tree: Path, workdir: Path, workers: int):
     )  # fmt: skip
     forwarded = {"X-Forwarded-For": "10.250.0.1"}
     _, headers, body = request(
-        app.url("/auth/login"), "POST", {"email": EMAIL, "password": PASSWORD}, forwarded
+        f"{app.url}/auth/login", "POST", {"email": EMAIL, "password": PASSWORD}, forwarded
     )
     cookie, csrf = headers["Set-Cookie"].split(";", 1)[0], json.loads(body)["csrf_token"]
     status, _, body = request(
-        app.url("/api/keys"),
+        f"{app.url}/api/keys",
         "POST",
         {"name": "ab"},
         {"Cookie": cookie, "X-CSRF-Token": csrf, **forwarded},
@@ -88,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
             sides[name] = start_side(f"side{index}", tree, workdir, args.workers)
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
         for _, app, key in sides.values():  # untimed warm-up
-            load.run(Target(app.url(), key), 2, 1)
+            load.run(Target(app.url + ME, key), 2, 1)
         for round_no in range(args.rounds):
             order = list(sides) if round_no % 2 == 0 else list(reversed(sides))
             for name in order:
@@ -96,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
                 pids = app.pids()
                 before = cpu_seconds(pids)
                 first_address = 1000 + round_no * 20_000 + (0 if name == order[0] else 10_000)
-                result = load.run(Target(app.url(), key), args.seconds, first_address)
+                result = load.run(Target(app.url + ME, key), args.seconds, first_address)
                 cpu_us = (cpu_seconds(pids) - before) / max(result.requests, 1) * 1e6
                 results[name].append((result.requests / result.seconds, cpu_us))
         medians = {}

@@ -10,7 +10,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from bench.servers import worker_pids
+from deploy.processes import worker_pids
 
 PROFILED_ROWS = ("bare", "common", "ours")
 # A sample goes to the stage of the innermost frame that names one (most specific first

@@ -12,10 +12,22 @@ from bench.load import RoundResult
 HA_ROWS = ("sentinel", "cluster")
 # ours on the same Redis with per-key usage counting off (KEY_USAGE=off): what counting costs.
 NO_USAGE = "nousage"
-ROWS = ("bare", "common", "ours", NO_USAGE, *HA_ROWS)
+# ours on the same Redis with metrics off (METRICS=off): what recording metrics costs.
+NO_METRICS = "nometrics"
+# ours on its own Redis holding a million key records, 100,000 users and 100,000 live client
+# windows (bench/scale.py): whether the cost per request stays flat as data grows (issue #15).
+SCALE = "scale"
+ROWS = ("bare", "common", "ours", NO_USAGE, NO_METRICS, *HA_ROWS, SCALE)
 # Issue #14: usage counting may cost at most 5% per request (and no Redis command).
 USAGE_COST_LIMIT = 1.05
-TARGETS = {"ours/bare": 0.6, "ours/common": 1.5, "redis_commands_per_request": 1}
+# Issue #17: metrics may cost at most 3% CPU per request.
+METRICS_COST_LIMIT = 1.03
+TARGETS = {
+    "ours/bare": 0.6,
+    "ours/common": 1.5,
+    "redis_commands_per_request": 1,
+    "scale/ours": 0.95,  # issue #15: throughput with the data within 5% of the empty store's
+}
 
 
 def _row(results: list[RoundResult]) -> dict[str, Any]:
@@ -81,10 +93,31 @@ def summarise(rounds: dict[str, list[RoundResult]]) -> dict[str, Any]:
                 o.rps / x.rps for o, x in zip(rounds["ours"], rounds[NO_USAGE], strict=True)
             ),
         },
+        # Metrics: the same comparison against ours with METRICS=off.
+        "metrics": {
+            "cpu_per_request": cost("ours") / cost(NO_METRICS),
+            "server_cpu_per_request": rows["ours"]["server_cpu_us"]
+            / rows[NO_METRICS]["server_cpu_us"],
+            "rps": ours / rows[NO_METRICS]["rps"],
+            "rps_paired_median": statistics.median(
+                o.rps / x.rps for o, x in zip(rounds["ours"], rounds[NO_METRICS], strict=True)
+            ),
+        },
         "against_single": {
             name: {"rps": rows[name]["rps"] / ours, "cpu_per_request": cost(name) / cost("ours")}
             for name in HA_ROWS
         },
+        # The full store against the empty one: req/s (and paired by round), CPU per request.
+        "scale": {
+            "rps": rows[SCALE]["rps"] / ours,
+            "rps_paired_median": statistics.median(
+                full.rps / empty.rps
+                for full, empty in zip(rounds[SCALE], rounds["ours"], strict=True)
+            ),
+            "cpu_per_request": cost(SCALE) / cost("ours"),
+        }
+        if SCALE in rows
+        else None,
     }
 
 
@@ -96,7 +129,7 @@ def table(generator: str, summary: dict[str, Any], commands: dict[str, Any]) -> 
         f"{'row':<8}{'req/s':>7}{'(min-max)':>13}{'p50 ms':>8}{'p99 ms':>8}"
         f"{'ours/row':>9}{'CPU us/req':>12}{'(redis)':>8}{'redis cmds':>12}{'failed':>8}",
     ]
-    for name in ROWS:
+    for name in rows:
         row = rows[name]
         ratio = f"{ours / row['rps']:.2f}" if name != "ours" else "-"
         spread = f"({row['rps_min']:.0f}-{row['rps_max']:.0f})"
@@ -122,6 +155,21 @@ def table(generator: str, summary: dict[str, Any], commands: dict[str, Any]) -> 
         f"{commands['ours']['per_request']:.2f} vs {commands[NO_USAGE]['per_request']:.2f} Redis "
         f"commands per GET (limit {USAGE_COST_LIMIT:.2f} x the cost, same commands)"
     )
+    cost_of_metrics = summary["metrics"]
+    lines.append(
+        f"metrics: ours costs {cost_of_metrics['cpu_per_request']:.3f} x {NO_METRICS}'s CPU per "
+        f"request (app alone {cost_of_metrics['server_cpu_per_request']:.3f}), "
+        f"{cost_of_metrics['rps']:.3f} x its req/s (paired "
+        f"{cost_of_metrics['rps_paired_median']:.3f}); limit {METRICS_COST_LIMIT:.2f} x the cost"
+    )
+    if summary["scale"] is not None:
+        scale = summary["scale"]
+        lines.append(
+            f"{SCALE:<11} {scale['rps']:.3f} x ours' req/s (paired "
+            f"{scale['rps_paired_median']:.3f}; target >= {TARGETS['scale/ours']}), "
+            f"{scale['cpu_per_request']:.3f} x its CPU per "
+            f"request; {commands[SCALE]['per_request']:.2f} Redis commands per GET"
+        )
     for name, cost in summary["against_single"].items():
         lines.append(
             f"{name:<11} {cost['rps']:.2f} x ours' req/s, {cost['cpu_per_request']:.2f} x its "

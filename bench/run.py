@@ -1,5 +1,6 @@
-"""make bench: bare, common and ours on one Redis, and ours on Sentinel and on a Redis
-Cluster, interleaved under the same load; a table and JSON.
+"""make bench: bare, common and ours on one Redis, ours on Sentinel and on a Redis Cluster,
+and ours on a Redis full of data (the scale row), interleaved under the same load; a table
+and JSON.
 
 python -m bench.run [--workers 2] [--rounds 5] [--seconds 4] [--load auto|wrk|python|both]
 """
@@ -19,20 +20,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import profile
+from bench import profile, scale
 from bench.commands import count_per_request, owner_lookup_us
 from bench.load import ADDRESS_POOL, LoadGenerator, PythonLoad, RoundResult, Target, Wrk
-from bench.report import HA_ROWS, NO_USAGE, ROWS, TARGETS, summarise, table
+from bench.report import HA_ROWS, NO_METRICS, NO_USAGE, ROWS, SCALE, TARGETS, summarise, table
+from bench.scale import Volume
 from bench.servers import (
+    ME,
     SCRYPT_N,
-    Gunicorn,
+    START_TIMEOUT,
     RedisServer,
-    cpu_seconds,
+    RowServer,
     request,
     seed_common,
     seed_ours,
 )
+from config import SETTINGS_BY_NAME, rate_limit_parts
 from deploy.local_redis import ClusterGroup, SentinelGroup
+from deploy.processes import cpu_seconds
+from store.client import Storage, connect
+from store.names import KeyNames
 
 RESULTS = Path(__file__).with_name("results") / "latest.json"
 
@@ -82,8 +89,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=2000,
         help="timed GETs of a key's owner index per Redis (the cold-cache cost) (2000)",
     )
+    p.add_argument(
+        "--scale-keys", type=int, default=1_000_000, help="key records in the scale row (1000000)"
+    )
+    p.add_argument(
+        "--scale-users", type=int, default=100_000, help="users in the scale row (100000)"
+    )
+    p.add_argument(
+        "--scale-windows",
+        type=int,
+        default=100_000,
+        help="live client windows in the scale row (100000)",
+    )
+    p.add_argument(
+        "--no-scale",
+        dest="scale",
+        action="store_false",
+        help="leave out the scale row (and its ~30 s of loading)",
+    )
     p.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results ({RESULTS})")
     args = p.parse_args(argv)
+    args.rows = ROWS if args.scale else tuple(name for name in ROWS if name != SCALE)
     if args.connections is None:
         args.connections = 2 * args.workers
     if args.processes is None:
@@ -96,8 +122,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             args.processes,
             args.count_requests,
             args.owner_gets,
+            args.scale_users,
         )
         < 1
+        or min(args.scale_keys, args.scale_windows) < 0
         or args.seconds <= 0
         or args.warmup < 0
     ):
@@ -132,52 +160,84 @@ def ours_env(redis_url: str) -> dict[str, str]:
 
 def start_servers(
     stack: ExitStack, args: argparse.Namespace, workdir: Path
-) -> tuple[dict[str, Any], dict[str, Gunicorn], dict[str, str]]:
+) -> tuple[dict[str, Any], dict[str, RowServer], dict[str, str]]:
     """Redis, then ours (to create the key), then both baselines on the same Redis; then a
     Sentinel group and a cluster, each with an ours of its own and its own key. Returns the
     Redis behind each row, the servers and the raw key of each row."""
     redis_server = RedisServer(workdir).start()
     stack.callback(redis_server.stop)
-    ours = Gunicorn("ours", "app:create_app()", args.workers, ours_env(redis_server.url), workdir)
+    ours = RowServer("ours", "app:create_app()", args.workers, ours_env(redis_server.url), workdir)
     stack.callback(ours.stop)
-    ours.start().wait()
+    ours.start(START_TIMEOUT)
     raw_key, me = seed_ours(redis_server.url, ours)
     seed_common(redis_server.client(), raw_key, me)
     # The baselines ignore ours' settings, but deploy/gunicorn.conf.py checks them at start.
     env = {**ours_env(redis_server.url), "BENCH_ME_JSON": json.dumps(me)}
     servers = {
-        name: Gunicorn(name, f"bench.baseline_apps:{name}_app()", args.workers, env, workdir)
+        name: RowServer(name, f"bench.baseline_apps:{name}_app()", args.workers, env, workdir)
         for name in ("bare", "common")
     }
     for server in servers.values():
         stack.callback(server.stop)
-        server.start()
+        server.launch()
     for server in servers.values():
-        server.wait()
+        server.wait_healthy(START_TIMEOUT)
     servers["ours"] = ours
-    # The same app, Redis, user and key, with per-key usage counting off (issue #14).
-    nousage = Gunicorn(
-        NO_USAGE,
-        "app:create_app()",
-        args.workers,
-        {**ours_env(redis_server.url), "KEY_USAGE": "off"},
-        workdir,
+    # The same app, Redis, user and key, with per-key usage counting off (issue #14), and
+    # with metrics off (issue #17).
+    for name, setting in ((NO_USAGE, {"KEY_USAGE": "off"}), (NO_METRICS, {"METRICS": "off"})):
+        variant = RowServer(
+            name,
+            "app:create_app()",
+            args.workers,
+            {**ours_env(redis_server.url), **setting},
+            workdir,
+        )
+        stack.callback(variant.stop)
+        variant.start(START_TIMEOUT)
+        servers[name] = variant
+    backends: dict[str, Any] = dict.fromkeys(
+        ("bare", "common", "ours", NO_USAGE, NO_METRICS), redis_server
     )
-    stack.callback(nousage.stop)
-    nousage.start().wait()
-    servers[NO_USAGE] = nousage
-    backends: dict[str, Any] = dict.fromkeys(("bare", "common", "ours", NO_USAGE), redis_server)
     keys = dict.fromkeys(backends, raw_key)
     for name, group_type in zip(HA_ROWS, (SentinelGroup, ClusterGroup), strict=True):
         group = group_type(workdir / name)
         stack.callback(group.stop)
         group.start()
-        server = Gunicorn(name, "app:create_app()", args.workers, ours_env(group.url), workdir)
+        server = RowServer(name, "app:create_app()", args.workers, ours_env(group.url), workdir)
         stack.callback(server.stop)
-        server.start().wait()
+        server.start(START_TIMEOUT)
         backends[name], servers[name] = group, server
         keys[name], _ = seed_ours(group.url, server)
+    if args.scale:
+        backends[SCALE], servers[SCALE], keys[SCALE] = start_scale(stack, args, workdir)
     return backends, servers, keys
+
+
+def start_scale(
+    stack: ExitStack, args: argparse.Namespace, workdir: Path
+) -> tuple[RedisServer, RowServer, str]:
+    """The scale row: ours on a Redis of its own (the same settings as ours'), with its key
+    seeded the usual way, then the volume loaded (bench/scale.py)."""
+    redis_server = RedisServer(workdir / SCALE)
+    (workdir / SCALE).mkdir()
+    redis_server.start()
+    stack.callback(redis_server.stop)
+    server = RowServer(SCALE, "app:create_app()", args.workers, ours_env(redis_server.url), workdir)
+    stack.callback(server.stop)
+    server.start(START_TIMEOUT)
+    raw_key, _ = seed_ours(redis_server.url, server)
+    volume = Volume(args.scale_users, args.scale_keys, args.scale_windows)
+    print(
+        f"loading {volume.keys:,} key records, {volume.users:,} users and {volume.windows:,} "
+        "client windows into the scale row's Redis..."
+    )
+    # The windows are made with the limit the row runs with (ours_env leaves the default).
+    limit, window_ms = rate_limit_parts(SETTINGS_BY_NAME["RATELIMIT_GLOBAL"].default)
+    storage = Storage(connect(redis_server.url, 60.0), KeyNames())
+    args.scale_report = scale.load(storage, volume, limit, window_ms)
+    print(f"  {args.scale_report}")
+    return redis_server, server, raw_key
 
 
 def _shape(value: Any) -> Any:
@@ -188,8 +248,8 @@ def _shape(value: Any) -> Any:
 
 
 def check_same_body(targets: dict[str, Target]) -> dict[str, int]:
-    """Every row answers 200 with the same JSON (ours on Sentinel and Cluster: the same
-    fields, of another user); returns each body's size in bytes."""
+    """Every row answers 200 with the same JSON (ours on Sentinel, Cluster and the scale row's
+    Redis: the same fields, of another user); returns each body's size in bytes."""
     bodies = {}
     for name, target in targets.items():
         status, _, body = request(
@@ -200,8 +260,9 @@ def check_same_body(targets: dict[str, Target]) -> dict[str, int]:
             raise RuntimeError(f"{name}: GET /api/me answered {status}: {body!r}")
         bodies[name] = body
     parsed = {name: json.loads(body) for name, body in bodies.items()}
-    if any(parsed[name] != parsed["ours"] for name in parsed if name not in HA_ROWS) or any(
-        _shape(parsed[name]) != _shape(parsed["ours"]) for name in HA_ROWS
+    own_redis = (*HA_ROWS, SCALE)  # another user (of the same email and plan)
+    if any(parsed[name] != parsed["ours"] for name in parsed if name not in own_redis) or any(
+        _shape(parsed[name]) != _shape(parsed["ours"]) for name in parsed if name in own_redis
     ):
         raise RuntimeError(f"the rows answer different JSON: {parsed}")
     return {name: len(body) for name, body in bodies.items()}
@@ -227,7 +288,7 @@ def timed_round(
 def measure(
     generator: LoadGenerator,
     targets: dict[str, Target],
-    servers: dict[str, Gunicorn],
+    servers: dict[str, RowServer],
     backends: dict[str, Any],
     args: argparse.Namespace,
     cursor: int,
@@ -236,15 +297,16 @@ def measure(
 
     Returns the rounds per row, the failures seen during warm-up, and the address cursor.
     """
+    rows = list(targets)
     warmup_failures = 0
-    for name in ROWS:
+    for name in rows:
         if args.warmup:
             result = generator.run(targets[name], args.warmup, cursor)
             warmup_failures += result.failures
             cursor += result.requests + result.socket_errors + 1000
-    rounds: dict[str, list[RoundResult]] = {name: [] for name in ROWS}
+    rounds: dict[str, list[RoundResult]] = {name: [] for name in rows}
     for r in range(args.rounds):
-        for name in ROWS[r % len(ROWS) :] + ROWS[: r % len(ROWS)]:
+        for name in rows[r % len(rows) :] + rows[: r % len(rows)]:
             result = timed_round(
                 generator,
                 targets[name],
@@ -269,7 +331,7 @@ def measure(
 def profile_rows(
     load: LoadGenerator,
     targets: dict[str, Target],
-    servers: dict[str, Gunicorn],
+    servers: dict[str, RowServer],
     backends: dict[str, Any],
     args: argparse.Namespace,
     cursor: int,
@@ -343,7 +405,11 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     loads = generators(args)
     report: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "settings": {
+            k: str(v) if isinstance(v, Path) else v
+            for k, v in vars(args).items()
+            if k != "scale_report"
+        },
         "targets": TARGETS,
         "results": {},
     }
@@ -352,12 +418,12 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         for load in loads:
             stack.callback(load.close)
         print(
-            f"starting redis-server, a Sentinel group, a cluster and {len(ROWS)} x gunicorn "
+            f"starting redis-server, a Sentinel group, a cluster and {len(args.rows)} x gunicorn "
             f"({args.workers} workers each)..."
         )
         backends, servers, keys = start_servers(stack, args, workdir)
         report["machine"] = machine(backends["ours"])
-        targets = {name: Target(servers[name].url(), keys[name]) for name in ROWS}
+        targets = {name: Target(servers[name].url + ME, keys[name]) for name in args.rows}
         report["response_bytes"] = check_same_body(targets)
         cursor = 0
         for load in loads:
@@ -375,8 +441,10 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             for result in profiled:
                 cursor += result.requests + result.socket_errors + 1000
                 failures += result.failures
+        if args.scale:
+            report["scale"] = args.scale_report
         report["redis_commands"] = {}
-        for name in ROWS:
+        for name in args.rows:
             per_request, by_name, by_node, statuses = count_per_request(
                 backends[name], targets[name], args.count_requests, cursor
             )
@@ -408,12 +476,21 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"GET /api/me body, bytes: {sizes}\n")
     for name, summary in report["results"].items():
         print(table(name, summary, commands), end="\n\n")
-    for name in ROWS:
+    for name in commands:
         nodes = commands[name]["by_primary_port"]
         where = f", by primary: {nodes}" if len(nodes) > 1 else ""
         print(
             f"redis commands, {name}: {commands[name]['by_command']} "
             f"over {commands[name]['requests']} requests{where}"
+        )
+    if "scale" in report:
+        loaded = report["scale"]
+        seconds = sum(loaded[f"{part}_seconds"] for part in ("user", "key", "window"))
+        print(
+            f"{SCALE} row's Redis: {loaded['keys']:,} key records ({loaded['bytes_per_key']} "
+            f"bytes each), {loaded['users']:,} users ({loaded['bytes_per_user']} bytes each), "
+            f"{loaded['windows']:,} client windows ({loaded['bytes_per_window']} bytes each); "
+            f"loaded in {seconds:.0f} s, used_memory {loaded['used_memory'] / 2**20:.0f} MiB"
         )
     for name, timing in report["owner_lookup"].items():
         print(

@@ -1,13 +1,12 @@
 """The processes under test: one redis-server (and a Sentinel group and a cluster for their
-rows: deploy/local_redis.py), and one gunicorn per row, all on free ports."""
+rows: deploy/local_redis.py), and one gunicorn per row (deploy/processes.py), all on free
+ports; and seeding each row's user and key."""
 
 from __future__ import annotations
 
 import http.client
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,55 +14,28 @@ import redis
 
 from bench.baseline_apps import COMMON_KEY_PREFIX
 from bench.load import address
-from deploy.local_redis import RedisServer, stop_process, wait_until
-from deploy.parts import LOOPBACK, ROOT, free_port
+from deploy.local_redis import RedisServer
+from deploy.processes import ROOT, Gunicorn, http_status
 from store import apikeys, users
 from store.client import Storage, connect
 from store.names import KeyNames
 
 __all__ = [
-    "Gunicorn",
+    "ME",
     "RedisServer",
+    "RowServer",
     "SCRYPT_N",
-    "cpu_seconds",
+    "START_TIMEOUT",
     "request",
     "seed_common",
     "seed_ours",
-    "worker_pids",
 ]
 
-GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
+START_TIMEOUT = 60.0  # a row's gunicorn starting while other rows' servers run
+ME = "/api/me"  # what every row serves: the request the benchmark measures
 SCRYPT_N = 2**14  # config.py's default; set explicitly so seeding and the server agree
 BENCH_EMAIL = "bench@example.com"
 BENCH_PASSWORD = "bench-password-1234"
-
-
-def _stat(pid: int) -> list[str] | None:
-    """Fields 3.. of /proc/<pid>/stat (after the command name), or None if it has ended."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
-def worker_pids(master: int) -> list[int]:
-    """The children of a process, here a gunicorn master's workers (Linux /proc)."""
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        fields = _stat(int(stat.parent.name))
-        if fields is not None and int(fields[1]) == master:
-            pids.append(int(stat.parent.name))
-    return sorted(pids)
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time these processes have used so far, in seconds."""
-    ticks = 0
-    for pid in pids:
-        fields = _stat(pid)
-        if fields is not None:
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def request(
@@ -82,85 +54,36 @@ def request(
         conn.close()
 
 
-class Gunicorn:
-    """One row's server: gunicorn with deploy/gunicorn.conf.py, logging to a file."""
+class RowServer(Gunicorn):
+    """One row's server: gunicorn with deploy/gunicorn.conf.py of the tree in `cwd`, logging
+    to a file in `log_dir`; ready once it answers HTTP at all (the baselines have no /healthz)."""
 
     def __init__(
-        self, name: str, app_spec: str, workers: int, env: dict[str, str], log_dir: Path
+        self,
+        name: str,
+        app: str,
+        workers: int,
+        env: dict[str, str],
+        log_dir: Path,
+        cwd: Path = ROOT,
     ) -> None:
-        self.name, self.app_spec, self.workers = name, app_spec, workers
-        self.port = free_port()
-        self.env = {
-            **os.environ,
-            "PYTHONUNBUFFERED": "1",
-            # The same logging choice for every row: gunicorn still formats each
-            # access line (through the redactor), but nothing waits on a terminal.
-            "ACCESS_LOG": "/dev/null",
-            **env,
-        }
-        self.log_path = log_dir / f"gunicorn-{name}.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        # The same logging choice for every row: gunicorn still formats each access line
+        # (through the redactor), but nothing waits on a terminal.
+        env = {**os.environ, "ACCESS_LOG": "/dev/null", **env}
+        log = log_dir / f"gunicorn-{name}.log"
+        super().__init__(name, env, log, workers, app=app, cwd=cwd)
 
-    def url(self, path: str = "/api/me") -> str:
-        """http://127.0.0.1:<port><path>."""
-        return f"http://{LOOPBACK}:{self.port}{path}"
-
-    def start(self) -> Gunicorn:
-        """Start gunicorn (returns at once; wait() blocks until it answers)."""
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "-c",
-                    str(GUNICORN_CONF),
-                    "--workers",
-                    str(self.workers),
-                    "--bind",
-                    f"{LOOPBACK}:{self.port}",
-                    self.app_spec,
-                ],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        return self
-
-    def wait(self) -> Gunicorn:
-        """Block until the server answers HTTP at all (any status); fail with its log if it
-        exits or does not answer within 60 s."""
-        assert self.process is not None
-        ended = self.process.poll
-        try:
-            wait_until(lambda: ended() is not None or request(self.url())[0] > 0, timeout=60)
-        except TimeoutError as exc:
-            raise RuntimeError(f"{self.name} did not start:\n{self.logs()[-3000:]}") from exc
-        if ended() is not None:
-            raise RuntimeError(f"{self.name} exited at start:\n{self.logs()[-3000:]}")
-        return self
-
-    def stop(self) -> None:
-        """Stop gunicorn gracefully, or kill it after 15 s."""
-        stop_process(self.process)
-
-    def pids(self) -> list[int]:
-        """The master and its workers."""
-        assert self.process is not None
-        return [self.process.pid, *worker_pids(self.process.pid)]
-
-    def logs(self) -> str:
-        """Everything this server has written."""
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+    def ready(self) -> bool:
+        """True once GET /api/me answers with any status."""
+        return http_status(self.url + ME) is not None
 
 
-def seed_ours(redis_url: str, ours: Gunicorn) -> tuple[str, dict[str, Any]]:
+def seed_ours(redis_url: str, ours: RowServer) -> tuple[str, dict[str, Any]]:
     """A pro user (store), a key through the HTTP API; returns (raw key, its /api/me body)."""
     storage = Storage(connect(redis_url, 2.0), KeyNames())
     users.create(storage, BENCH_EMAIL, BENCH_PASSWORD, "pro", SCRYPT_N)
     status, headers, body = request(
-        ours.url("/auth/login"), "POST", {"email": BENCH_EMAIL, "password": BENCH_PASSWORD}
+        f"{ours.url}/auth/login", "POST", {"email": BENCH_EMAIL, "password": BENCH_PASSWORD}
     )
     if status != 200:
         raise RuntimeError(f"login failed: {status} {body!r}")
@@ -168,13 +91,13 @@ def seed_ours(redis_url: str, ours: Gunicorn) -> tuple[str, dict[str, Any]]:
     cookie = headers["Set-Cookie"].split(";", 1)[0]
     csrf = json.loads(body)["csrf_token"]
     status, _, body = request(
-        ours.url("/api/keys"), "POST", {"name": "bench"}, {"Cookie": cookie, "X-CSRF-Token": csrf}
+        f"{ours.url}/api/keys", "POST", {"name": "bench"}, {"Cookie": cookie, "X-CSRF-Token": csrf}
     )
     if status != 201:
         raise RuntimeError(f"key creation failed: {status} {body!r}")
     raw_key = json.loads(body)["key"]
     status, _, body = request(
-        ours.url(), headers={"Authorization": f"Bearer {raw_key}", "X-Forwarded-For": address(0)}
+        ours.url + ME, headers={"Authorization": f"Bearer {raw_key}", "X-Forwarded-For": address(0)}
     )
     if status != 200:
         raise RuntimeError(f"GET /api/me with the new key failed: {status} {body!r}")

@@ -8,8 +8,8 @@ from typing import Any
 from flask import Response, current_app
 from flask_smorest import Blueprint
 
-from blueprints.docs import COUNTED, KEY_OR_SESSION, documentation_only, errors
-from schemas.apps import MeSchema
+from openapi import COUNTED, KEY_OR_SESSION, documentation_only, errors
+from schemas.account import MeSchema
 from security.principal import Principal, current_principal
 from services.credits import summary
 
@@ -34,7 +34,8 @@ def me_body(principal: Principal) -> dict[str, Any]:
 def me_response(body: dict[str, Any]) -> Response:
     """The body as `jsonify(MeSchema().dump(body))` would answer it, byte for byte, without
     the schema machinery: this is the hot path of every client (issue #15; the test that the
-    two agree is tests/test_account_fast_path.py). MeSchema still documents it in /openapi.json."""
+    two agree: tests/live/test_account_fast_path.py). MeSchema still documents it in
+    /openapi.json."""
     return current_app.response_class(_ENCODE(body) + "\n", mimetype="application/json")
 
 

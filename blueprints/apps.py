@@ -6,16 +6,17 @@ from typing import Any
 
 from flask import current_app
 
-from blueprints.docs import (
-    BODY_CHECKED,
+from config import app_caps
+from extensions import Blueprint, storage
+from openapi import (
+    API_WRITE,
     COUNTED,
+    JOB,
     JSON_BODY,
     KEY_OR_SESSION,
     KEY_OR_SESSION_WRITE,
     errors,
 )
-from config import app_caps
-from extensions import Blueprint, storage
 from schemas.apps import (
     AppCreateSchema,
     AppListQuerySchema,
@@ -47,15 +48,7 @@ def list_apps(query: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.route("", methods=["POST"])
-@errors(
-    bp,
-    COUNTED,
-    BODY_CHECKED,
-    JSON_BODY,
-    409,
-    security=KEY_OR_SESSION_WRITE,
-    descriptions={409: "`app_limit_reached`: the plan's app cap (MAX_APPS_<PLAN>)."},
-)
+@errors(bp, API_WRITE, JSON_BODY, "app_limit_reached", security=KEY_OR_SESSION_WRITE)
 @bp.arguments(AppCreateSchema)
 @bp.response(201, AppSchema)
 def create_app_record(body: dict[str, Any]) -> apps.App:
@@ -66,7 +59,7 @@ def create_app_record(body: dict[str, Any]) -> apps.App:
 
 
 @bp.route("/<app_id>", methods=["GET"])
-@errors(bp, COUNTED, 404, security=KEY_OR_SESSION)
+@errors(bp, COUNTED, "not_found", security=KEY_OR_SESSION)
 @bp.response(200, AppSchema)
 def get_app(app_id: str) -> apps.App:
     """One app; someone else's is a 404."""
@@ -74,7 +67,7 @@ def get_app(app_id: str) -> apps.App:
 
 
 @bp.route("/<app_id>", methods=["DELETE"])
-@errors(bp, COUNTED, BODY_CHECKED, 404, security=KEY_OR_SESSION_WRITE)
+@errors(bp, API_WRITE, "not_found", security=KEY_OR_SESSION_WRITE)
 @bp.response(204)
 def delete_app(app_id: str) -> tuple[str, int]:
     """Delete an app and its job history."""
@@ -83,19 +76,20 @@ def delete_app(app_id: str) -> tuple[str, int]:
 
 
 @bp.route("/<app_id>/codegen", methods=["POST"])
-@errors(bp, COUNTED, BODY_CHECKED, JSON_BODY, 402, 404, security=KEY_OR_SESSION_WRITE)
-@limits.route_limit("codegen")
+@errors(bp, API_WRITE, JSON_BODY, JOB, security=KEY_OR_SESSION_WRITE)
 @bp.arguments(CodegenSchema)
 @bp.response(202, JobEnvelopeSchema)
+# Innermost, so the body is validated first: a rejected body never uses up the limit.
+@limits.route_limit("codegen")
 def codegen(body: dict[str, Any], app_id: str) -> dict[str, Any]:
     """Start a generation job: checks the per-user limit, charges credits, records the job."""
     return {"job": jobs.start(current_principal(), app_id, "codegen", prompt=body["prompt"])}
 
 
 @bp.route("/<app_id>/deploy", methods=["POST"])
-@errors(bp, COUNTED, BODY_CHECKED, 402, 404, security=KEY_OR_SESSION_WRITE)
-@limits.route_limit("deploy")
+@errors(bp, API_WRITE, JOB, security=KEY_OR_SESSION_WRITE)
 @bp.response(202, JobEnvelopeSchema)
+@limits.route_limit("deploy")
 def deploy(app_id: str) -> dict[str, Any]:
     """Start a deploy job: checks the per-user limit, charges credits, records the job."""
     return {"job": jobs.start(current_principal(), app_id, "deploy")}

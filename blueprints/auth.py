@@ -7,8 +7,13 @@ from urllib.parse import urlsplit
 
 from flask import Response, current_app, make_response, request
 
-from blueprints.docs import (
+import metrics
+from config import SIGNUP_PLAN
+from errors import api_error
+from extensions import Blueprint, storage
+from openapi import (
     ANONYMOUS,
+    AUTH_WRITE,
     BODY_CHECKED,
     COUNTED,
     JSON_BODY,
@@ -16,8 +21,6 @@ from blueprints.docs import (
     SESSION,
     errors,
 )
-from errors import ApiError
-from extensions import Blueprint, storage
 from schemas.users import CredentialsSchema, LoginSchema, SessionSchema, UserEnvelopeSchema
 from security import csrf
 from security.paths import UNSAFE_METHODS
@@ -40,6 +43,7 @@ def _own_origin(origin: str) -> bool:
 
 
 @bp.before_request
+@metrics.access_refusal
 def refuse_cross_site() -> None:
     """No state-changing request on /auth from another site, whatever it carries.
 
@@ -58,11 +62,7 @@ def refuse_cross_site() -> None:
         security_events.log_event(
             "auth.cross_site_refused", path=request.path, ip=request.remote_addr
         )
-        raise ApiError(
-            403,
-            "cross_site_request",
-            "Cross-site requests to /auth are refused: use this site's own pages.",
-        )
+        raise api_error("cross_site_request")
 
 
 def _user_dict(user_id: str, email: str, plan: str) -> dict[str, str]:
@@ -70,28 +70,24 @@ def _user_dict(user_id: str, email: str, plan: str) -> dict[str, str]:
 
 
 @bp.route("/signup", methods=["POST"])
-@errors(
-    bp,
-    COUNTED,
-    BODY_CHECKED,
-    JSON_BODY,
-    409,
-    security=ANONYMOUS,
-    descriptions={409: "`email_taken`: a user with this email exists."},
-)
+@errors(bp, COUNTED, AUTH_WRITE, BODY_CHECKED, JSON_BODY, "email_taken", security=ANONYMOUS)
 @bp.arguments(CredentialsSchema)
 @bp.response(201, UserEnvelopeSchema)
 def signup(body: dict[str, Any]) -> dict[str, Any]:
     """Create an account on the free plan."""
     user = users.create(
-        storage(), body["email"], body["password"], "free", current_app.config["PASSWORD_SCRYPT_N"]
+        storage(),
+        body["email"],
+        body["password"],
+        SIGNUP_PLAN,
+        current_app.config["PASSWORD_SCRYPT_N"],
     )
     security_events.log_event("user.created", user_id=user.id, ip=request.remote_addr)
     return {"user": _user_dict(user.id, user.email, user.plan)}
 
 
 @bp.route("/login", methods=["POST"])
-@errors(bp, COUNTED, BODY_CHECKED, JSON_BODY, security=ANONYMOUS)
+@errors(bp, COUNTED, AUTH_WRITE, BODY_CHECKED, JSON_BODY, "invalid_credentials", security=ANONYMOUS)
 @bp.arguments(LoginSchema)
 @bp.response(200, SessionSchema)
 def login(body: dict[str, Any]) -> Response:
@@ -105,7 +101,7 @@ def login(body: dict[str, Any]) -> Response:
             "auth.failed", reason="invalid_credentials", ip=request.remote_addr
         )
         _record_failed_login(body["email"])
-        raise ApiError(401, "invalid_credentials", "Wrong email or password.")
+        raise api_error("invalid_credentials")
     old = request.cookies.get(config["SESSION_COOKIE_NAME"])
     if old:
         sessions.destroy(storage(), old)
@@ -138,13 +134,13 @@ def _record_failed_login(email: str) -> None:
 
 
 @bp.route("/session", methods=["GET"])
-@errors(bp, COUNTED, security=SESSION)
+@errors(bp, COUNTED, "not_logged_in", security=SESSION)
 @bp.response(200, SessionSchema)
 def current_session() -> dict[str, Any]:
     """The logged-in user and the CSRF token for their writes."""
     principal = optional_principal()
     if principal is None or principal.method != "session":
-        raise ApiError(401, "not_logged_in", "No active session.")
+        raise api_error("not_logged_in")
     ident = principal.identity
     return {
         "user": _user_dict(ident.user_id, ident.email, ident.plan),
@@ -153,7 +149,7 @@ def current_session() -> dict[str, Any]:
 
 
 @bp.route("/logout", methods=["POST"])
-@errors(bp, COUNTED, BODY_CHECKED, security=OPTIONAL_SESSION_WRITE)
+@errors(bp, COUNTED, AUTH_WRITE, "csrf_failed", BODY_CHECKED, security=OPTIONAL_SESSION_WRITE)
 @bp.response(204)
 def logout() -> Response:
     """End the session on the server (every worker) and clear the cookie.

@@ -1,8 +1,11 @@
 """Liveness and readiness of the service and its store; not rate limited, no credentials.
 
-/healthz: Redis answers a PING in time (a Redis out of memory still does: liveness).
-/readyz: Redis takes a write now (reachable, a primary, not out of memory): readiness, for a
-load balancer that should send traffic elsewhere while this instance cannot serve writes.
+/healthz: the process serves requests (liveness). It never touches Redis: during a Redis
+outage every instance is equally stuck, and an orchestrator restarting them would only add
+cold starts to the outage.
+/readyz: Redis takes a write now (reachable, a primary, not out of memory) and holds every
+Lua script the gate and the store run (loaded here when missing, e.g. after a Redis restart):
+readiness, for a load balancer that should send traffic elsewhere meanwhile.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from flask import Response, jsonify
 from marshmallow import Schema, fields
 
+from errors import api_error
 from extensions import Blueprint, storage
 from schemas.common import ErrorSchema
 from store.errors import UNAVAILABLE
@@ -27,23 +31,11 @@ class HealthSchema(Schema):
     status = fields.String(required=True, metadata={"enum": ["ok"]})
 
 
-def _unavailable(message: str) -> tuple[Response, int]:
-    """503 in the service's error envelope."""
-    return jsonify(error={"code": "service_unavailable", "message": message}), 503
-
-
 @bp.route("/healthz", methods=["GET"])
 @bp.response(200, HealthSchema)
-@bp.alt_response(503, schema=ErrorSchema, description="Redis does not answer a PING in time.")
 @bp.doc(security=[])
 def healthz() -> tuple[Response, int]:
-    """Liveness: 200 when Redis answers a PING in time, else 503.
-
-    A Redis out of memory (maxmemory with noeviction) still answers: see /readyz."""
-    try:
-        storage().redis.ping()
-    except UNAVAILABLE:
-        return _unavailable("Redis is unreachable.")
+    """Liveness: 200 while the process serves; Redis is not asked (see /readyz)."""
     return jsonify(status="ok"), 200
 
 
@@ -52,17 +44,22 @@ def healthz() -> tuple[Response, int]:
 @bp.alt_response(
     503,
     schema=ErrorSchema,
-    description="Redis refuses a write now: unreachable, out of memory, or a "
-    "replica during a failover.",
+    description="Redis refuses a write now (unreachable, out of memory, or a "
+    "replica during a failover), or the scripts cannot be loaded.",
 )
 @bp.doc(security=[])
 def readyz() -> tuple[Response, int]:
-    """Readiness: 200 when Redis takes a write now, else 503.
+    """Readiness: 200 when Redis takes a write now and holds the scripts, else 503.
 
     Writes one small key under REDIS_KEY_PREFIX (`<prefix>:readyz`, expiring after 10 s)."""
     store = storage()
     try:
         store.redis.set(store.names.readiness(), "1", px=READINESS_TTL_MS)
+        if not store.scripts_loaded():
+            raise api_error("service_unavailable", "Redis does not hold the service's scripts.")
     except UNAVAILABLE:
-        return _unavailable("Redis refuses writes (unreachable, out of memory, or read-only).")
+        raise api_error(
+            "service_unavailable",
+            "Redis refuses writes (unreachable, out of memory, or read-only).",
+        ) from None
     return jsonify(status="ok"), 200

@@ -7,10 +7,11 @@ from typing import Any
 
 from flask import current_app, request
 
-from blueprints.docs import BODY_CHECKED, COUNTED, JSON_BODY, SESSION, SESSION_WRITE, errors
+import metrics
 from config import plans_with_keys
-from errors import ApiError
+from errors import api_error
 from extensions import Blueprint, storage
+from openapi import JSON_BODY, SESSION, SESSION_ONLY, SESSION_ONLY_WRITE, SESSION_WRITE, errors
 from schemas.keys import (
     CreatedKeySchema,
     KeyCreateSchema,
@@ -27,10 +28,16 @@ bp = Blueprint("keys", __name__, url_prefix="/api/keys", description="API keys")
 
 
 @bp.before_request
+@metrics.access_refusal
 def require_session() -> None:
     """Keys are managed from a logged-in session, never with a key."""
     if current_principal().method != "session":
-        raise ApiError(403, "session_required", "Manage API keys from a logged-in session.")
+        raise api_error("session_required", action="Manage API keys")
+
+
+def _key_plans() -> list[str]:
+    """The plans whose users may hold keys, as the key scripts check them."""
+    return plans_with_keys(current_app.config["PLANS"])
 
 
 def _handed_out(user_id: str, info: apikeys.KeyInfo, raw: str) -> dict[str, Any]:
@@ -47,7 +54,7 @@ def _handed_out(user_id: str, info: apikeys.KeyInfo, raw: str) -> dict[str, Any]
 
 
 @bp.route("", methods=["GET"])
-@errors(bp, COUNTED, security=SESSION)
+@errors(bp, SESSION_ONLY, security=SESSION)
 @bp.response(200, KeyListSchema)
 def list_keys() -> dict[str, Any]:
     """The user's keys, oldest first."""
@@ -57,22 +64,22 @@ def list_keys() -> dict[str, Any]:
 @bp.route("", methods=["POST"])
 @errors(
     bp,
-    COUNTED,
-    BODY_CHECKED,
+    SESSION_ONLY_WRITE,
     JSON_BODY,
-    409,
+    "key_limit_reached",
     security=SESSION_WRITE,
-    descriptions={409: "`key_limit_reached`: the user holds MAX_KEYS_PER_USER live keys."},
 )
 @bp.arguments(KeyCreateSchema)
 @bp.response(201, CreatedKeySchema)
 def create_key(body: dict[str, Any]) -> dict[str, Any]:
     """Create a key; the response is the only place the raw key ever appears."""
     principal = current_principal()
-    config = current_app.config
-    key_plans = plans_with_keys(config["PLANS"])
     info, raw = apikeys.create(
-        storage(), principal.user_id, body["name"], config["MAX_KEYS_PER_USER"], key_plans
+        storage(),
+        principal.user_id,
+        body["name"],
+        current_app.config["MAX_KEYS_PER_USER"],
+        _key_plans(),
     )
     security_events.log_event(
         "api_key.created",
@@ -81,11 +88,18 @@ def create_key(body: dict[str, Any]) -> dict[str, Any]:
         user_id=principal.user_id,
         ip=request.remote_addr,
     )
+    metrics.key_created()
     return _handed_out(principal.user_id, info, raw)
 
 
 @bp.route("/<key_id>", methods=["DELETE"])
-@errors(bp, COUNTED, BODY_CHECKED, 404, security=SESSION_WRITE)
+@errors(
+    bp,
+    SESSION_ONLY_WRITE,
+    "not_found",
+    "revocation_unconfirmed",
+    security=SESSION_WRITE,
+)
 @bp.response(204)
 def revoke_key(key_id: str) -> tuple[str, int]:
     """Revoke a key: its next request fails on every worker."""
@@ -98,6 +112,7 @@ def revoke_key(key_id: str) -> tuple[str, int]:
         user_id=principal.user_id,
         ip=request.remote_addr,
     )
+    metrics.key_revoked("user")
     security_events.record(
         principal.user_id, "api_key.revoked", security_events.USER, key_id=key_id, key_prefix=prefix
     )
@@ -107,16 +122,11 @@ def revoke_key(key_id: str) -> tuple[str, int]:
 @bp.route("/<key_id>/roll", methods=["POST"])
 @errors(
     bp,
-    COUNTED,
-    BODY_CHECKED,
+    SESSION_ONLY_WRITE,
     JSON_BODY,
-    404,
-    409,
+    "not_found",
+    "key_rolling",
     security=SESSION_WRITE,
-    descriptions={
-        409: "`key_rolling`: the key is in an overlap already, or the key it replaced is "
-        "(at most one rolling key per key)."
-    },
 )
 @bp.arguments(KeyRollSchema)
 @bp.response(201, CreatedKeySchema)
@@ -124,10 +134,8 @@ def roll_key(body: dict[str, Any], key_id: str) -> dict[str, Any]:
     """Replace a key with a new one of the same name (shown once, as at creation); the old one
     keeps working for `overlap_seconds`, then gets 401 like a revoked key."""
     principal = current_principal()
-    config = current_app.config
-    key_plans = plans_with_keys(config["PLANS"])
     overlap = body["overlap_seconds"]
-    info, raw = apikeys.roll(storage(), principal.user_id, key_id, overlap, key_plans)
+    info, raw = apikeys.roll(storage(), principal.user_id, key_id, overlap, _key_plans())
     security_events.log_event(
         "api_key.rolled",
         key_id=key_id,
@@ -137,11 +145,12 @@ def roll_key(body: dict[str, Any], key_id: str) -> dict[str, Any]:
         user_id=principal.user_id,
         ip=request.remote_addr,
     )
+    metrics.key_rolled()
     return _handed_out(principal.user_id, info, raw)
 
 
 @bp.route("/<key_id>/usage", methods=["GET"])
-@errors(bp, COUNTED, 404, security=SESSION)
+@errors(bp, SESSION_ONLY, "not_found", security=SESSION)
 @bp.arguments(UsageQuerySchema, location="query")
 @bp.response(200, KeyUsageSchema)
 def key_usage(query: dict[str, Any], key_id: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from errors import ApiError
+from errors import api_error, payload_too_large
 from extensions import limiter
 from security.github_signature import PublicKeys, verify
 from security.rate_subject import rate_limit_subject
@@ -54,12 +54,11 @@ def _limit_key() -> str:
 def _raw_body() -> bytes:
     """The exact bytes sent (the signature covers them), at most SECRET_SCANNING_MAX_BYTES."""
     cap = current_app.config["SECRET_SCANNING_MAX_BYTES"]
-    too_large = ApiError(413, "payload_too_large", f"Request body is larger than {cap} bytes.")
     if request.content_length is not None and request.content_length > cap:
-        raise too_large
+        raise payload_too_large(cap)
     body = request.stream.read(cap + 1)
     if len(body) > cap:
-        raise too_large
+        raise payload_too_large(cap)
     return body
 
 
@@ -70,8 +69,7 @@ def _matches(body: bytes) -> list[dict[str, Any]]:
     except (ValueError, RecursionError):
         items = None
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-        raise ApiError(
-            400,
+        raise api_error(
             "validation_error",
             "The body must be a JSON array of {token, type, url, source} objects.",
         )
@@ -103,11 +101,7 @@ def github_report() -> Response:
             ip=request.remote_addr,
             bytes=len(body),
         )
-        raise ApiError(
-            401,
-            "invalid_signature",
-            "The GitHub secret-scanning signature is missing or does not verify.",
-        )
+        raise api_error("invalid_signature")
     feedback = []
     revoked = 0
     for item in _matches(body):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from blueprints.docs import BODY_CHECKED, COUNTED, SESSION, SESSION_WRITE, errors
-from errors import ApiError
+import metrics
+from errors import api_error
 from extensions import Blueprint, storage
+from openapi import SESSION, SESSION_ONLY, SESSION_ONLY_WRITE, SESSION_WRITE, errors
 from schemas.security_log import SecurityAlertsSchema, SecurityLogQuerySchema, SecurityLogSchema
 from security.principal import current_principal
 from services.security_events import policy
@@ -22,14 +23,15 @@ bp = Blueprint(
 
 
 @bp.before_request
+@metrics.access_refusal
 def require_session() -> None:
     """Like key management: from a logged-in session, never with a key."""
     if current_principal().method != "session":
-        raise ApiError(403, "session_required", "Read the security log from a logged-in session.")
+        raise api_error("session_required", action="Read the security log")
 
 
 @bp.route("", methods=["GET"])
-@errors(bp, COUNTED, 422, security=SESSION)
+@errors(bp, SESSION_ONLY, 422, security=SESSION)
 @bp.arguments(SecurityLogQuerySchema, location="query")
 @bp.response(200, SecurityLogSchema)
 def list_events(query: dict[str, Any]) -> dict[str, Any]:
@@ -41,7 +43,7 @@ def list_events(query: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.route("/alerts", methods=["GET"])
-@errors(bp, COUNTED, security=SESSION)
+@errors(bp, SESSION_ONLY, security=SESSION)
 @bp.response(200, SecurityAlertsSchema)
 def list_alerts() -> dict[str, Any]:
     """Leaked-key revocations the user has not dismissed yet (the Settings banners)."""
@@ -49,7 +51,7 @@ def list_alerts() -> dict[str, Any]:
 
 
 @bp.route("/<event_id>/dismiss", methods=["POST"])
-@errors(bp, COUNTED, BODY_CHECKED, 404, security=SESSION_WRITE)
+@errors(bp, SESSION_ONLY_WRITE, "not_found", security=SESSION_WRITE)
 @bp.response(204)
 def dismiss_alert(event_id: str) -> tuple[str, int]:
     """Hide a leaked-key banner (the event stays in the log)."""

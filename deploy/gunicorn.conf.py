@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import glob
 import json
+import os
+import shutil
 import sys
+import tempfile
 
 from gunicorn import util
 
 from config import load_settings
 from deploy.access_log import LeanAccess
-from logs import install_filter
+from logs import formatter, install_filter
 from store.redis_url import EMBEDDED_URL
 
 
@@ -22,6 +26,9 @@ class RedactingLogger(LeanAccess):
         super().setup(cfg)
         install_filter(self.error_log)
         install_filter(self.access_log)
+        if SETTINGS["LOG_FORMAT"] == "json":  # one JSON object per line, as the app's
+            for handler in (*self.error_log.handlers, *self.access_log.handlers):
+                handler.setFormatter(formatter("json"))
 
 
 def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:  # noqa: ANN001
@@ -60,14 +67,65 @@ EMBEDDED = SETTINGS["REDIS_URL"].startswith(EMBEDDED_URL)
 workers = 1 if EMBEDDED else SETTINGS["WORKERS"]
 
 
+# Metrics (prometheus_client's multiprocess mode): every worker writes its values into
+# PROMETHEUS_MULTIPROC_DIR and a scrape sums them. It must be in the environment before any
+# worker imports prometheus_client (the master forks them from here, so nothing in this file
+# imports it at module level). Without a directory of the operator's, each start gets a
+# private one, removed at exit.
+METRICS = SETTINGS["METRICS"] == "on"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+OWN_DIR_ENV = "GENMB_OWN_METRICS_DIR"  # survives a HUP, which re-reads this file
+if METRICS and not os.environ.get(MULTIPROC_ENV):
+    os.environ[MULTIPROC_ENV] = os.environ[OWN_DIR_ENV] = tempfile.mkdtemp(prefix="genmb-metrics-")
+
+
 def on_starting(server) -> None:  # noqa: ANN001 - gunicorn's Arbiter
-    """With the embedded store, run exactly one worker, and say so at start-up."""
+    """Empty the metrics directory (a previous run's counts are not ours); with the embedded
+    store, run exactly one worker, and say so at start-up."""
+    if METRICS:
+        for path in glob.glob(os.path.join(os.environ[MULTIPROC_ENV], "*.db")):
+            os.remove(path)
     if EMBEDDED:
         server.num_workers = 1
         server.log.warning(
             "embedded in-process store (REDIS_URL=memory://): exactly 1 worker, whatever "
             "WORKERS says; nothing survives a restart. Set REDIS_URL to a Redis for more."
         )
+
+
+def when_ready(server) -> None:  # noqa: ANN001 - gunicorn's Arbiter
+    """Serve GET /metrics on METRICS_BIND from a thread of the master (no worker involved)."""
+    if METRICS and SETTINGS["METRICS_BIND"]:
+        from config import parse_bind
+        from deploy.metrics_listener import serve
+
+        host, port = parse_bind(SETTINGS["METRICS_BIND"])
+        try:
+            serve(host, port)
+        except OSError as exc:  # busy or not ours: say so in one line, as for a bad setting
+            print(
+                f"genmb: cannot start: METRICS_BIND={SETTINGS['METRICS_BIND']!r}: {exc.strerror}",
+                file=sys.stderr,
+                flush=True,
+            )
+            on_exit(server)
+            sys.exit(2)
+        server.log.info("metrics on http://%s/metrics", SETTINGS["METRICS_BIND"])
+
+
+def child_exit(server, worker) -> None:  # noqa: ANN001 - gunicorn's Arbiter and Worker
+    """A dead worker's live gauges go (its counters stay: they were counted)."""
+    if METRICS:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:  # noqa: ANN001 - gunicorn's Arbiter
+    """Remove the metrics directory this start made for itself."""
+    own = os.environ.get(OWN_DIR_ENV)
+    if own and own == os.environ.get(MULTIPROC_ENV):
+        shutil.rmtree(own, ignore_errors=True)
 
 
 def nworkers_changed(server, new_value: int, old_value: int | None) -> None:  # noqa: ANN001

@@ -6,7 +6,7 @@ no password, no persistence unless asked, settings chosen for fast tests.
 
 from __future__ import annotations
 
-import shutil
+import os
 import signal
 import subprocess
 import threading
@@ -18,7 +18,14 @@ from typing import Any
 import redis
 from redis.cluster import RedisCluster
 
-from deploy.parts import LOOPBACK, free_port
+from deploy.processes import (
+    LOOPBACK,
+    Process,
+    ProcessError,
+    free_port,
+    program,
+    wait_until,
+)
 
 __all__ = [
     "ClusterGroup",
@@ -27,24 +34,7 @@ __all__ = [
     "RedisServer",
     "SentinelGroup",
     "is_setup",
-    "stop_process",
-    "wait_until",
 ]
-
-
-def wait_until(check, timeout: float = 10.0, interval: float = 0.05) -> None:
-    """Poll check() until it returns truthy, or raise TimeoutError after timeout seconds
-    (deploy.parts.wait_until is the stack's, which names the part and reads its log)."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except Exception as exc:  # noqa: BLE001 - the process may not be up yet
-            last_error = exc
-        time.sleep(interval)
-    raise TimeoutError(f"gave up waiting: {last_error!r}")
 
 
 # A client announcing itself on a new pooled connection, and our own stop marker.
@@ -138,28 +128,20 @@ class NodeRecorders:
         return [command for r in self.recorders for command in r.client_commands()]
 
 
-def stop_process(process: subprocess.Popen[bytes] | None, grace: float = 15) -> None:
-    """Terminate a child process, or kill it when it does not exit within `grace` seconds."""
-    if process and process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 class RedisServer:
     """A redis-server of the tests' own, on a free port under a temporary directory."""
 
     def __init__(self, directory: Path, appendonly: bool = False) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed (.ci/run installs it)")
-        self.binary, self.directory, self.appendonly = binary, directory, appendonly
+        self.binary = program("redis-server")
+        self.directory, self.appendonly = directory, appendonly
         self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
+        self.part: Process | None = None
         self.extra_args: list[str] = []  # e.g. --replicaof, for a replica of a SentinelGroup
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The redis-server process of the last start, if any."""
+        return self.part.process if self.part else None
 
     @property
     def url(self) -> str:
@@ -204,36 +186,42 @@ class RedisServer:
             str(self.directory / "redis.log"),
             *self.extra_args,
         ]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(lambda: self.client().ping())
+        if self.part is not None:
+            self.part.stop()  # after a kill(): closes its log
+        log = self.directory / "redis.log"
+        self.part = Process(f"redis-server:{self.port}", args, dict(os.environ), log, self.ping)
+        self.part.start()
         return self
+
+    def ping(self) -> bool:
+        """True when the server answers PING."""
+        with self.client() as client:
+            return bool(client.ping())
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, as a clean shutdown)."""
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
+        if self.part is not None:
+            self.part.stop()
 
     def kill(self) -> None:
         """Kill the server without letting it flush anything (SIGKILL)."""
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        if self.part is not None:
+            self.part.kill()
 
     def pause(self) -> None:
         """Freeze the server (SIGSTOP): connections open, nothing answers."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
+        assert self.part is not None
+        self.part.signal_group(signal.SIGSTOP)
 
     def resume_if_paused(self) -> None:
         """SIGCONT a running process (harmless when it was not stopped)."""
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
+        if self.part is not None and self.part.running:
+            self.part.signal_group(signal.SIGCONT)
 
     def resume(self) -> None:
         """Thaw a paused server (SIGCONT)."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
+        assert self.part is not None
+        self.part.signal_group(signal.SIGCONT)
 
 
 SENTINEL_SERVICE = "genmb"
@@ -256,7 +244,7 @@ class SentinelGroup:
             RedisServer(directory / f"node{i}", appendonly=appendonly) for i in range(1 + replicas)
         ]
         self.sentinel_ports = [free_port() for _ in range(sentinels)]
-        self.sentinel_processes: list[subprocess.Popen[bytes]] = []
+        self.sentinels: list[Process] = []
 
     @property
     def url(self) -> str:
@@ -283,13 +271,15 @@ class SentinelGroup:
                 f"sentinel failover-timeout {SENTINEL_SERVICE} 10000\n"
                 f"sentinel parallel-syncs {SENTINEL_SERVICE} 2\n"
             )
-            self.sentinel_processes.append(
-                subprocess.Popen(
-                    [self.nodes[0].binary, str(conf), "--sentinel"],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
+            sentinel = Process(
+                f"sentinel:{port}",
+                [self.nodes[0].binary, str(conf), "--sentinel"],
+                dict(os.environ),
+                folder / "sentinel.log",
+                lambda index=index: self.sentinel_client(index).ping(),
             )
+            sentinel.launch()
+            self.sentinels.append(sentinel)
         self.wait_settled(primary_port)
         return self
 
@@ -327,7 +317,7 @@ class SentinelGroup:
     def pids(self) -> list[int]:
         """The processes (for their CPU time): every data node and sentinel."""
         return [pid for node in self.nodes for pid in node.pids()] + [
-            process.pid for process in self.sentinel_processes
+            pid for sentinel in self.sentinels for pid in sentinel.pids()
         ]
 
     def wait_settled(self, primary_port: int, timeout: float = 60) -> None:
@@ -363,8 +353,8 @@ class SentinelGroup:
             return linked >= replicas
 
         try:
-            wait_until(settled, timeout=timeout, interval=0.1)
-        except TimeoutError:
+            wait_until(settled, timeout, "the Sentinel group", interval=0.1)
+        except ProcessError:
             raise TimeoutError(
                 f"Sentinel group not settled on {primary_port}: {unsettled[0]}"
             ) from None
@@ -380,14 +370,14 @@ class SentinelGroup:
                 and self.node(int(addr[1])).client().info("replication")["role"] == "master"
             )
 
-        wait_until(promoted, timeout=timeout, interval=0.05)
+        wait_until(promoted, timeout, "a promoted replica")
         return self.primary_port()
 
     def stop(self) -> None:
         """Stop the sentinels, then the data nodes."""
-        for process in self.sentinel_processes:
-            stop_process(process, grace=5)
-        self.sentinel_processes = []
+        for sentinel in self.sentinels:
+            sentinel.stop(timeout=5)
+        self.sentinels = []
         for node in self.nodes:
             node.resume_if_paused()
             node.stop()
@@ -440,7 +430,7 @@ class ClusterGroup:
             node.start()
         subprocess.run(
             [
-                shutil.which("redis-cli") or "redis-cli",
+                program("redis-cli"),
                 "--cluster",
                 "create",
                 *(f"{LOOPBACK}:{n.port}" for n in self.nodes),
@@ -473,7 +463,7 @@ class ClusterGroup:
             roles = Counter(self._role(n) for n in self.live_nodes())
             return roles["master"] == 3 and roles["slave"] == len(self.live_nodes()) - 3
 
-        wait_until(healthy, timeout=timeout, interval=0.1)
+        wait_until(healthy, timeout, "the cluster", interval=0.1)
 
     @staticmethod
     def _role(node: RedisServer) -> str:

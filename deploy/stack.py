@@ -9,10 +9,12 @@ configuration and temporary files, and one log per process.
 With STACK_REDIS=sentinel, Redis is a primary, two replicas and three sentinels instead
 (deploy/topology.py), and the app instances get a redis+sentinel:// URL; with
 STACK_REDIS=cluster, a Redis Cluster of three primaries and three replicas behind a
-redis+cluster:// URL.
+redis+cluster:// URL. With STACK_PROMETHEUS=1, each app instance also serves its metrics on a
+METRICS_BIND port of its own, and the system's Prometheus scrapes both (deploy/prometheus.py).
 
     python -m deploy.stack     # PORT (default 8000) for nginx, WORKERS per instance (2),
-                               # STACK_REDIS: single (default), sentinel or cluster
+                               # STACK_REDIS: single (default), sentinel or cluster,
+                               # STACK_PROMETHEUS: 1 to run Prometheus too
 
 The tests import `Stack` and start the same topology on free ports in a temporary directory.
 """
@@ -34,21 +36,26 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from config import SettingError, load_settings, read_setting
-from deploy import topology
+from deploy import prometheus, topology
 from deploy.listen import port_free
-from deploy.parts import (
+from deploy.processes import (
     LOOPBACK,
     ROOT,
     START_TIMEOUT,
-    Part,
-    StackError,
+    Gunicorn,
+    Process,
+    ProcessError,
     free_port,
     http_ok,
     program,
     wait_until,
 )
 
-__all__ = ["LOOPBACK", "ROOT", "Part", "Stack", "StackError", "free_port", "wait_until"]
+__all__ = ["Stack", "StackError"]
+
+
+class StackError(ProcessError):
+    """The stack as a whole could not be started or asked (its parts raise ProcessError)."""
 
 
 def _secret(env: Mapping[str, str], name: str, path: Path) -> str:
@@ -80,6 +87,7 @@ class Stack:
         env: Mapping[str, str] | None = None,
         instances: tuple[str, ...] = topology.APP_INSTANCES,
         redis_topology: str = "single",
+        with_prometheus: bool = False,
     ) -> None:
         self.env = dict(os.environ if env is None else env)
         self.var = var.resolve()
@@ -94,6 +102,9 @@ class Stack:
         sentinels = topology.SENTINELS if redis_topology == "sentinel" else ()
         self.sentinel_ports = {name: free_port() for name in sentinels}
         self.app_ports = {name: free_port() for name in instances}
+        # Each instance's METRICS_BIND, and Prometheus's own port, when it runs.
+        self.metrics_ports = {name: free_port() for name in instances} if with_prometheus else {}
+        self.prometheus_port = free_port() if with_prometheus else None
         self.secret_key = _secret(self.env, "SECRET_KEY", self.var / "secret_key")
         self.redis_password = _secret(self.env, "REDIS_PASSWORD", self.var / "redis_password")
         self.first_primary = self._recorded_primary()
@@ -103,6 +114,11 @@ class Stack:
         }
         self.apps = {name: self._app_part(name, p) for name, p in self.app_ports.items()}
         self.nginx = self._nginx_part()
+        self.prometheus = (
+            prometheus.part(self.dir, self.prometheus_port, self.metrics_ports, self.env)
+            if self.prometheus_port
+            else None
+        )
 
     # ---- addresses ------------------------------------------------------------------
 
@@ -139,7 +155,7 @@ class Stack:
         return self.node_ports[self.primary_name()]
 
     @property
-    def redis_part(self) -> Part:
+    def redis_part(self) -> Process:
         """The Redis primary's part (now)."""
         return self.redis_parts[self.primary_name()]
 
@@ -266,13 +282,14 @@ class Stack:
         return views.pop() if len(views) == 1 else None
 
     @property
-    def parts(self) -> list[Part]:
+    def parts(self) -> list[Process]:
         """Every part, in start order."""
         return [
             *self.redis_parts.values(),
             *self.sentinels.values(),
             *self.apps.values(),
             self.nginx,
+            *([self.prometheus] if self.prometheus else []),
         ]
 
     # ---- the parts ------------------------------------------------------------------
@@ -281,8 +298,8 @@ class Stack:
         with self.redis_client(1.0, port) as client:
             return bool(client.ping())
 
-    def _redis_part(self, name: str, port: int) -> Part:
-        return Part(
+    def _redis_part(self, name: str, port: int) -> Process:
+        return Process(
             name,
             [program("redis-server"), str(self.dir / f"{name}.conf")],
             dict(self.env),
@@ -290,9 +307,9 @@ class Stack:
             lambda: self._ping(port),
         )
 
-    def _sentinel_part(self, name: str, port: int) -> Part:
+    def _sentinel_part(self, name: str, port: int) -> Process:
         # Healthy once it sees the primary, both replicas and the other sentinels.
-        return Part(
+        return Process(
             name,
             [program("redis-server"), str(self.dir / f"{name}.conf"), "--sentinel"],
             dict(self.env),
@@ -351,7 +368,7 @@ class Stack:
         path.write_text(name + "\n")
         return name
 
-    def _app_part(self, name: str, port: int) -> Part:
+    def _app_part(self, name: str, port: int) -> Gunicorn:
         env = {
             **self.env,
             # make stack serves plain HTTP on the loopback: no Secure cookie flag by default.
@@ -362,30 +379,24 @@ class Stack:
             "SECRET_KEY": self.secret_key,
             "WORKERS": str(self.workers),
             "BIND": f"{LOOPBACK}:{port}",
-            "PYTHONUNBUFFERED": "1",
         }
+        if name in self.metrics_ports:
+            env["METRICS_BIND"] = f"{LOOPBACK}:{self.metrics_ports[name]}"
         env.pop("REDIS_PASSWORD", None)  # the app only needs its REDIS_URL
-        argv = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            topology.GUNICORN_CONF,
-            "--bind",
-            f"{LOOPBACK}:{port}",
-            "--workers",
-            str(self.workers),
-            topology.WSGI_APP,
-        ]
-        url = f"http://{LOOPBACK}:{port}/healthz"
-        return Part(name, argv, env, self.dir / f"{name}.log", lambda: http_ok(url))
+        # Each instance its own metrics directory (gunicorn.conf.py makes one): a shared one
+        # would sum both instances in each one's /metrics.
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        # Ready (Redis takes writes, the scripts are loaded), not merely alive: nginx comes next.
+        return Gunicorn(
+            name, env, self.dir / f"{name}.log", self.workers, port, ready_path="/readyz"
+        )
 
     def _sentinel_setting(self) -> dict[str, str]:
         """REDIS_SENTINEL_PASSWORD, for the Sentinel topology only."""
         password = self.sentinel_password
         return {"REDIS_SENTINEL_PASSWORD": password} if password else {}
 
-    def _nginx_part(self) -> Part:
+    def _nginx_part(self) -> Process:
         prefix = self.dir / "nginx"
         argv = [
             program("nginx"),
@@ -398,7 +409,7 @@ class Stack:
         ]
         url = f"{self.url}/healthz"
         # QUIT: finish the requests in flight, then exit.
-        return Part(
+        return Process(
             "nginx",
             argv,
             dict(self.env),
@@ -474,11 +485,15 @@ class Stack:
         _write_private(
             self.dir / "stack.env", "".join(f"{name}={value}\n" for name, value in settings.items())
         )
+        if self.prometheus:
+            prometheus.write_config(self.dir, self.metrics_ports)
         stages = [self.redis_parts, self.sentinels, self.apps, {"nginx": self.nginx}]
+        if self.prometheus:
+            stages.append({"prometheus": self.prometheus})
         try:
             for stage in filter(None, stages):
                 for part in stage.values():
-                    part.start()
+                    part.launch()
                 for part in stage.values():
                     part.wait_healthy()
                 if stage is self.redis_parts and self.cluster:
@@ -517,7 +532,6 @@ class Stack:
         part = self.apps[name]
         part.stop()
         part.start()
-        part.wait_healthy()
 
     def kill_redis(self, name: str | None = None) -> str:
         """SIGKILL a data node (by default the primary): no shutdown, no final fsync.
@@ -530,7 +544,6 @@ class Stack:
         """Start Redis again on the same port and data directory (it loads the AOF)."""
         self.redis_part.stop()
         self.redis_part.start()
-        self.redis_part.wait_healthy()
 
     def pause_redis(self) -> None:
         """SIGSTOP Redis: connections stay open, nothing answers."""
@@ -576,13 +589,14 @@ def main() -> int:
             port=read_setting("PORT") or 8000,
             workers=read_setting("WORKERS") or 2,
             redis_topology=os.environ.get("STACK_REDIS") or "single",
+            with_prometheus=os.environ.get("STACK_PROMETHEUS", "") not in ("", "0"),
         )
         ports = {**stack.node_ports, **stack.sentinel_ports, **stack.app_ports, "nginx": stack.port}
         print(
             "starting: " + ", ".join(f"{n} on {LOOPBACK}:{p}" for n, p in ports.items()), flush=True
         )
         stack.start()
-    except (StackError, ValueError) as exc:
+    except (ProcessError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except SettingError as exc:  # the same one line as the app's own check
@@ -608,6 +622,13 @@ def main() -> int:
         "operator CLI: set -a; . var/stack/stack.env; set +a; .venv/bin/flask --app app ...",
         flush=True,
     )
+    if stack.prometheus_port:
+        print(
+            f"prometheus on http://{LOOPBACK}:{stack.prometheus_port} scraping "
+            + ", ".join(f"{n} at {LOOPBACK}:{p}" for n, p in stack.metrics_ports.items())
+            + " (dashboard: deploy/grafana/genmb.json)",
+            flush=True,
+        )
     reported: set[str] = set()
     next_look = time.monotonic()
     try:
@@ -628,7 +649,9 @@ def main() -> int:
             time.sleep(0.2)
     finally:
         print(
-            "stopping: nginx, the app instances, "
+            "stopping: "
+            + ("prometheus, " if stack.prometheus else "")
+            + "nginx, the app instances, "
             + ("the sentinels, " if stack.sentinels else "")
             + ("the cluster's nodes" if stack.cluster else "redis"),
             flush=True,

@@ -2,7 +2,7 @@
 instance is told, and the nginx template in front.
 
 Two things are built on it: `make stack` (deploy/stack.py, for machines without Docker) and
-docker-compose.yml (hand-written, so it can carry comments; tests/test_compose.py checks that
+docker-compose.yml (hand-written, so it can carry comments; tests/stack/test_compose.py checks that
 it names the same services and settings as this module).
 
 Redis comes in three topologies (REDIS_TOPOLOGIES): one server ("single", the default); a
@@ -44,7 +44,7 @@ REDIS_TOPOLOGIES = ("single", "sentinel", "cluster")
 # of them may become a replica of another). The first starts as the primary; it is the single
 # topology's server (same data directory under make stack, same service and volume in
 # compose), so switching topologies keeps the data. docker-compose.sentinel.yml adds the
-# others to docker-compose.yml (tests/test_compose.py checks it against this module).
+# others to docker-compose.yml (tests/stack/test_compose.py checks it against this module).
 REDIS_NODES = (REDIS_SERVICE, "redis2", "redis3")
 SENTINELS = ("sentinel1", "sentinel2", "sentinel3")
 SENTINEL_PORT = 26379  # inside the compose network; make stack picks free loopback ports

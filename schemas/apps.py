@@ -1,4 +1,4 @@
-"""Apps, jobs and the account summary."""
+"""Apps and their jobs."""
 
 from __future__ import annotations
 
@@ -107,29 +107,3 @@ class JobEnvelopeSchema(Schema):
     """{"job"}."""
 
     job = fields.Nested(JobSchema, dump_only=True)
-
-
-class AuthInfoSchema(Schema):
-    """How the request authenticated."""
-
-    method = fields.String(dump_only=True)
-    key_id = fields.String(dump_only=True, allow_none=True)
-
-
-class CreditsSchema(Schema):
-    """The monthly credit allowance and its use."""
-
-    limit = fields.Integer(dump_only=True)
-    used = fields.Integer(dump_only=True)
-    remaining = fields.Integer(dump_only=True)
-    resets_at = fields.String(dump_only=True)
-
-
-class MeSchema(Schema):
-    """GET /api/me."""
-
-    id = fields.String(dump_only=True)
-    email = fields.String(dump_only=True)
-    plan = fields.String(dump_only=True)
-    auth = fields.Nested(AuthInfoSchema, dump_only=True)
-    credits = fields.Nested(CreditsSchema, dump_only=True)

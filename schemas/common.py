@@ -14,7 +14,7 @@ from logs import KEY_SHAPE
 # joiners, bidirectional marks and overrides, soft hyphen, BOM, tags...), surrogate (Cs),
 # private-use (Co) characters and the line/paragraph separators (Zl, Zp). They are invisible
 # or look like something else ("CI\u200bdeploy" shows as "CIdeploy"), or cannot be stored.
-# Written out once, from Unicode 14 (Python 3.11's unicodedata; tests/test_hardening.py checks
+# Written out once, from Unicode 14 (Python 3.11's unicodedata; tests/stack/test_hardening.py checks
 # it against the running Python), and documented in /openapi.json as the validator applies it.
 # The document's regexes must read the same in ECMA-262, Python and the fuzzers' regex tools,
 # which rewrite a pattern that sits beside a maxLength (and spell astral characters in a way

@@ -18,7 +18,11 @@ class UserSchema(Schema):
 class CredentialsSchema(Schema):
     """Signup and login body."""
 
-    email = fields.Email(required=True, validate=[validate.Length(max=254), *STORED_TEXT])
+    email = fields.Email(
+        required=True,
+        validate=[validate.Length(max=254), *STORED_TEXT],
+        error_messages={"invalid": "Enter an email address like name@example.com."},
+    )
     password = fields.String(
         required=True,
         load_only=True,

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Request
+from flask import Request, g
 
 from http_names import MCP_HEADER
-from store.digest import digest, display_prefix, is_well_formed
+from store.digest import KEY_PREFIX, digest, display_prefix, is_well_formed
+
+# Added to a 401's message when the Authorization header holds a key in another form (no
+# scheme, or "Token"): the key is not used, and the message names the form that works.
+SCHEME_HINT = (
+    f"Send the key as 'Authorization: Bearer {KEY_PREFIX}...' (or in the {MCP_HEADER} header): "
+    "this request's Authorization header {found}."
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,16 @@ def _bearer_token(authorization: str) -> str | None:
     return token.strip()
 
 
+def _scheme_hint(authorization: str) -> str | None:
+    """What to tell a client whose Authorization header holds a key without "Bearer"."""
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.startswith(KEY_PREFIX):
+        return SCHEME_HINT.format(found="has the key but no scheme")
+    if token.strip().startswith(KEY_PREFIX) and scheme.lower() != "bearer":
+        return SCHEME_HINT.format(found=f"uses the scheme {scheme[:20]!r}, not Bearer")
+    return None
+
+
 def presented(request: Request, session_cookie: str) -> Presented:
     """Classify the request's credential; X-MCP-API-Key wins over Authorization.
 
@@ -47,7 +64,10 @@ def presented(request: Request, session_cookie: str) -> Presented:
     """
     raw = request.headers.get(MCP_HEADER, "").strip()
     if not raw:
-        raw = _bearer_token(request.headers.get("Authorization", "")) or ""
+        authorization = request.headers.get("Authorization", "")
+        raw = _bearer_token(authorization) or ""
+        if not raw and authorization:
+            g.credential_hint = _scheme_hint(authorization)  # errors.error_response adds it
     if raw:
         return Presented("key", raw) if is_well_formed(raw) else Presented("malformed")
     cookie = request.cookies.get(session_cookie, "")

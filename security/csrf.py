@@ -7,7 +7,7 @@ import hmac
 
 from flask import current_app, request
 
-from errors import ApiError
+from errors import api_error
 from http_names import CSRF_HEADER
 
 
@@ -22,4 +22,4 @@ def require_valid(session_token: str | None) -> None:
     sent = request.headers.get(CSRF_HEADER, "").encode("utf-8", "replace")  # bytes: any header
     expected = token_for(session_token).encode() if session_token else b""
     if not expected or not sent or not hmac.compare_digest(sent, expected):
-        raise ApiError(403, "csrf_failed", "Missing or invalid X-CSRF-Token header.")
+        raise api_error("csrf_failed")

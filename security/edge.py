@@ -20,13 +20,13 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from errors import ApiError
+from errors import api_error
 from logs import redact
 
 log = logging.getLogger("genmb.security")
 
 HSTS = "max-age=31536000"  # a year; no includeSubDomains: other hosts are not ours to decide
-UNCHECKED_HOST_PATHS = ("/healthz", "/readyz")  # probes address the instance by IP
+UNCHECKED_HOST_PATHS = ("/healthz", "/readyz", "/metrics")  # probes address instances by IP
 SHOWN_VALUE = 80  # characters of a refused header value that go into the log line
 
 
@@ -106,11 +106,7 @@ def host_check(rule: HostRule) -> Callable[[], None]:
     def check_host() -> None:
         if rule.allows(request.headers.get("Host", "")) or request.path in UNCHECKED_HOST_PATHS:
             return
-        raise ApiError(
-            421,
-            "host_not_allowed",
-            "Host not allowed: this service answers only to its public host name.",
-        )
+        raise api_error("host_not_allowed")
 
     return check_host
 

@@ -7,8 +7,11 @@ body check (security/body.py); the rate headers go on every counted answer after
 
 from __future__ import annotations
 
+import time
+
 from flask import Flask, Request, current_app, g, request
 
+import metrics
 from config import plans_with_keys
 from errors import api_error, plan_required
 from extensions import storage
@@ -34,6 +37,7 @@ def before_request() -> None:
         return
     config = current_app.config
     credential = presented(req, config["SESSION_COOKIE_NAME"])
+    started = time.perf_counter()
     result = gate_store.check(
         storage(),
         rate_limit_subject(req.remote_addr),
@@ -43,6 +47,7 @@ def before_request() -> None:
         config["KEY_PLANS_ARG"],
         config["KEY_USAGE"] == "on",
     )
+    metrics.gate_seconds(started)
     g.rate = result.rate
     if not result.rate.admitted:  # Retry-After is set with the other headers, after_request
         result = _rescue(req, credential, result)
@@ -53,7 +58,14 @@ def _rescue(req: Request, credential: Presented, refused: GateResult) -> GateRes
     """The IP window is spent: a live session's rescue route may still pass, within the
     session's own allowance (a second round trip, on this path only); else 429."""
     looked_up = credential.lookup()
-    if looked_up is None or looked_up[0] != "session" or not rescue_route(req.method, req.path):
+    if (
+        looked_up is None
+        or looked_up[0] != "session"
+        or not rescue_route(req.method, req.path)
+        # The rescue is for the logged-in page: a script that happens to hold a session
+        # cookie (it sends no Sec-Fetch-Site) stays with its IP window, exact as before.
+        or req.headers.get("Sec-Fetch-Site") != "same-origin"
+    ):
         raise api_error("rate_limited")
     config = current_app.config
     rescued = rescue_store.check(
@@ -126,6 +138,6 @@ def init_app(app: Flask) -> None:
     rate headers."""
     # The plans whose keys the gate admits, as the gate scripts take them (computed once).
     app.config["KEY_PLANS_ARG"] = " ".join(plans_with_keys(app.config["PLANS"]))
-    app.before_request(before_request)
-    app.before_request(check_request_body)
+    app.before_request(metrics.gate_outcomes(before_request))  # each decision counted once
+    app.before_request(metrics.access_refusal(check_request_body))  # 413/415 its outcome
     app.after_request(add_rate_headers)

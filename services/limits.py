@@ -1,11 +1,11 @@
 """Per-user endpoint limits (codegen, deploy): one definition for the REST views and MCP tools.
 
-Both paths count in the same flask-limiter bucket: the same limit string (RATELIMIT_CODEGEN,
-RATELIMIT_DEPLOY, read at call time), the same key ("user:<id>"), the same scope (the action's
-name, shared rather than per-endpoint, so a REST call and an MCP tool call take from one
-allowance), the same storage and strategy (the app's limiter). The REST views use the
-decorator, so flask-limiter reports the limit to the gate's X-RateLimit-* headers; the MCP
-tools, which run outside a Flask view, call `hit()`.
+Both paths count in the same flask-limiter bucket: the same limit string (the action's
+RATELIMIT_<ACTION> setting, config.BILLABLE_ACTIONS, read at call time), the same key
+("user:<id>"), the same scope (the action's name, shared rather than per-endpoint, so a REST
+call and an MCP tool call take from one allowance), the same storage and strategy (the app's
+limiter). The REST views use the decorator, so flask-limiter reports the limit to the gate's
+X-RateLimit-* headers; the MCP tools, which run outside a Flask view, call `hit()`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import Any
 from flask import current_app, g
 from limits import parse
 
+from config import BILLABLE_ACTIONS
 from extensions import limiter, user_limit_key
 
-SETTINGS = {"codegen": "RATELIMIT_CODEGEN", "deploy": "RATELIMIT_DEPLOY"}
 MESSAGE = "Too many requests to this endpoint; retry later."
 
 
@@ -35,7 +35,7 @@ class EndpointLimited(Exception):
 
 def limit_string(action: str) -> str:
     """The action's limit in limits notation, from the app's settings."""
-    return current_app.config[SETTINGS[action]]
+    return current_app.config[BILLABLE_ACTIONS[action].limit_setting]
 
 
 def route_limit(action: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -7,6 +7,7 @@ security log. A raw token is only ever hashed here: it reaches no log line and n
 
 from __future__ import annotations
 
+import metrics
 from extensions import storage
 from services import security_events
 from store import apikeys
@@ -39,24 +40,30 @@ def revoke_leaked(token: str, url: str, source: str) -> bool:
 
 
 def _record_leak(key: OwnedKey, url: str, source: str) -> None:
+    _record(key, "leaked", LEAKED, security_events.SCANNER, {"source": source}, alert=True, url=url)
+
+
+def _record(
+    key: OwnedKey, reason: str, event: str, actor: str, logged: dict[str, str], **recorded: object
+) -> None:
+    """Count, log and record in the owner's security log a revocation the owner did not make."""
+    metrics.key_revoked(reason)
     security_events.log_event(
         "api_key.revoked",
-        reason="leaked",
+        reason=reason,
         key_id=key.id,
         prefix=key.prefix,
         user_id=key.user_id,
-        source=source,
+        **logged,
     )
     security_events.record(
         key.user_id,
-        LEAKED,
-        security_events.SCANNER,
-        alert=True,
+        event,
+        actor,
         key_id=key.id,
         key_prefix=key.prefix,
         key_name=key.name,
-        url=url,
-        source=source,
+        **{**recorded, **logged},
     )
 
 
@@ -76,19 +83,4 @@ def revoke_by_operator(key: OwnedKey) -> None:
 
 
 def _record_operator(key: OwnedKey) -> None:
-    security_events.log_event(
-        "api_key.revoked",
-        reason="operator",
-        key_id=key.id,
-        prefix=key.prefix,
-        user_id=key.user_id,
-    )
-    security_events.record(
-        key.user_id,
-        "api_key.revoked",
-        security_events.OPERATOR,
-        ip="",
-        key_id=key.id,
-        key_prefix=key.prefix,
-        key_name=key.name,
-    )
+    _record(key, "operator", "api_key.revoked", security_events.OPERATOR, {}, ip="")

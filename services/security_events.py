@@ -28,12 +28,10 @@ USER, OPERATOR, SCANNER = "user", "operator", "github_secret_scanning"
 
 def log_event(event: str, level: int = logging.INFO, **fields: object) -> None:
     """Log `event key=value ...` on one line; empty fields are left out, values escaped."""
-    detail = "".join(
-        f" {name}={escape_controls(str(value))}"
-        for name, value in fields.items()
-        if value not in (None, "")
-    )
-    log.log(level, "%s%s", event, detail)
+    shown = {name: escape_controls(str(v)) for name, v in fields.items() if v not in (None, "")}
+    detail = "".join(f" {name}={value}" for name, value in shown.items())
+    # LOG_FORMAT=json takes the event and its fields from here, never from the text (logs.py).
+    log.log(level, "%s%s", event, detail, extra={"genmb_event": event, "genmb_fields": shown})
 
 
 def policy() -> security_log.Policy:

@@ -6,6 +6,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 
 from store import clock
 from store.client import Storage
@@ -25,18 +26,18 @@ log = logging.getLogger("genmb.security")
 REVOCATION_MEMORY_SECONDS = 7 * 24 * 3600
 
 
-class KeyCollision(Exception):
-    """Marker: the new key's digest is taken (create retries with another key)."""
-
-
-# What create_key.lua answers instead of "ok", and what each means.
+# What create_key.lua and roll_key.lua answer instead of "ok", and the domain error each
+# means. "collision" (the new key's digest is taken) is the one answer that is retried.
+COLLISION = "collision"
 REFUSALS: dict[str, type[Exception]] = {
     "plan_required": PlanRequired,
     "not_found": NotFound,
     "key_limit_reached": KeyLimitReached,
     "no_user": NotFound,
-    "collision": KeyCollision,
+    "rolling": KeyRolling,
+    "predecessor_rolling": KeyRolling,
 }
+NEW_KEY_DRAWS = 3  # a digest collision is astronomically unlikely; draw again anyway
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,15 @@ def _claim_new_key(storage: Storage, user_id: str, name: str) -> tuple[str, KeyI
     return raw, info, key_digest
 
 
+def _refuse(script: str, outcome: str, user_id: str) -> NoReturn:
+    """Raise the domain error a script's refusal means; a RuntimeError for any answer the
+    script is not documented to give (a bug, never retried as if it were a collision)."""
+    refusal = REFUSALS.get(outcome)
+    if refusal is None:
+        raise RuntimeError(f"{script}.lua answered {outcome!r}")
+    raise refusal(user_id)
+
+
 def _warn_if_unreplicated(event: str, key_id: str, user_id: str, replication: Replication) -> None:
     """Log a new key too few replicas confirmed (it fails closed if lost: never an error)."""
     if not replication.confirmed_enough:
@@ -102,7 +112,7 @@ def create(
     in a failover fails closed (it stops working), it never lets anyone in.
     """
     names = storage.names
-    for _ in range(3):  # a digest collision is astronomically unlikely; retry anyway
+    for _ in range(NEW_KEY_DRAWS):
         claimed = _claim_new_key(storage, user_id, name)
         if claimed is None:
             continue
@@ -126,11 +136,8 @@ def create(
             _warn_if_unreplicated("api_key.created_unreplicated", info.id, user_id, replication)
             return info, raw
         storage.redis.delete(names.key_owner(key_digest))
-        refusal = REFUSALS.get(outcome)
-        if refusal is None:  # only a collision may be retried: anything else is a bug
-            raise RuntimeError(f"create_key.lua answered {outcome!r}")
-        if refusal is not KeyCollision:
-            raise refusal(user_id)
+        if outcome != COLLISION:
+            _refuse("create_key", outcome, user_id)
     raise RuntimeError("could not allocate a unique key")
 
 
@@ -280,7 +287,7 @@ def roll(
         raise NotFound(key_id)
     names = storage.names
     old_digest = storage.redis.hget(names.user_keys(user_id), key_id) or ""
-    for _ in range(3):  # a digest collision is astronomically unlikely; retry anyway
+    for _ in range(NEW_KEY_DRAWS):
         claimed = _claim_new_key(storage, user_id, "")
         if claimed is None:
             continue
@@ -315,14 +322,8 @@ def roll(
             _warn_if_unreplicated("api_key.rolled_unreplicated", new.id, user_id, replication)
             return KeyInfo(new.id, reply[1], new.prefix, new.created_at, None), raw
         storage.redis.delete(names.key_owner(key_digest))
-        if outcome == "collision":
-            continue
-        if outcome in ("rolling", "predecessor_rolling"):
-            raise KeyRolling(outcome)
-        refusal = REFUSALS.get(outcome)
-        if refusal is None:
-            raise RuntimeError(f"roll_key.lua answered {outcome!r}")
-        raise refusal(user_id)
+        if outcome != COLLISION:
+            _refuse("roll_key", outcome, user_id)
     raise RuntimeError("could not allocate a unique key")
 
 

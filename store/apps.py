@@ -136,8 +136,3 @@ def start_job(
     if status == "insufficient_credits":
         raise InsufficientCredits(user_id)
     return job
-
-
-def credits_used(storage: Storage, user_id: str) -> int:
-    """Credits the user has used this calendar month (UTC)."""
-    return int(storage.redis.get(storage.names.credits(user_id, month_of(utcnow()))) or 0)

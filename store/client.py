@@ -204,6 +204,16 @@ class Storage:
             self.redis.script_load(registered.script)
             return self.lane.execute(*command)
 
+    def scripts_loaded(self) -> bool:
+        """Whether Redis (every primary, on Cluster) holds every script; missing ones are
+        loaded first (a restarted Redis has none until a request needs one)."""
+        scripts = list(self.scripts.values())
+        present = self.redis.script_exists(*(script.sha for script in scripts))
+        for script, loaded in zip(scripts, present, strict=True):
+            if not loaded:
+                self.redis.script_load(script.script)
+        return all(self.redis.script_exists(*(script.sha for script in scripts)))
+
     def run_together(self, calls: list[tuple[str, list[str], list[object]]]) -> list[Any]:
         """Run several scripts in one pipeline (on Cluster: sent to their nodes together,
         then every reply read), loading them first if a node does not know one yet."""

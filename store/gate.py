@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 
 from store.client import Storage
 from store.clock import iso, utcnow
+
+# The rolling window is counted in this many sub-windows (lib/window.lua): its Redis key is one
+# hash of at most WINDOW_SLICES + 1 counters, and a request may be refused at most
+# window / WINDOW_SLICES earlier than an exact window would allow, never admitted over the limit.
+WINDOW_SLICES = 60
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,7 @@ def check(
     # One formatted stamp per request: last_used_at, and its first 7 characters are the
     # month (YYYY-MM, as clock.month_of writes it) whose credits the script reads.
     stamp = iso(utcnow())
-    window_args: list[object] = [limit, window_ms, secrets.token_hex(8)]
+    window_args: list[object] = [limit, window_ms, WINDOW_SLICES]
     kind, owner, credential_keys = "none", None, []
     if credential is not None:
         kind, digest = credential

@@ -112,5 +112,5 @@ class KeyNames:
         return f"{self.prefix}:readyz"
 
     def ip_window(self, client_ip: str) -> str:
-        """Sorted set: admitted request stamps of one client IP in the rolling window."""
+        """Hash: sub-window index -> requests of one client IP admitted in it (lib/window.lua)."""
         return f"{self.prefix}:rl:ip:{client_ip}"

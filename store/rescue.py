@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import secrets
-
 from store.client import Storage
 from store.clock import iso, month_of, utcnow
-from store.gate import GateResult, Identity, RateState
+from store.gate import WINDOW_SLICES, GateResult, Identity, RateState
 
 
 def check(
@@ -30,7 +28,7 @@ def check(
             names.user(owner),
             names.credits(owner, month_of(now)),
         ],
-        [limit, window_ms, secrets.token_hex(8), iso(now), key_plans],
+        [limit, window_ms, WINDOW_SLICES, iso(now), key_plans],
     )
     if reply[3] == "unknown":
         return None

@@ -10,8 +10,6 @@ from store.durability import Replication, run_replicated
 from store.errors import EmailTaken, NotFound
 from store.passwords import hash_password, verify_password
 
-PLANS = ("free", "pro", "business")
-
 
 @dataclass(frozen=True)
 class User:

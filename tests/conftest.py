@@ -1,40 +1,35 @@
-"""Fixtures: a real redis-server per test session (flushed per test), apps, gunicorn, users."""
+"""Fixtures only (helpers are in tests/helpers.py): a real Redis per test session (flushed per
+test) in each topology, apps on it or on fakeredis, gunicorn, users."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 
 import pytest
-import requests
 
-from app import create_app
-from store import users
+from deploy.local_redis import ClusterGroup, RedisServer, SentinelGroup
+from deploy.processes import Gunicorn
 from store.client import Storage, connect
 from store.names import KeyNames
-from tests.servers import ClusterGroup, Gunicorn, RedisServer, SentinelGroup
+from tests.helpers import UserFactory, app_server, login, make_app
 
 # The tests talk to 127.0.0.1 only: never through a proxy a CI machine may have configured.
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
-PASSWORD = "correct horse battery"
-FAST_HASH = 2**10  # scrypt cost for tests; production default is 2**14
-
-
-# The contract suites run three times: on one redis-server, on a primary with two replicas and
+# The topology suites run three times: on one redis-server, on a primary with two replicas and
 # three sentinels behind a redis+sentinel:// URL, and on a six-node Redis Cluster behind a
 # redis+cluster:// URL (the same tests, not copies).
 TOPOLOGY_SUITES = frozenset(
     {
-        "test_keys",
-        "test_gate",
-        "test_metering",
-        "test_mcp",
-        "test_concurrency",
-        "test_roll",
-        "test_usage",
-        "test_session_rescue",
+        "tests.live.test_keys",
+        "tests.live.test_gate",
+        "tests.live.test_metering",
+        "tests.live.test_mcp",
+        "tests.live.test_concurrency",
+        "tests.live.test_roll",
+        "tests.live.test_usage",
+        "tests.live.test_session_rescue",
     }
 )
 TOPOLOGIES = ("single", "sentinel", "cluster")
@@ -42,9 +37,8 @@ SERVERS = {"single": RedisServer, "sentinel": SentinelGroup, "cluster": ClusterG
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrize the contract suites' Redis over every topology."""
-    suite = metafunc.module.__name__.rsplit(".", 1)[-1]
-    if suite in TOPOLOGY_SUITES and "redis_server" in metafunc.fixturenames:
+    """Parametrize the topology suites' Redis over every topology."""
+    if metafunc.module.__name__ in TOPOLOGY_SUITES and "redis_server" in metafunc.fixturenames:
         metafunc.parametrize("redis_server", TOPOLOGIES, indirect=True, scope="session")
 
 
@@ -82,18 +76,6 @@ def rdb(redis_server: RedisServer, redis_url: str):
     return redis_server.client()
 
 
-def make_app(redis_url: str, **overrides):
-    """An app on the given store with test-friendly settings."""
-    config = {
-        "REDIS_URL": redis_url,
-        "TESTING": True,
-        "PASSWORD_SCRYPT_N": FAST_HASH,
-        "SECRET_KEY": "test-secret",
-        **overrides,
-    }
-    return create_app(config)
-
-
 @pytest.fixture
 def app(redis_url: str):
     """The app on the real redis-server."""
@@ -118,19 +100,6 @@ def storage(redis_url: str) -> Storage:
     return Storage(connect(redis_url, 2.0), KeyNames())
 
 
-@dataclass
-class UserFactory:
-    """Creates users straight in the store (what `flask users create` does)."""
-
-    storage: Storage
-    count: int = 0
-
-    def __call__(self, plan: str = "pro", email: str | None = None) -> users.User:
-        self.count += 1
-        email = email or f"user{self.count}@example.test"
-        return users.create(self.storage, email, PASSWORD, plan, FAST_HASH)
-
-
 @pytest.fixture
 def make_user(storage: Storage) -> UserFactory:
     """Factory: make_user("pro") -> User with password PASSWORD."""
@@ -144,66 +113,31 @@ def pro(client, make_user):
     return client, login(client, user.email), user
 
 
-def login(client, email: str) -> str:
-    """Log a Flask test client in; returns the CSRF token."""
-    response = client.post("/auth/login", json={"email": email, "password": PASSWORD})
-    assert response.status_code == 200, response.json
-    return response.json["csrf_token"]
-
-
-def create_key(client, csrf: str, name: str = "test key") -> dict:
-    """Create a key through the API with a logged-in test client; returns the 201 body."""
-    response = client.post("/api/keys", json={"name": name}, headers={"X-CSRF-Token": csrf})
-    assert response.status_code == 201, response.json
-    return response.json
-
-
 # ---- gunicorn tier --------------------------------------------------------------------
 
 
+@pytest.fixture(scope="session")
+def make_gunicorn(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Gunicorn]:
+    """Factory: make_gunicorn(redis_url, "name", workers=4, env={...}) -> the app under
+    gunicorn with the tests' settings, its log in a temporary directory of that name; not
+    started: `with make_gunicorn(...) as server:` starts it and stops it."""
+
+    def make(
+        redis_url: str, name: str = "gunicorn", workers: int = 4, env: dict | None = None
+    ) -> Gunicorn:
+        return app_server(redis_url, tmp_path_factory.mktemp(name) / "gunicorn.log", workers, env)
+
+    return make
+
+
 @pytest.fixture(scope="module")
-def gunicorn(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory):
+def gunicorn(redis_server: RedisServer, make_gunicorn) -> Iterator[Gunicorn]:
     """The app under gunicorn with 4 workers on the shared redis-server."""
-    server = Gunicorn(redis_server.url, tmp_path_factory.mktemp("gunicorn") / "log", 4).start()
-    yield server
-    server.stop()
+    with make_gunicorn(redis_server.url, "gunicorn", 4) as server:
+        yield server
 
 
 @pytest.fixture
 def live(gunicorn: Gunicorn, redis_url: str) -> Gunicorn:
     """The module's gunicorn, with an empty database for this test."""
     return gunicorn
-
-
-class LiveSession:
-    """A requests.Session logged in over real HTTP; carries the CSRF token."""
-
-    def __init__(self, base_url: str, email: str) -> None:
-        self.base_url = base_url
-        self.http = requests.Session()
-        r = self.http.post(
-            f"{base_url}/auth/login", json={"email": email, "password": PASSWORD}, timeout=10
-        )
-        assert r.status_code == 200, r.text
-        self.csrf = r.json()["csrf_token"]
-
-    def create_key(self, name: str = "live key") -> requests.Response:
-        """POST /api/keys."""
-        return self.http.post(
-            f"{self.base_url}/api/keys",
-            json={"name": name},
-            headers={"X-CSRF-Token": self.csrf},
-            timeout=30,
-        )
-
-    def delete_key(self, key_id: str) -> requests.Response:
-        """DELETE /api/keys/<id>."""
-        return self.http.delete(
-            f"{self.base_url}/api/keys/{key_id}", headers={"X-CSRF-Token": self.csrf}, timeout=30
-        )
-
-    def keys(self) -> list[dict]:
-        """GET /api/keys."""
-        r = self.http.get(f"{self.base_url}/api/keys", timeout=10)
-        assert r.status_code == 200, r.text
-        return r.json()["keys"]

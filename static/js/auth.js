@@ -1,6 +1,10 @@
 // The login and signup forms: POST to /auth/*, show the API's message on failure.
 import { describe, request } from "./api.js";
 
+// Something@something.something, no spaces: the shape a mistyped address most often lacks
+// (the server checks it fully).
+const EMAIL_SHAPE = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
 const form = document.querySelector("[data-auth-form]");
 const mode = form.dataset.authForm;
 const email = form.querySelector("#email");
@@ -19,6 +23,9 @@ form.addEventListener("submit", async (event) => {
   const credentials = { email: email.value.trim(), password: password.value };
   if (!credentials.email) {
     return fail("Enter your email address.", email);
+  }
+  if (!EMAIL_SHAPE.test(credentials.email)) {
+    return fail("Enter an email address like name@example.com.", email);
   }
   if (!credentials.password) {
     return fail("Enter your password.", password);

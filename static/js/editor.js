@@ -1,8 +1,8 @@
 // The app editor: the user's apps, and the MCP Integration panel (the same key view plus
 // ready-to-paste client configurations).
-import { copyToClipboard, describe, request, startPage, timeElement } from "./api.js";
+import { copyButton, describe, request, startPage, timeElement } from "./api.js";
 import { mountKeyView } from "./keys.js";
-import { claudeDesktopConfig, cursorConfig } from "./mcp-config.js";
+import { claudeDesktopConfig, cursorConfig, cursorInstallLink } from "./mcp-config.js";
 
 const appId = document.body.dataset.appId;
 
@@ -51,6 +51,7 @@ async function loadApps() {
   if (!current) {
     title.textContent = "App not found";
     meta.textContent = "This app does not exist, or it belongs to another account.";
+    document.querySelector("[data-mcp-panel]").hidden = true; // nothing to connect to here
     return;
   }
   title.textContent = current.name;
@@ -88,10 +89,10 @@ function wireSnippets(mcpUrl) {
   for (const [kind, build] of Object.entries(builders)) {
     const code = document.querySelector(`[data-snippet="${kind}"]`);
     code.textContent = build(mcpUrl, null);
-    document.querySelector(`[data-copy-snippet="${kind}"]`).addEventListener("click", async () => {
-      status.textContent = (await copyToClipboard(code.textContent, names[kind])).message;
-    });
+    copyButton(document.querySelector(`[data-copy-snippet="${kind}"]`),
+      () => code.textContent, names[kind], status);
   }
+  document.querySelector("[data-cursor-install-link]").href = cursorInstallLink(mcpUrl);
 }
 
 startPage(async ({ user }, options) => {

@@ -4,8 +4,10 @@
 //
 // The raw key lives only in the reveal dialog while it is open: never in the URL, storage or
 // the console, and its text is wiped from the page as the dialog closes.
-import { copyToClipboard, describe, planName, request, timeElement } from "./api.js";
-import { claudeDesktopConfig, cursorConfig } from "./mcp-config.js";
+import {
+  copyButton, describe, planName, relativeTimeElement, request, timeElement,
+} from "./api.js";
+import { claudeDesktopConfig, cursorConfig, cursorInstallLink, exportLine } from "./mcp-config.js";
 import { usageChart } from "./usage-chart.js";
 
 const REVOKE_ATTEMPTS = 4; // the first try and three repeats, a second apart
@@ -18,6 +20,8 @@ export function mountKeyView(root, { user, maxKeys, keyPlans, mcpUrl }) {
     planNotice: find("[data-plan-notice]"),
     planName: find("[data-plan-name]"),
     planKept: find("[data-plan-kept]"),
+    planCommand: find("[data-plan-command]"),
+    table: find("[data-key-table]"),
     count: find("[data-key-count]"),
     newKey: find("[data-new-key]"),
     capHint: find("[data-cap-hint]"),
@@ -34,9 +38,13 @@ export function mountKeyView(root, { user, maxKeys, keyPlans, mcpUrl }) {
     revealKey: find("[data-reveal-key]"),
     revealClaude: find("[data-reveal-claude]"),
     revealCursor: find("[data-reveal-cursor]"),
+    revealExport: find("[data-reveal-export]"),
+    cursorInstall: find("[data-cursor-install]"),
     revealStatus: find("[data-reveal-status]"),
     deleteDialog: find("[data-delete-dialog]"),
     deleteName: find("[data-delete-name]"),
+    deletePrefix: find("[data-delete-prefix]"),
+    deleteCreated: find("[data-delete-created]"),
     deleteError: find("[data-delete-error]"),
     deleteConfirm: find("[data-delete-confirm]"),
     rollDialog: find("[data-roll-dialog]"),
@@ -46,6 +54,8 @@ export function mountKeyView(root, { user, maxKeys, keyPlans, mcpUrl }) {
     rollConfirm: find("[data-roll-confirm]"),
   };
   const mayHoldKeys = keyPlans.includes(user.plan);
+  // The plans that hold keys, for "Paused — needs Pro": the first one is the cheapest.
+  const neededPlan = planName(keyPlans[0] || "pro");
   const capMessage = `You have ${maxKeys} of ${maxKeys} keys, the most an account can hold. `
     + "Delete a key to create a new one.";
   let keys = [];
@@ -93,6 +103,11 @@ export function mountKeyView(root, { user, maxKeys, keyPlans, mcpUrl }) {
     el.planName.textContent = planName(user.plan);
     el.planNotice.hidden = mayHoldKeys;
     el.planKept.hidden = mayHoldKeys || keys.length === 0;
+    el.planCommand.textContent =
+      `flask --app app users set-plan ${user.email} ${keyPlans[0] || "pro"}`;
+    if (el.table) { // nothing to list, and nothing can be created: no empty table either
+      el.table.hidden = !mayHoldKeys && loaded && keys.length === 0;
+    }
     el.newKey.hidden = !mayHoldKeys;
     el.count.textContent = loaded && mayHoldKeys ? `${liveKeys().length} of ${maxKeys} keys` : "";
     const full = mayHoldKeys && atCap();
@@ -105,10 +120,13 @@ export function mountKeyView(root, { user, maxKeys, keyPlans, mcpUrl }) {
     el.capHint.textContent = full ? capMessage : "";
   }
 
-  function cell(row, content, tag = "td") {
+  function cell(row, content, tag = "td", label = "") {
     const element = document.createElement(tag);
     if (tag === "th") {
       element.scope = "row";
+    }
+    if (label) { // the card layout of narrow screens shows it before the value
+      element.dataset.label = label;
     }
     if (content instanceof Node) {
       element.append(content);
@@ -119,7 +137,24 @@ export function mountKeyView(root, { user, maxKeys, keyPlans, mcpUrl }) {
     return element;
   }
 
+  // A row's action button: its visible verb, and the key's name for screen readers
+  // ("Delete key “CI deploy”"), opening its dialog with the button to return focus to.
+  function keyButton(verb, key, className, open) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = className;
+    const label = document.createElement("span");
+    label.className = "visually-hidden";
+    label.textContent = ` key “${key.name}”`;
+    button.append(verb, label);
+    button.addEventListener("click", () => open(key, button));
+    return button;
+  }
+
   function renderRows() {
+    if (!el.rows) { // the MCP panel links to the list instead of showing it
+      return;
+    }
     // A refresh must not steal focus: remember which key's button had it, and give it back.
     const focusedKey = el.rows.contains(document.activeElement)
       ? document.activeElement.closest("tr").dataset.keyId : null;
@@ -136,6 +171,14 @@ export function mountKeyView(root, { user, maxKeys, keyPlans, mcpUrl }) {
       const row = document.createElement("tr");
       row.dataset.keyId = key.id;
       const name = cell(row, key.name, "th");
+      if (!mayHoldKeys) {
+        const paused = document.createElement("span");
+        paused.className = "badge badge-paused";
+        paused.textContent = `Paused — needs ${neededPlan}`;
+        paused.title = `Requests with this key are refused until the account is on ${neededPlan} `
+          + "or a higher plan again.";
+        name.append(paused);
+      }
       if (key.expires_at) {
         const badge = document.createElement("span");
         badge.className = "badge badge-expiring";
@@ -146,9 +189,10 @@ export function mountKeyView(root, { user, maxKeys, keyPlans, mcpUrl }) {
       }
       const prefix = document.createElement("code");
       prefix.textContent = `${key.prefix}…`;
-      cell(row, prefix);
-      cell(row, timeElement(key.created_at));
-      const used = cell(row, key.last_used_at ? timeElement(key.last_used_at) : "Never");
+      cell(row, prefix, "td", "Key");
+      cell(row, timeElement(key.created_at), "td", "Created");
+      const used = cell(
+        row, key.last_used_at ? relativeTimeElement(key.last_used_at) : "Never", "td", "Last used");
       used.className = key.last_used_at ? "" : "subtle";
       const usage = document.createElement("div");
       usage.className = "usage";
@@ -157,27 +201,12 @@ export function mountKeyView(root, { user, maxKeys, keyPlans, mcpUrl }) {
       numbers.className = "usage-numbers";
       numbers.textContent = `${key.requests_today} today, ${key.requests_30d} in 30 days`;
       usage.append(numbers);
-      cell(row, usage);
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "btn btn-danger btn-small";
-      const label = document.createElement("span");
-      label.className = "visually-hidden";
-      label.textContent = ` key “${key.name}”`;
-      button.append("Delete", label);
-      button.addEventListener("click", () => openDelete(key, button));
+      cell(row, usage, "td", "Requests");
+      const button = keyButton("Delete", key, "btn btn-danger btn-small", openDelete);
       const actions = cell(row, button);
       actions.className = "actions";
       if (!key.expires_at && mayHoldKeys) {
-        const roll = document.createElement("button");
-        roll.type = "button";
-        roll.className = "btn btn-small";
-        const rollLabel = document.createElement("span");
-        rollLabel.className = "visually-hidden";
-        rollLabel.textContent = ` key “${key.name}”`;
-        roll.append("Roll", rollLabel);
-        roll.addEventListener("click", () => openRoll(key, roll));
-        actions.append(roll);
+        actions.append(keyButton("Roll", key, "btn btn-small", openRoll));
       }
       el.rows.append(row);
       if (key.id === focusedKey) {
@@ -190,6 +219,9 @@ export function mountKeyView(root, { user, maxKeys, keyPlans, mcpUrl }) {
   // Each key's last 30 days, drawn once the list is on the page (a failure leaves the
   // numbers, which came with the list, and says so in the cell).
   async function loadCharts() {
+    if (!el.rows) {
+      return;
+    }
     await Promise.all(keys.map(async (key) => {
       const holder = el.rows.querySelector(`tr[data-key-id="${key.id}"] [data-usage]`);
       if (!holder) {
@@ -227,7 +259,12 @@ export function mountKeyView(root, { user, maxKeys, keyPlans, mcpUrl }) {
 
   el.newKey.addEventListener("click", () => {
     if (atCap()) {
-      fail(capMessage);
+      // The reason is on the page already (the hint under the button, also its description):
+      // point at it again, rather than repeat it as an error.
+      el.error.textContent = "";
+      el.capHint.classList.remove("cap-hint-again");
+      void el.capHint.offsetWidth; // restart the highlight
+      el.capHint.classList.add("cap-hint-again");
       return;
     }
     el.createForm.reset();
@@ -249,6 +286,13 @@ export function mountKeyView(root, { user, maxKeys, keyPlans, mcpUrl }) {
     const name = el.createName.value.trim();
     if (!name) {
       el.createError.textContent = "Enter a name for the key.";
+      el.createName.focus();
+      return;
+    }
+    // The API allows two keys with one name; the page steers away from it, because two
+    // alike names make the list (and the delete confirmation) hard to tell apart.
+    if (keys.some((key) => key.name === name)) {
+      el.createError.textContent = "You already have a key with this name; choose another name.";
       el.createName.focus();
       return;
     }
@@ -279,29 +323,34 @@ export function mountKeyView(root, { user, maxKeys, keyPlans, mcpUrl }) {
     el.revealKey.textContent = created.key;
     if (el.revealClaude) {
       el.revealClaude.textContent = claudeDesktopConfig(mcpUrl, created.key);
-      el.revealCursor.textContent = cursorConfig(mcpUrl, created.key);
+      el.revealExport.textContent = exportLine(created.key);
+      el.revealCursor.textContent = cursorConfig(mcpUrl);
+      el.cursorInstall.href = cursorInstallLink(mcpUrl);
     }
     el.revealStatus.textContent = "";
+    el.revealStatus.classList.add("visually-hidden");
     el.revealDialog.showModal();
     find("[data-copy-key]").focus();
   }
 
-  async function copyFrom(element, what) {
-    const result = await copyToClipboard(element.textContent, what);
-    el.revealStatus.textContent = result.message;
+  const copies = [
+    ["[data-copy-key]", el.revealKey, "Key"],
+    ["[data-copy-claude]", el.revealClaude, "Claude Desktop config"],
+    ["[data-copy-export]", el.revealExport, "Export line"],
+    ["[data-copy-cursor]", el.revealCursor, "Cursor config"],
+  ];
+  for (const [selector, holder, what] of copies) {
+    if (holder) {
+      copyButton(find(selector), () => holder.textContent, what, el.revealStatus);
+    }
   }
-
-  find("[data-copy-key]").addEventListener("click", () => copyFrom(el.revealKey, "Key"));
-  if (el.revealClaude) {
-    find("[data-copy-claude]").addEventListener(
-      "click", () => copyFrom(el.revealClaude, "Claude Desktop config"));
-    find("[data-copy-cursor]").addEventListener(
-      "click", () => copyFrom(el.revealCursor, "Cursor config"));
-  }
+  const planCopy = find("[data-copy-plan-command]");
+  copyButton(planCopy, () => el.planCommand.textContent, "Command", null);
   // Wipe the key before the dialog hides (Done, Escape), and again once it has closed: the
   // close event comes a task later, and the key must not outlive the dialog by even that.
   function wipeReveal() {
-    for (const holder of [el.revealKey, el.revealClaude, el.revealCursor, el.revealName]) {
+    const holders = [el.revealKey, el.revealClaude, el.revealExport, el.revealCursor, el.revealName];
+    for (const holder of holders) {
       if (holder) {
         holder.textContent = "";
       }
@@ -380,6 +429,8 @@ export function mountKeyView(root, { user, maxKeys, keyPlans, mcpUrl }) {
   function openDelete(key, opener) {
     pendingDelete = { key, opener };
     el.deleteName.textContent = key.name;
+    el.deletePrefix.textContent = `${key.prefix}…`;
+    el.deleteCreated.replaceChildren(timeElement(key.created_at));
     el.deleteError.textContent = "";
     el.deleteConfirm.disabled = false;
     el.deleteDialog.showModal();
@@ -392,7 +443,7 @@ export function mountKeyView(root, { user, maxKeys, keyPlans, mcpUrl }) {
     if (pending && pending.opener.isConnected) {
       pending.opener.focus();
     } else {
-      (el.newKey.hidden ? root.querySelector("table") : el.newKey).focus();
+      (el.newKey.hidden && el.table ? root.querySelector("table") : el.newKey).focus();
     }
   });
 

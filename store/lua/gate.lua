@@ -1,13 +1,13 @@
 -- uses: window usage credential
 -- gate.lua: the one round trip behind every counted request on a single Redis or Sentinel.
--- KEYS[1]  the client IP's rolling window (sorted set)
+-- KEYS[1]  the client IP's rolling window (hash: sub-window -> requests admitted)
 -- KEYS[2]  (when a credential's owner is known) the API key's or session's record
 -- KEYS[3]  the owner's user hash
 -- KEYS[4]  the owner's credits counter for this month
 -- KEYS[5]  (an API key, with usage counting on) the key's usage hash
 -- ARGV[1]  limit: requests admitted in any window
 -- ARGV[2]  window length in milliseconds
--- ARGV[3]  a unique member for this request (random, chosen by the caller)
+-- ARGV[3]  sub-windows per window (lib/window.lua)
 -- ARGV[4]  credential kind: "none", "key" or "session"
 -- ARGV[5]  now, ISO 8601 UTC, written as the key's last_used_at
 -- ARGV[6]  plans allowed to use API keys, space separated (a key of any other plan is
@@ -16,7 +16,8 @@
 -- where status is "limited", "none", "unknown" or "ok". (On Redis Cluster the window and the
 -- credential live in different slots: gate_window.lua and gate_credential.lua, sent together.)
 
-local rate = count_request(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3])
+local rate = count_request(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
+  redis_now_us())
 if rate[1] == 0 then
   if ARGV[4] == 'key' and KEYS[5] then
     count_limited(KEYS[2], KEYS[5])

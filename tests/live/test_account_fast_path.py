@@ -8,10 +8,10 @@ from flask import jsonify
 from flask_smorest import Blueprint
 
 from blueprints.account import MeSchema, me_body, me_response
-from blueprints.docs import KEY_OR_SESSION, documentation_only
+from openapi import KEY_OR_SESSION, documentation_only
 from security.principal import Principal
 from store.gate import Identity
-from tests.conftest import create_key, login
+from tests.helpers import create_key, login
 
 IDENTITIES = [
     (

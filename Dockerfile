@@ -31,7 +31,7 @@ COPY services/ services/
 COPY store/ store/
 COPY static/ static/
 COPY templates/ templates/
-COPY deploy/__init__.py deploy/gunicorn.conf.py deploy/metrics_listener.py deploy/
+COPY deploy/__init__.py deploy/access_log.py deploy/gunicorn.conf.py deploy/metrics_listener.py deploy/
 # Compiled once here, as root: the app's files stay read-only to the user that runs it.
 RUN python -m compileall -q /app
 USER genmb

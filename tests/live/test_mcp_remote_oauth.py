@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from blueprints.oauth import NO_OAUTH
 from deploy.processes import ROOT, Gunicorn
-from tests.helpers import LiveSession, app_server
+from tests.helpers import LiveSession
 
 pytestmark = [pytest.mark.integration, pytest.mark.gunicorn]
 
@@ -59,21 +58,6 @@ def node_tools() -> Path:
             timeout=300,
         )
     return target
-
-
-@pytest.fixture(scope="module")
-def server(redis_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
-    """The app under gunicorn (2 workers) on the suite's redis-server."""
-    app = app_server(redis_server.url, tmp_path_factory.mktemp("remote") / "gunicorn.log", 2)
-    app.start()
-    yield app
-    app.stop()
-
-
-@pytest.fixture
-def site(server: Gunicorn, redis_url: str) -> Gunicorn:
-    """The module's gunicorn, with an empty database."""
-    return server
 
 
 def _environment(node_tools: Path, home: Path, key: str | None) -> dict[str, str]:

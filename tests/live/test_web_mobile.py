@@ -2,8 +2,9 @@
 control on screen and clicked), the feedback where the eye is, the dead ends, and the pages
 waiting out a spent rate window with a visible countdown instead of hanging.
 
-Like tests/test_web.py: Debian's chromium under Playwright, against gunicorn on the suite's
-redis-server; any browser console error fails a test unless the test provoked it and says so.
+Like tests/live/test_web.py: Debian's chromium under Playwright, against gunicorn on the
+suite's redis-server (the live tier's browser and web_server fixtures); any browser console
+error fails a test unless the test provoked it and says so.
 """
 
 from __future__ import annotations
@@ -12,99 +13,33 @@ import base64
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from playwright.sync_api import Browser, ElementHandle, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ElementHandle, Locator, Page, expect
 
 from deploy.processes import Gunicorn
 from store import users
-from tests.helpers import PASSWORD, LiveSession, app_server
+from tests.helpers import PASSWORD, LiveSession
+from tests.live.browser import KEY_SHAPE, TIMEOUT_MS, BrowserLog, on_console
 
 pytestmark = [pytest.mark.integration, pytest.mark.gunicorn]
 
-CHROMIUM = "/usr/bin/chromium"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TIMEOUT_MS = 10_000
 WIDTHS = (320, 390, 1280)
-KEY_SHAPE = re.compile(r"genmb_sk_[A-Za-z0-9_-]{32}")
 WINDOW = "14 per minute"  # the spent-window test's IP limit: it stays spent for the test
 RESCUE = "3 per 6 seconds"  # its session rescue allowance: short, so waiting is brief
 
-expect.set_options(timeout=TIMEOUT_MS)
-
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Debian's chromium, headless."""
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS
-        )
-        yield chromium
-        chromium.close()
-
-
-def _gunicorn(redis_server, tmp_path_factory, name: str, env: dict[str, str] | None = None):
-    server = app_server(redis_server.url, tmp_path_factory.mktemp(name) / "gunicorn.log", 2, env)
-    return server.start()
-
-
-@pytest.fixture(scope="module")
-def web_server(redis_server, tmp_path_factory) -> Iterator[Gunicorn]:
-    """The app under gunicorn (2 workers)."""
-    server = _gunicorn(redis_server, tmp_path_factory, "mobile")
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def small_window_server(redis_server, tmp_path_factory) -> Iterator[Gunicorn]:
+def small_window_server(redis_server, make_gunicorn) -> Iterator[Gunicorn]:
     """The app with a small IP window and a short session rescue, for the spent-window test."""
-    server = _gunicorn(
-        redis_server,
-        tmp_path_factory,
-        "window",
-        {"RATELIMIT_GLOBAL": WINDOW, "RATELIMIT_SESSION_RESCUE": RESCUE},
-    )
-    yield server
-    server.stop()
+    env = {"RATELIMIT_GLOBAL": WINDOW, "RATELIMIT_SESSION_RESCUE": RESCUE}
+    with make_gunicorn(redis_server.url, "window", 2, env) as server:
+        yield server
 
 
-class Console:
-    """Console errors and page exceptions; allow() names the ones a test provokes."""
-
-    def __init__(self) -> None:
-        self.errors: list[str] = []
-        self.allowed: list[re.Pattern[str]] = []
-
-    def allow(self, pattern: str) -> None:
-        """Expect console errors matching pattern."""
-        self.allowed.append(re.compile(pattern))
-
-    def unexpected(self) -> list[str]:
-        """The errors no allow() covers."""
-        return [e for e in self.errors if not any(p.search(e) for p in self.allowed)]
-
-
-@pytest.fixture
-def console() -> Console:
-    """This test's browser console."""
-    return Console()
-
-
-def open_page(browser: Browser, url: str, width: int, console: Console) -> Page:
+def open_page(browser: Browser, url: str, width: int, console: BrowserLog) -> Page:
     """A fresh context at this width (a phone's height for narrow ones), clipboard allowed."""
     context = browser.new_context(
         base_url=url,
@@ -115,7 +50,7 @@ def open_page(browser: Browser, url: str, width: int, console: Console) -> Page:
     )
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
-    page.on("console", lambda m: console.errors.append(m.text) if m.type == "error" else None)
+    page.on("console", lambda m: on_console(console, m.type, m.text))
     page.on("pageerror", lambda exc: console.errors.append(f"pageerror: {exc}"))
     return page
 
@@ -158,6 +93,12 @@ def copy_and_check(page: Page, button: Locator, label: str) -> str:
     text = page.evaluate("() => navigator.clipboard.readText()")
     page.wait_for_function("([b, l]) => b.textContent === l", arg=[handle, label], timeout=6_000)
     return text
+
+
+@pytest.fixture
+def console() -> BrowserLog:
+    """This test's browser console (the live tier's log; the page is opened per width here)."""
+    return BrowserLog()
 
 
 @pytest.mark.parametrize("width", WIDTHS)

@@ -142,8 +142,19 @@ def app_instances(
 def flask_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """`flask --app app ARGS...` as an operator types it: a process of its own in the
     project's directory, with exactly `env`; its exit code and output, never raising."""
+    return _run_in_project([sys.executable, "-m", "flask", "--app", "app", *args], env)
+
+
+def gunicorn_run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """gunicorn with deploy/gunicorn.conf.py in the foreground, with exactly `env`, for a
+    start that must refuse (exit 2): its exit code and output, never raising."""
+    command = "gunicorn -c deploy/gunicorn.conf.py app:create_app()".split()
+    return _run_in_project([sys.executable, "-m", *command], env)
+
+
+def _run_in_project(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "app", *args],
+        argv,
         cwd=ROOT,
         env=env,
         capture_output=True,

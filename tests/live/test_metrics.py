@@ -13,8 +13,6 @@ import json
 import os
 import re
 import socket
-import subprocess
-import sys
 from collections import Counter
 
 import pytest
@@ -26,7 +24,7 @@ import metrics
 from deploy.processes import ROOT, free_port
 from errors import CATALOGUE
 from store import users
-from tests.helpers import PASSWORD, app_server, make_app
+from tests.helpers import PASSWORD, app_server, gunicorn_run, make_app
 
 pytestmark = pytest.mark.integration
 
@@ -395,14 +393,7 @@ def test_a_busy_metrics_bind_stops_gunicorn_with_one_line():
             "BIND": f"127.0.0.1:{free_port()}",
             "METRICS_BIND": taken,
         }
-        done = subprocess.run(
-            [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "app:create_app()"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = gunicorn_run(env)
     assert done.returncode == 2, done.stderr
     assert f"genmb: cannot start: METRICS_BIND='{taken}'" in done.stderr
     assert "Traceback" not in done.stderr

@@ -9,15 +9,13 @@ README.md's configuration table must be exactly the one rendered from the table.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 
 import config
 from config import SETTINGS, SettingError, load_settings, rate_limit_parts
 from deploy.processes import LOOPBACK, ROOT, free_port
-from tests.helpers import flask_cli
+from tests.helpers import flask_cli, gunicorn_run
 
 BASE_ENV = {"REDIS_URL": "redis://127.0.0.1:1/0", "SECRET_KEY": "s"}
 
@@ -170,15 +168,7 @@ def test_gunicorn_refuses_a_bad_setting_with_one_line(name, value, tmp_path):
         "BIND": f"{LOOPBACK}:{port}",
         name: value,
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "app:create_app()"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = gunicorn_run(env)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr

@@ -37,27 +37,27 @@ def before_request() -> None:
         return
     config = current_app.config
     credential = presented(req, config["SESSION_COOKIE_NAME"])
+    looked_up = credential.lookup()
     started = time.perf_counter()
     result = gate_store.check(
         storage(),
         rate_limit_subject(req.remote_addr),
         config["GLOBAL_LIMIT"],
         config["GLOBAL_WINDOW_MS"],
-        credential.lookup(),
+        looked_up,
         config["KEY_PLANS_ARG"],
         config["KEY_USAGE"] == "on",
     )
     metrics.gate_seconds(started)
     g.rate = result.rate
     if not result.rate.admitted:  # Retry-After is set with the other headers, after_request
-        result = _rescue(req, credential, result)
+        result = _rescue(req, looked_up, result)
     _attribute(req, credential, result.identity)
 
 
-def _rescue(req: Request, credential: Presented, refused: GateResult) -> GateResult:
+def _rescue(req: Request, looked_up: tuple[str, str] | None, refused: GateResult) -> GateResult:
     """The IP window is spent: a live session's rescue route may still pass, within the
     session's own allowance (a second round trip, on this path only); else 429."""
-    looked_up = credential.lookup()
     if (
         looked_up is None
         or looked_up[0] != "session"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from store.client import Storage
 from store.clock import iso, utcnow
@@ -92,6 +93,13 @@ def check(
         window, who = reply[:3], reply[3:]
         if who[0] == "none" and credential is not None:
             who = ["unknown"]  # a credential nobody owns
+    return gate_result(limit, window, who)
+
+
+def gate_result(limit: int, window: list[Any], who: list[Any]) -> GateResult:
+    """A gate script's reply read: the window's {admitted, remaining, reset_us} and, when
+    admitted with status "ok", the credential's {status, user_id, email, plan, key_id,
+    credits_used} as the identity."""
     admitted, remaining, reset_us = window[:3]
     rate = RateState(limit, int(remaining), int(reset_us) / 1_000_000, bool(admitted))
     identity = None

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from store.client import Storage
-from store.clock import iso, month_of, utcnow
-from store.gate import WINDOW_SLICES, GateResult, Identity, RateState
+from store.clock import iso, utcnow
+from store.gate import WINDOW_SLICES, GateResult, gate_result
 
 
 def check(
@@ -19,23 +19,17 @@ def check(
     if owner is None:
         return None
     names = storage.names
-    now = utcnow()
+    stamp = iso(utcnow())  # its first 7 characters are the month, as in store/gate.py
     reply = storage.run(
         "session_rescue",
         [
             names.session_rescue(owner, session_digest),
             names.session(owner, session_digest),
             names.user(owner),
-            names.credits(owner, month_of(now)),
+            names.credits(owner, stamp[:7]),
         ],
-        [limit, window_ms, WINDOW_SLICES, iso(now), key_plans],
+        [limit, window_ms, WINDOW_SLICES, stamp, key_plans],
     )
     if reply[3] == "unknown":
         return None
-    admitted, remaining, reset_us = reply[:3]
-    rate = RateState(limit, int(remaining), int(reset_us) / 1_000_000, bool(admitted))
-    identity = None
-    if admitted:
-        user_id, email, plan, key_id, used = reply[4:9]
-        identity = Identity(user_id, email, plan, key_id or None, int(used))
-    return GateResult(rate, identity)
+    return gate_result(limit, reply[:3], reply[3:])

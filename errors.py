@@ -226,16 +226,6 @@ def api_error(
     return ApiError(status, code, text, {**dict(kind.headers), **(headers or {})}, fields)
 
 
-def missing_credentials() -> ApiError:
-    """401 for a request without any credential (RFC 6750: no error attribute)."""
-    return api_error("missing_credentials")
-
-
-def invalid_api_key() -> ApiError:
-    """401 for a malformed, unknown or revoked key: one body for all, to reveal nothing."""
-    return api_error("invalid_api_key")
-
-
 def plan_required() -> ApiError:
     """403 for an action the user's plan does not include ("... a Pro or Business plan.")."""
     return api_error("plan_required", plans=key_plans_text(current_app.config["PLANS"]))

@@ -20,7 +20,7 @@ from security.body import check_request_body
 from security.credentials import Presented, presented
 from security.paths import UNSAFE_METHODS, authenticated, counted, rescue_route
 from security.principal import Principal
-from security.rate_headers import RESCUE_SCOPE, add_rate_headers
+from security.rate_headers import add_rate_headers
 from security.rate_subject import rate_limit_subject
 from services.security_events import log_event, record_throttled
 from store import gate as gate_store
@@ -80,9 +80,9 @@ def _rescue(req: Request, looked_up: tuple[str, str] | None, refused: GateResult
     if not rescued.rate.admitted:
         # Both spent: the headers tell the wait until either admits again.
         if rescued.rate.reset_seconds < refused.rate.reset_seconds:
-            g.rate, g.rate_scope = rescued.rate, RESCUE_SCOPE
+            g.rate = rescued.rate
         raise api_error("rate_limited")
-    g.rate, g.rate_scope = rescued.rate, RESCUE_SCOPE
+    g.rate = rescued.rate
     return rescued
 
 

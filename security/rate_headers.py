@@ -10,10 +10,6 @@ from flask import Response, g
 from extensions import limiter
 from store.gate import RateState
 
-# X-RateLimit-Scope on an answer whose headers describe a session's rescue allowance
-# (security/paths.py) rather than the client IP's window; absent otherwise.
-RESCUE_SCOPE = "session-rescue"
-
 
 def _binding_limit(rate: RateState) -> tuple[int, int, float]:
     """(limit, remaining, reset seconds) of the limit closest to refusing this client.
@@ -46,7 +42,7 @@ def add_rate_headers(response: Response) -> Response:
     headers.add("X-RateLimit-Reset", str(reset))
     if response.status_code == 429:
         response.headers["Retry-After"] = str(max(1, reset))
-    if g.get("rate_scope") is not None:
-        response.headers["X-RateLimit-Scope"] = g.rate_scope
+    if rate.scope is not None:  # another window than the client IP's (store/rescue.py)
+        response.headers["X-RateLimit-Scope"] = rate.scope
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -16,12 +16,14 @@ WINDOW_SLICES = 60
 
 @dataclass(frozen=True)
 class RateState:
-    """Where the client IP stands in its rolling window after this request."""
+    """Where the client stands in its rolling window after this request."""
 
     limit: int
     remaining: int
     reset_seconds: float  # until the next request would be admitted
     admitted: bool
+    # Whose window: None for the client IP's; a name (X-RateLimit-Scope) for another.
+    scope: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,12 +98,14 @@ def check(
     return gate_result(limit, window, who)
 
 
-def gate_result(limit: int, window: list[Any], who: list[Any]) -> GateResult:
+def gate_result(
+    limit: int, window: list[Any], who: list[Any], scope: str | None = None
+) -> GateResult:
     """A gate script's reply read: the window's {admitted, remaining, reset_us} and, when
     admitted with status "ok", the credential's {status, user_id, email, plan, key_id,
     credits_used} as the identity."""
     admitted, remaining, reset_us = window[:3]
-    rate = RateState(limit, int(remaining), int(reset_us) / 1_000_000, bool(admitted))
+    rate = RateState(limit, int(remaining), int(reset_us) / 1_000_000, bool(admitted), scope)
     identity = None
     if admitted and who[0] == "ok":
         user_id, email, plan, key_id, used = who[1:6]

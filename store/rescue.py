@@ -6,6 +6,9 @@ from store.client import Storage
 from store.clock import iso, utcnow
 from store.gate import WINDOW_SLICES, GateResult, gate_result
 
+# The rescue allowance's name in its answers' X-RateLimit-Scope header.
+SCOPE = "session-rescue"
+
 
 def check(
     storage: Storage, session_digest: str, limit: int, window_ms: int, key_plans: str
@@ -32,4 +35,4 @@ def check(
     )
     if reply[3] == "unknown":
         return None
-    return gate_result(limit, reply[:3], reply[3:])
+    return gate_result(limit, reply[:3], reply[3:], SCOPE)

@@ -2,6 +2,7 @@
 
     gunicorn "bench.baseline_apps:bare_app()"    the ceiling: Flask answering the same JSON
     gunicorn "bench.baseline_apps:common_app()"  the usual guard: flask-limiter + one HGETALL
+    gunicorn "bench.baseline_apps:floor_app()"   the floor: bare Flask + ours' one gate call
 
 Both read their settings from the environment, as the service does: REDIS_URL, and for the
 bare app BENCH_ME_JSON (the exact body of our GET /api/me, captured by bench.run).
@@ -20,6 +21,12 @@ from flask import Flask, Response, jsonify, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from werkzeug.middleware.proxy_fix import ProxyFix
+
+from config import SETTINGS_BY_NAME, rate_limit_parts
+from store import gate
+from store.client import Storage, connect
+from store.digest import digest
+from store.names import KeyNames
 
 # Where bench.run seeds the common app's key record: the SHA-256 hex digest is appended.
 COMMON_KEY_PREFIX = "bench:common:apikey:"
@@ -86,6 +93,49 @@ def common_app() -> Flask:
                     "limit": limit,
                     "used": used,
                     "remaining": max(0, limit - used),
+                    "resets_at": _next_month_iso(datetime.now(UTC)),
+                },
+            }
+        )
+
+    return app
+
+
+def floor_app() -> Flask:
+    """Bare Flask plus exactly ours' data path: the one gate EVALSHA (IP window, key record,
+    user, credits, last_used_at, usage) through store/gate.py, and the same body. No
+    ProxyFix, hooks, headers, metrics or logging of ours: what one round trip to Redis costs
+    a Flask app at the least, on this machine (issue #15's "minimal Flask app")."""
+    app = Flask(__name__)
+    storage = Storage(connect(os.environ["REDIS_URL"], 1.0), KeyNames())
+    limit, window_ms = rate_limit_parts(SETTINGS_BY_NAME["RATELIMIT_GLOBAL"].default)
+
+    @app.get("/api/me")
+    def me() -> Response | tuple[Response, int]:
+        """Gate the bearer key in one round trip, then answer like ours."""
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return _unauthorized()
+        client = request.headers.get("X-Forwarded-For") or request.remote_addr or "unknown"
+        result = gate.check(
+            storage, client, limit, window_ms, ("key", digest(token)), "pro business", True
+        )
+        if not result.rate.admitted:
+            return jsonify(error={"code": "rate_limited", "message": "Too many requests."}), 429
+        ident = result.identity
+        if ident is None:
+            return _unauthorized()
+        allowance = MONTHLY_CREDITS.get(ident.plan, 0)
+        return jsonify(
+            {
+                "id": ident.user_id,
+                "email": ident.email,
+                "plan": ident.plan,
+                "auth": {"method": "api_key", "key_id": ident.key_id},
+                "credits": {
+                    "limit": allowance,
+                    "used": ident.credits_used,
+                    "remaining": max(0, allowance - ident.credits_used),
                     "resets_at": _next_month_iso(datetime.now(UTC)),
                 },
             }

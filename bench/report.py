@@ -17,7 +17,13 @@ NO_METRICS = "nometrics"
 # ours on its own Redis holding a million key records, 100,000 users and 100,000 live client
 # windows (bench/scale.py): whether the cost per request stays flat as data grows (issue #15).
 SCALE = "scale"
-ROWS = ("bare", "common", "ours", NO_USAGE, NO_METRICS, *HA_ROWS, SCALE)
+# ours on the same redis-server through its Unix socket instead of loopback TCP: what a
+# Redis on the app's own host saves (a deployment choice; the ours row stays on TCP).
+UNIX = "unix"
+# bare Flask plus ours' one gate EVALSHA and nothing else of ours (bench/baseline_apps.py):
+# the least a Flask app doing ours' Redis work costs, so ours/floor is the cost of the rest.
+FLOOR = "floor"
+ROWS = ("bare", "common", FLOOR, "ours", UNIX, NO_USAGE, NO_METRICS, *HA_ROWS, SCALE)
 # Issue #14: usage counting may cost at most 5% per request (and no Redis command).
 USAGE_COST_LIMIT = 1.05
 # Issue #17: metrics may cost at most 3% CPU per request.
@@ -103,6 +109,20 @@ def summarise(rounds: dict[str, list[RoundResult]]) -> dict[str, Any]:
                 o.rps / x.rps for o, x in zip(rounds["ours"], rounds[NO_METRICS], strict=True)
             ),
         },
+        # The floor against bare, and ours against the floor: req/s and by CPU cost.
+        "floor": {
+            "floor/bare": rows[FLOOR]["rps"] / rows["bare"]["rps"],
+            "floor/bare_by_cpu_cost": cost("bare") / cost(FLOOR),
+            "ours/floor": ours / rows[FLOOR]["rps"],
+            "ours/floor_by_cpu_cost": cost(FLOOR) / cost("ours"),
+        },
+        # ours over the Unix socket against bare, as ours/bare is: req/s and by CPU cost.
+        "unix": {
+            "rps": rows[UNIX]["rps"] / ours,
+            "cpu_per_request": cost(UNIX) / cost("ours"),
+            "unix/bare": rows[UNIX]["rps"] / rows["bare"]["rps"],
+            "unix/bare_by_cpu_cost": cost("bare") / cost(UNIX),
+        },
         "against_single": {
             name: {"rps": rows[name]["rps"] / ours, "cpu_per_request": cost(name) / cost("ours")}
             for name in HA_ROWS
@@ -161,6 +181,19 @@ def table(generator: str, summary: dict[str, Any], commands: dict[str, Any]) -> 
         f"request (app alone {cost_of_metrics['server_cpu_per_request']:.3f}), "
         f"{cost_of_metrics['rps']:.3f} x its req/s (paired "
         f"{cost_of_metrics['rps_paired_median']:.3f}); limit {METRICS_COST_LIMIT:.2f} x the cost"
+    )
+    floor = summary["floor"]
+    lines.append(
+        f"{FLOOR:<11} bare Flask + ours' one gate call: {floor['floor/bare']:.2f} x bare's "
+        f"req/s, {floor['floor/bare_by_cpu_cost']:.2f} by CPU cost; ours/floor "
+        f"{floor['ours/floor']:.2f} req/s, {floor['ours/floor_by_cpu_cost']:.2f} by CPU cost"
+    )
+    unix = summary["unix"]
+    lines.append(
+        f"{UNIX:<11} {unix['rps']:.3f} x ours' req/s, {unix['cpu_per_request']:.3f} x its CPU "
+        f"per request (Redis over its Unix socket): {unix['unix/bare']:.2f} x bare's req/s, "
+        f"{unix['unix/bare_by_cpu_cost']:.2f} by CPU cost; {commands[UNIX]['per_request']:.2f} "
+        "Redis commands per GET"
     )
     if summary["scale"] is not None:
         scale = summary["scale"]

@@ -23,7 +23,18 @@ from typing import Any
 from bench import profile, scale
 from bench.commands import count_per_request, owner_lookup_us
 from bench.load import ADDRESS_POOL, LoadGenerator, PythonLoad, RoundResult, Target, Wrk
-from bench.report import HA_ROWS, NO_METRICS, NO_USAGE, ROWS, SCALE, TARGETS, summarise, table
+from bench.report import (
+    FLOOR,
+    HA_ROWS,
+    NO_METRICS,
+    NO_USAGE,
+    ROWS,
+    SCALE,
+    TARGETS,
+    UNIX,
+    summarise,
+    table,
+)
 from bench.scale import Volume
 from bench.servers import (
     ME,
@@ -164,7 +175,10 @@ def start_servers(
     """Redis, then ours (to create the key), then both baselines on the same Redis; then a
     Sentinel group and a cluster, each with an ours of its own and its own key. Returns the
     Redis behind each row, the servers and the raw key of each row."""
-    redis_server = RedisServer(workdir).start()
+    redis_server = RedisServer(workdir)
+    socket_path = workdir / "redis.sock"
+    redis_server.extra_args = ["--unixsocket", str(socket_path), "--unixsocketperm", "700"]
+    redis_server.start()
     stack.callback(redis_server.stop)
     ours = RowServer("ours", "app:create_app()", args.workers, ours_env(redis_server.url), workdir)
     stack.callback(ours.stop)
@@ -175,7 +189,7 @@ def start_servers(
     env = {**ours_env(redis_server.url), "BENCH_ME_JSON": json.dumps(me)}
     servers = {
         name: RowServer(name, f"bench.baseline_apps:{name}_app()", args.workers, env, workdir)
-        for name in ("bare", "common")
+        for name in ("bare", "common", FLOOR)
     }
     for server in servers.values():
         stack.callback(server.stop)
@@ -185,7 +199,13 @@ def start_servers(
     servers["ours"] = ours
     # The same app, Redis, user and key, with per-key usage counting off (issue #14), and
     # with metrics off (issue #17).
-    for name, setting in ((NO_USAGE, {"KEY_USAGE": "off"}), (NO_METRICS, {"METRICS": "off"})):
+    # And ours through the same Redis's Unix socket (the unix row).
+    variants = (
+        (UNIX, {"REDIS_URL": f"unix://{socket_path}?db=0"}),
+        (NO_USAGE, {"KEY_USAGE": "off"}),
+        (NO_METRICS, {"METRICS": "off"}),
+    )
+    for name, setting in variants:
         variant = RowServer(
             name,
             "app:create_app()",
@@ -197,7 +217,7 @@ def start_servers(
         variant.start(START_TIMEOUT)
         servers[name] = variant
     backends: dict[str, Any] = dict.fromkeys(
-        ("bare", "common", "ours", NO_USAGE, NO_METRICS), redis_server
+        ("bare", "common", FLOOR, "ours", UNIX, NO_USAGE, NO_METRICS), redis_server
     )
     keys = dict.fromkeys(backends, raw_key)
     for name, group_type in zip(HA_ROWS, (SentinelGroup, ClusterGroup), strict=True):

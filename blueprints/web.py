@@ -32,6 +32,7 @@ from logs import KEY_SHAPE, remove_keys
 from store import sessions
 
 bp = Blueprint("web", __name__)
+PAGE_ENDPOINTS = f"{bp.name}."  # the endpoints of this blueprint's pages
 
 # No inline script or style anywhere: every script and stylesheet is a file under /static.
 CONTENT_SECURITY_POLICY = (
@@ -184,9 +185,12 @@ def _lock_down(response: Response, policy: str) -> None:
 @bp.after_app_request
 def page_headers(response: Response) -> Response:
     """Lock pages and their static files down: strict CSP, no sniffing, no referrer."""
-    if request.blueprint == bp.name or request.endpoint == "static":
-        docs = request.endpoint in ("web.api_docs", "web.api_docs_asset")
+    # Runs after every response, the API's too: read the endpoint once, through one lookup.
+    endpoint = request._get_current_object().endpoint  # type: ignore[attr-defined]
+    page = endpoint is not None and endpoint.startswith(PAGE_ENDPOINTS)
+    if page or endpoint == "static":
+        docs = endpoint in ("web.api_docs", "web.api_docs_asset")
         _lock_down(response, DOCS_CONTENT_SECURITY_POLICY if docs else CONTENT_SECURITY_POLICY)
-        if request.blueprint == bp.name and not docs:
+        if page and not docs:
             response.headers["Cache-Control"] = "no-store"
     return response

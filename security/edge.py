@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,6 +31,9 @@ UNCHECKED_HOST_PATHS = ("/healthz", "/readyz", "/metrics")  # probes address ins
 SHOWN_VALUE = 80  # characters of a refused header value that go into the log line
 
 
+# Asked on every request behind a proxy; a client keeps its address, so the answers for
+# the addresses seen lately are kept (bounded: a few hundred kB at most).
+@lru_cache(maxsize=4096)
 def is_ip_address(value: str | None) -> bool:
     """True for a syntactically valid IPv4 or IPv6 address (no port, no brackets, and no
     %zone: Python takes any text after the % as an IPv6 scope)."""
@@ -104,7 +108,9 @@ def host_check(rule: HostRule) -> Callable[[], None]:
     host_not_allowed)."""
 
     def check_host() -> None:
-        if rule.allows(request.headers.get("Host", "")) or request.path in UNCHECKED_HOST_PATHS:
+        # The Host header from the environ, as request.headers reads it (one proxy lookup).
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        if rule.allows(req.environ.get("HTTP_HOST", "")) or req.path in UNCHECKED_HOST_PATHS:
             return
         raise api_error("host_not_allowed")
 
@@ -117,7 +123,8 @@ def security_headers(trusted_proxy: bool) -> Callable[[Response], Response]:
 
     def add_headers(response: Response) -> Response:
         response.headers["X-Content-Type-Options"] = "nosniff"
-        if trusted_proxy and request.scheme == "https":
+        # request.scheme is the environ's wsgi.url_scheme (set by the proxy checks above).
+        if trusted_proxy and request.environ.get("wsgi.url_scheme") == "https":
             response.headers["Strict-Transport-Security"] = HSTS
         return response
 

@@ -18,6 +18,8 @@ import requests
 from playwright.sync_api import Page, expect
 
 from deploy.processes import Gunicorn
+from store import security_log
+from store.security_log import Policy
 from tests.helpers import LiveSession
 from tests.live.browser import TIMEZONE, api_me, log_in
 from tests.live.helpers import PATH, KeysServer, Signer, report
@@ -133,3 +135,39 @@ def test_deleting_a_key_shows_up_in_the_security_log(page: Page, site, make_user
     expect(first).to_contain_text("You")
     expect(first).to_contain_text(f"{created['prefix']}…")
     expect(page.locator(".leak-banner")).to_have_count(0)
+
+
+def test_show_older_events_pages_the_log_and_refresh_reloads_it(page: Page, site, make_user):  # noqa: F811
+    """30 events: the section shows the newest 25, Show older events the other 5 (then
+    hides); an event recorded meanwhile appears on Refresh, newest first."""
+    user = make_user("pro")
+    log_store = make_user.storage
+    for n in range(29):
+        security_log.record(
+            log_store,
+            Policy(),
+            user.id,
+            {"type": "plan.changed", "actor": "operator", "plan": f"p{n}"},
+        )
+    log_in(page, user.email)  # the 30th event: auth.login
+    section = page.locator("#security-log")
+    rows = section.locator("tbody tr[data-event-id]")
+    more = section.get_by_role("button", name="Show older events")
+    expect(rows).to_have_count(25)
+    expect(rows.first).to_have_attribute("data-event-type", "auth.login")
+    more.click()
+    expect(rows).to_have_count(30)
+    expect(more).to_be_hidden()
+    ids = rows.evaluate_all("rows => rows.map(r => r.dataset.eventId)")
+    assert len(set(ids)) == 30
+    assert ids == sorted(ids, key=lambda i: tuple(int(p) for p in i.split("-")), reverse=True)
+    security_log.record(
+        log_store,
+        Policy(),
+        user.id,
+        {"type": "plan.changed", "actor": "operator", "plan": "business"},
+    )
+    section.get_by_role("button", name="Refresh").click()
+    expect(rows.first).to_contain_text("Plan changed")
+    expect(rows).to_have_count(25)
+    expect(more).to_be_visible()

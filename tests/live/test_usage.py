@@ -250,6 +250,30 @@ def test_fields_older_than_91_days_are_dropped(rdb, make_user):
     assert min(days) >= (last - timedelta(days=91)).strftime("%Y%m%d")
 
 
+def test_a_key_with_one_outcome_keeps_91_days_too(rdb, make_user):
+    """The first count of a day drops every field older than 91 days (docs/storage.md), not
+    only once the hash is past 3 x 91 fields: a key with admitted requests only, used every
+    day for 120 days, keeps 91 days; one used on days 0, 50 and 100 keeps days 50 and 100."""
+    user = make_user("pro")
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    daily = KeyNames().key_usage(user.id, "f" * 64)
+    body = (
+        "for day = 0, 119 do count_usage(KEYS[1], 'a', tonumber(ARGV[1]) + day * 86400) end "
+        "return redis.call('HLEN', KEYS[1])"
+    )
+    assert usage_lua(rdb, body, [daily], [int(start.timestamp())]) == 91
+    last = start + timedelta(days=119)
+    assert min(rdb.hkeys(daily)) == f"{last - timedelta(days=90):%Y%m%d}:a"
+    sparse = KeyNames().key_usage(user.id, "0" * 64)
+    body = (
+        "for _, day in ipairs({0, 50, 100}) do "
+        "count_usage(KEYS[1], 'a', tonumber(ARGV[1]) + day * 86400) end "
+        "return redis.call('HKEYS', KEYS[1])"
+    )
+    kept = usage_lua(rdb, body, [sparse], [int(start.timestamp())])
+    assert sorted(kept) == [f"{start + timedelta(days=d):%Y%m%d}:a" for d in (50, 100)]
+
+
 # ---- gunicorn, four workers, concurrent requests ---------------------------------------
 
 

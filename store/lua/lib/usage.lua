@@ -33,19 +33,23 @@ end
 
 -- Count one request of `outcome` for the key whose usage hash is `key`, on the day of
 -- `seconds`. The first count of a day and outcome renews the TTL (so counters outlive the
--- key's last use by USAGE_KEEP_DAYS) and drops fields older than that: the hash never holds
--- more than 3 x USAGE_KEEP_DAYS fields, however long the key lives.
+-- key's last use by USAGE_KEEP_DAYS) and drops every field older than USAGE_KEEP_DAYS days,
+-- whatever the hash's length: it never holds more than USAGE_KEEP_DAYS days (3 fields a day),
+-- however long the key lives. That walk (at most 3 x USAGE_KEEP_DAYS + 1 fields) runs at most
+-- three times a day per key; every other request is the HINCRBY alone.
 local function count_usage(key, outcome, seconds)
   local day = utc_day(seconds)
   if redis.call('HINCRBY', key, day .. ':' .. outcome, 1) == 1 then
     redis.call('EXPIRE', key, USAGE_TTL_SECONDS)
-    if redis.call('HLEN', key) > 3 * USAGE_KEEP_DAYS then
-      local oldest = utc_day(seconds - (USAGE_KEEP_DAYS - 1) * 86400)
-      for _, field in ipairs(redis.call('HKEYS', key)) do
-        if string.sub(field, 1, 8) < oldest then
-          redis.call('HDEL', key, field)
-        end
+    local oldest = utc_day(seconds - (USAGE_KEEP_DAYS - 1) * 86400)
+    local stale = {}
+    for _, field in ipairs(redis.call('HKEYS', key)) do
+      if string.sub(field, 1, 8) < oldest then
+        stale[#stale + 1] = field
       end
+    end
+    if #stale > 0 then
+      redis.call('HDEL', key, unpack(stale))
     end
   end
 end

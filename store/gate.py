@@ -86,6 +86,10 @@ def check(
         replies = storage.run_together(calls)
         window = replies[0]
         who = replies[1] if credential_keys else ["none" if credential is None else "unknown"]
+        if not window[0] and len(who) > 6 and who[6]:
+            # The window refused what the credential script counted by the plan alone: move
+            # the count to "rate limited" (a second round trip, on this refusal path only).
+            storage.run("usage_refused", [credential_keys[3]], [who[6]])
     else:
         reply = storage.run(
             "gate",

@@ -5,7 +5,8 @@
 -- API key's or the session's hash, user the owner's hash, credits this month's counter; kind
 -- is "key" or "session"; usage (or nil: counting off) the key's usage hash; key_plans the
 -- plans allowed to use keys, space separated. Returns
--- {"ok", user_id, email, plan, key_id, credits_used} or {"unknown"}.
+-- {"ok", user_id, email, plan, key_id, credits_used, counted} or {"unknown"}, where counted is
+-- the usage field this request was counted in ("<YYYYMMDD>:<outcome>"), or "" when not counted.
 
 -- Whether a rolled key's overlap is over (expires_ms: its record's field, or nil), on
 -- Redis's clock: the record's own TTL removes it at the same moment, this refuses it even if
@@ -54,10 +55,11 @@ local function resolve_credential(record, user, credits, kind, now_iso, usage, k
   if not owner[1] then
     return {'unknown'}
   end
+  local counted = ''
   if usage then
     local outcome = plan_allows_keys(owner[2], key_plans) and 'a' or 'p'
-    count_usage(usage, outcome, (redis_now()))
+    counted = count_usage(usage, outcome, (redis_now()))
   end
   local used = redis.call('GET', credits) or '0'
-  return {'ok', user_id, owner[1], owner[2], key_id, tonumber(used)}
+  return {'ok', user_id, owner[1], owner[2], key_id, tonumber(used), counted}
 end

@@ -36,10 +36,12 @@ end
 -- key's last use by USAGE_KEEP_DAYS) and drops every field older than USAGE_KEEP_DAYS days,
 -- whatever the hash's length: it never holds more than USAGE_KEEP_DAYS days (3 fields a day),
 -- however long the key lives. That walk (at most 3 x USAGE_KEEP_DAYS + 1 fields) runs at most
--- three times a day per key; every other request is the HINCRBY alone.
+-- three times a day per key; every other request is the HINCRBY alone. Returns the field
+-- counted ("<YYYYMMDD>:<outcome>").
 local function count_usage(key, outcome, seconds)
   local day = utc_day(seconds)
-  if redis.call('HINCRBY', key, day .. ':' .. outcome, 1) == 1 then
+  local field = day .. ':' .. outcome
+  if redis.call('HINCRBY', key, field, 1) == 1 then
     redis.call('EXPIRE', key, USAGE_TTL_SECONDS)
     local oldest = utc_day(seconds - (USAGE_KEEP_DAYS - 1) * 86400)
     local stale = {}
@@ -52,4 +54,5 @@ local function count_usage(key, outcome, seconds)
       redis.call('HDEL', key, unpack(stale))
     end
   end
+  return field
 end

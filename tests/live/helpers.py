@@ -177,3 +177,22 @@ class Load:
     def since(self, moment: float) -> list[tuple[float, int, int, str]]:
         """Answers to requests that ended after `moment`."""
         return [a for a in self.answers if a[0] >= moment]
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """When one instance's answers failed and came back, in seconds after the kill."""
+
+    first_failure: float  # the first answer that was not a 200 (0 when there was none)
+    last_failure: float  # the last one
+    first_ok: float  # the first 200 after the last failure: service is back
+
+
+def recovery(answers: list[tuple[float, int, int, str]], killed_at: float) -> Recovery:
+    """Read a Load's answers (of one instance, ended after `killed_at`). An answer in flight at
+    the kill may still be a 200 before the outage shows: it does not count as recovered; the
+    first 200 after the last failure does (inf when there is none)."""
+    failures = [a[0] for a in answers if a[2] != 200]
+    first, last = min(failures, default=killed_at), max(failures, default=killed_at)
+    back = min((a[0] for a in answers if a[2] == 200 and a[0] > last), default=float("inf"))
+    return Recovery(first - killed_at, last - killed_at, back - killed_at)

@@ -17,6 +17,8 @@ from tests.stack import helpers
 
 pytestmark = [pytest.mark.integration, pytest.mark.gunicorn]
 
+RECOVERY_TARGET_S = 5.0  # docs/deploy.md, "High availability"; RECOVERY_BOUND only ends polls
+
 
 @pytest.fixture(scope="module")
 def ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
@@ -67,11 +69,12 @@ def test_primary_killed_service_resumes_through_nginx_and_a_revoked_key_stays_re
     whole: Stack,
 ) -> None:
     """SIGKILL the primary: only 503 service_unavailable through nginx until Sentinel promotes
-    a replica, then 200 again within RECOVERY_BOUND without touching the app; a key revoked
+    a replica, then 200 again within 5 s without touching the app; a key revoked
     (and confirmed) before the kill is 401 on every instance."""
     live, revoked, _ = helpers.live_and_revoked_keys(whole, "ha@example.test", "127.0.0.40")
     old = whole.kill_redis()
-    helpers.poll_until_back(whole, live, "127.0.0.41", time.monotonic())
+    first_ok = helpers.poll_until_back(whole, live, "127.0.0.41", time.monotonic())
+    assert first_ok <= RECOVERY_TARGET_S  # README: back by itself within 5 s, through nginx too
     new = whole.primary_name()
     assert new != old
     helpers.assert_live_and_revoked(whole, live, revoked)

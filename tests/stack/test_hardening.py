@@ -529,6 +529,35 @@ def test_every_auth_write_refuses_cross_site(hard_app, make_user, path) -> None:
     assert "Set-Cookie" not in response.headers
 
 
+@pytest.mark.gunicorn
+def test_a_sibling_subdomain_is_refused_on_auth_writes(front: Gunicorn, make_user) -> None:
+    """Sec-Fetch-Site: same-site (another host of the same site, e.g. a sibling subdomain) is
+    not this service: without an Origin to look at, login, signup and logout are still 403
+    cross_site_request, set no cookie, and the browser's session lives on."""
+    user = make_user("pro")
+    session = LiveSession(front.url, user.email)
+    sibling = {"Sec-Fetch-Site": "same-site"}
+    logout = session.http.post(
+        f"{front.url}/auth/logout",
+        data=b"",
+        headers={**sibling, "Content-Type": "text/plain", "X-CSRF-Token": session.csrf},
+        timeout=10,
+    )
+    assert logout.status_code == 403, logout.text
+    assert logout.json()["error"]["code"] == "cross_site_request"
+    assert "Set-Cookie" not in logout.headers
+    assert session.http.get(f"{front.url}/auth/session", timeout=10).status_code == 200
+    for path in ("/auth/login", "/auth/signup"):
+        r = requests.post(
+            f"{front.url}{path}",
+            json={"email": user.email, "password": PASSWORD},
+            headers=sibling,
+            timeout=10,
+        )
+        assert r.status_code == 403 and r.json()["error"]["code"] == "cross_site_request", r.text
+        assert "Set-Cookie" not in r.headers
+
+
 def test_same_origin_pages_and_scripts_still_work(hard_app, make_user) -> None:
     """The web app's own fetch (same-origin) and non-browser clients (no headers) log in and
     out as before."""

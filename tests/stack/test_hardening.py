@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 import logs
 from config import plans_from_env
 from deploy.local_redis import RedisServer
-from deploy.processes import LOOPBACK, ROOT, Gunicorn, free_port, wait_until
+from deploy.processes import LOOPBACK, ROOT, Gunicorn, free_port, wait_until, worker_pids
 from deploy.stack import Stack
 from schemas import common
 from store import apikeys, apps, users
@@ -866,6 +866,26 @@ def test_direct_gunicorn_start_with_the_embedded_store_runs_one_worker(tmp_path)
         server.stop()
     assert codes == [200] * 30, codes
     assert "embedded in-process store (REDIS_URL=memory://): exactly 1 worker" in text
+    assert text.count("Booting worker") == 1, text
+
+
+@pytest.mark.gunicorn
+def test_sigttin_adds_no_second_worker_with_the_embedded_store(tmp_path) -> None:
+    """SIGTTIN asks gunicorn's master for one more worker: with REDIS_URL=memory:// it stays
+    at one (a second worker would hold a second store), and concurrent logins all succeed."""
+    server = app_server("memory://", tmp_path / "log", workers=1).start()
+    try:
+        master = server.process.pid
+        for _ in range(2):
+            os.kill(master, signal.SIGTTIN)
+        time.sleep(3)  # the master adds a requested worker within about a second
+        workers = worker_pids(master)
+        codes = _logins_all_succeed(server.url, "ttin@example.test")
+        text = server.logs()
+    finally:
+        server.stop()
+    assert len(workers) == 1, workers
+    assert codes == [200] * 30, codes
     assert text.count("Booting worker") == 1, text
 
 

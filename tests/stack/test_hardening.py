@@ -1011,6 +1011,31 @@ def test_reproductions_through_nginx_come_back_clean(stack: Stack) -> None:
 
 
 @pytest.mark.gunicorn
+def test_nginx_access_log_never_holds_a_key_from_the_path(stack: Stack) -> None:
+    """A key pasted into a path (raw, percent-encoded, twice) reaches nginx's access log cut
+    at its display prefix, as the app's own access log has it: no fragment of it is logged."""
+    raw = apikeys.generate()
+    encoded = raw.replace("_", "%5F")
+    log = stack.dir / "nginx-access.log"
+    before = len(log.read_text(errors="replace").splitlines())
+    paths = [
+        f"/api/keys/{raw}",
+        f"/docs/{raw}",
+        f"/api/x/{encoded}",
+        f"/api/x/{raw}/{raw}",
+        f"/api/me?api_key={raw}",
+    ]
+    for path in paths:
+        assert requests.get(stack.url + path, timeout=10).status_code in (401, 404)
+    wait_until(lambda: len(log.read_text(errors="replace").splitlines()) >= before + len(paths))
+    lines = log.read_text(errors="replace").splitlines()[before:]
+    assert len(lines) == len(paths), lines
+    assert _leaked("\n".join(lines), raw) == [], lines
+    assert f'"GET /api/keys/{raw[:13]}...[redacted] HTTP/1.1"' in lines[0], lines[0]
+    assert '"GET /api/me HTTP/1.1"' in lines[-1], lines[-1]
+
+
+@pytest.mark.gunicorn
 def test_mcp_create_app_uses_the_same_name_validator(front: Gunicorn, make_user) -> None:
     """Through MCP, the REST validator refuses the same characters (one validator)."""
     owner = McpOwner(front.url, make_user)

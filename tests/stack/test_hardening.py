@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 import logs
 from config import plans_from_env
 from deploy.local_redis import RedisServer
-from deploy.processes import LOOPBACK, ROOT, Gunicorn, free_port, wait_until
+from deploy.processes import LOOPBACK, ROOT, Gunicorn, free_port, wait_until, worker_pids
 from deploy.stack import Stack
 from schemas import common
 from store import apikeys, apps, users
@@ -540,6 +540,35 @@ def test_every_auth_write_refuses_cross_site(hard_app, make_user, path) -> None:
     assert "Set-Cookie" not in response.headers
 
 
+@pytest.mark.gunicorn
+def test_a_sibling_subdomain_is_refused_on_auth_writes(front: Gunicorn, make_user) -> None:
+    """Sec-Fetch-Site: same-site (another host of the same site, e.g. a sibling subdomain) is
+    not this service: without an Origin to look at, login, signup and logout are still 403
+    cross_site_request, set no cookie, and the browser's session lives on."""
+    user = make_user("pro")
+    session = LiveSession(front.url, user.email)
+    sibling = {"Sec-Fetch-Site": "same-site"}
+    logout = session.http.post(
+        f"{front.url}/auth/logout",
+        data=b"",
+        headers={**sibling, "Content-Type": "text/plain", "X-CSRF-Token": session.csrf},
+        timeout=10,
+    )
+    assert logout.status_code == 403, logout.text
+    assert logout.json()["error"]["code"] == "cross_site_request"
+    assert "Set-Cookie" not in logout.headers
+    assert session.http.get(f"{front.url}/auth/session", timeout=10).status_code == 200
+    for path in ("/auth/login", "/auth/signup"):
+        r = requests.post(
+            f"{front.url}{path}",
+            json={"email": user.email, "password": PASSWORD},
+            headers=sibling,
+            timeout=10,
+        )
+        assert r.status_code == 403 and r.json()["error"]["code"] == "cross_site_request", r.text
+        assert "Set-Cookie" not in r.headers
+
+
 def test_same_origin_pages_and_scripts_still_work(hard_app, make_user) -> None:
     """The web app's own fetch (same-origin) and non-browser clients (no headers) log in and
     out as before."""
@@ -852,6 +881,26 @@ def test_direct_gunicorn_start_with_the_embedded_store_runs_one_worker(tmp_path)
 
 
 @pytest.mark.gunicorn
+def test_sigttin_adds_no_second_worker_with_the_embedded_store(tmp_path) -> None:
+    """SIGTTIN asks gunicorn's master for one more worker: with REDIS_URL=memory:// it stays
+    at one (a second worker would hold a second store), and concurrent logins all succeed."""
+    server = app_server("memory://", tmp_path / "log", workers=1).start()
+    try:
+        master = server.process.pid
+        for _ in range(2):
+            os.kill(master, signal.SIGTTIN)
+        time.sleep(3)  # the master adds a requested worker within about a second
+        workers = worker_pids(master)
+        codes = _logins_all_succeed(server.url, "ttin@example.test")
+        text = server.logs()
+    finally:
+        server.stop()
+    assert len(workers) == 1, workers
+    assert codes == [200] * 30, codes
+    assert text.count("Booting worker") == 1, text
+
+
+@pytest.mark.gunicorn
 def test_make_run_with_memory_url_runs_one_worker(tmp_path) -> None:
     """scripts/run.sh (make run) with REDIS_URL=memory:// and WORKERS=3: one worker, and the
     start-up line says why; it also says gunicorn alone belongs behind the proxy."""
@@ -970,6 +1019,31 @@ def test_reproductions_through_nginx_come_back_clean(stack: Stack) -> None:
     finally:
         admin.close()
     assert _leaked(everything, raw) == []
+
+
+@pytest.mark.gunicorn
+def test_nginx_access_log_never_holds_a_key_from_the_path(stack: Stack) -> None:
+    """A key pasted into a path (raw, percent-encoded, twice) reaches nginx's access log cut
+    at its display prefix, as the app's own access log has it: no fragment of it is logged."""
+    raw = apikeys.generate()
+    encoded = raw.replace("_", "%5F")
+    log = stack.dir / "nginx-access.log"
+    before = len(log.read_text(errors="replace").splitlines())
+    paths = [
+        f"/api/keys/{raw}",
+        f"/docs/{raw}",
+        f"/api/x/{encoded}",
+        f"/api/x/{raw}/{raw}",
+        f"/api/me?api_key={raw}",
+    ]
+    for path in paths:
+        assert requests.get(stack.url + path, timeout=10).status_code in (401, 404)
+    wait_until(lambda: len(log.read_text(errors="replace").splitlines()) >= before + len(paths))
+    lines = log.read_text(errors="replace").splitlines()[before:]
+    assert len(lines) == len(paths), lines
+    assert _leaked("\n".join(lines), raw) == [], lines
+    assert f'"GET /api/keys/{raw[:13]}...[redacted] HTTP/1.1"' in lines[0], lines[0]
+    assert '"GET /api/me HTTP/1.1"' in lines[-1], lines[-1]
 
 
 @pytest.mark.gunicorn

@@ -15,7 +15,7 @@ from deploy.processes import worker_pids
 PROFILED_ROWS = ("bare", "common", "ours")
 # A sample goes to the stage of the innermost frame that names one (most specific first
 # within a frame). Markers are py-spy frame names: "function (file:line)", site-packages
-# trimmed. Frames of NOT_A_STAGE are looked through: ForwardedChecks (security/edge.py) wraps
+# trimmed. Frames of NOT_A_STAGE are looked through: TrustedProxies (security/edge.py) wraps
 # the whole app (dispatch), and the clock's helpers serve both the gate and the view.
 STAGES = (
     ("redis-py send/parse", ("(redis/",)),
@@ -44,7 +44,7 @@ FALLBACK = (
     ("WSGI/Flask dispatch", ("(flask/", "(werkzeug/", "(flask_smorest/")),
     ("gunicorn: accept, parse, write, close", ("(gunicorn/",)),
 )
-NOT_A_STAGE = ("ForwardedChecks.__call__ (", "(store/clock.py")
+NOT_A_STAGE = ("TrustedProxies.__call__ (", "(store/clock.py")
 
 
 def stage_of(stack: str) -> str:

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 from collections.abc import Callable, Iterable
-from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from errors import api_error
 from logs import redact
@@ -31,53 +30,69 @@ UNCHECKED_HOST_PATHS = ("/healthz", "/readyz", "/metrics")  # probes address ins
 SHOWN_VALUE = 80  # characters of a refused header value that go into the log line
 
 
-# Asked on every request behind a proxy; a client keeps its address, so the answers for
-# the addresses seen lately are kept (bounded: a few hundred kB at most).
-@lru_cache(maxsize=4096)
+# A dotted-quad IPv4 address exactly as ipaddress accepts one (0-255, ASCII digits, no
+# leading zeros): the common case, checked without ipaddress's object construction.
+OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+IPV4 = re.compile(rf"(?:{OCTET}\.){{3}}{OCTET}")
+
+
 def is_ip_address(value: str | None) -> bool:
     """True for a syntactically valid IPv4 or IPv6 address (no port, no brackets, and no
     %zone: Python takes any text after the % as an IPv6 scope)."""
-    if not value or "%" in value:
+    if not value:
+        return False
+    if IPV4.fullmatch(value):
+        return True
+    if ":" not in value or "%" in value:  # neither IPv4 nor a zone-free IPv6 address
         return False
     try:
-        ipaddress.ip_address(value)
+        ipaddress.IPv6Address(value)
     except ValueError:
         return False
     return True
 
 
-class ForwardedChecks:
-    """Runs inside ProxyFix: undo what it took from headers that do not hold a valid value."""
+def _from_the_right(header: str | None, count: int) -> str | None:
+    """The entry `count` places from the right of a comma-separated header (the one the
+    outermost trusted proxy wrote), or None when the header has fewer entries."""
+    if not header:
+        return None
+    entries = header.split(",")
+    return entries[-count].strip() if len(entries) >= count else None
 
-    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
-        self.app = app
+
+class TrustedProxies:
+    """The client address and scheme as the `count` trusted proxies in front report them
+    (X-Forwarded-For and X-Forwarded-Proto, each read `count` entries from the right, as
+    werkzeug's ProxyFix does), taken only when valid: an address that is not an IP address
+    counts under the TCP peer (and is logged), a scheme other than http/https is ignored."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], count: int) -> None:
+        self.app, self.count = app, count
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
-        """Restore the TCP peer (and the real scheme) when the forwarded value is not valid."""
-        original = environ.get("werkzeug.proxy_fix.orig", {})
-        peer = original.get("REMOTE_ADDR")
-        forwarded = environ.get("REMOTE_ADDR")
-        if forwarded != peer and not is_ip_address(forwarded):
-            environ["REMOTE_ADDR"] = peer
-            log.warning(
-                "proxy.bad_forwarded_for value=%s peer=%s",
-                redact(str(forwarded))[:SHOWN_VALUE],
-                peer,
-            )
-        if environ.get("wsgi.url_scheme") not in ("http", "https"):
-            environ["wsgi.url_scheme"] = original.get("wsgi.url_scheme", "http")
+        """Rewrite REMOTE_ADDR and wsgi.url_scheme from the proxies' headers, then the app."""
+        forwarded = _from_the_right(environ.get("HTTP_X_FORWARDED_FOR"), self.count)
+        if forwarded:
+            if is_ip_address(forwarded):
+                environ["REMOTE_ADDR"] = forwarded
+            else:
+                log.warning(
+                    "proxy.bad_forwarded_for value=%s peer=%s",
+                    redact(forwarded)[:SHOWN_VALUE],
+                    environ.get("REMOTE_ADDR"),
+                )
+        scheme = _from_the_right(environ.get("HTTP_X_FORWARDED_PROTO"), self.count)
+        if scheme in ("http", "https"):
+            environ["wsgi.url_scheme"] = scheme
         return self.app(environ, start_response)
 
 
 def trust_proxies(app: Flask, count: int) -> None:
     """Take the client address and scheme from the `count` proxies in front, when valid."""
-    app.wsgi_app = ProxyFix(
-        ForwardedChecks(app.wsgi_app),
-        x_for=count,  # type: ignore[method-assign]
-        x_proto=count,
-    )
+    app.wsgi_app = TrustedProxies(app.wsgi_app, count)  # type: ignore[method-assign]
 
 
 def allowed_hosts(config: dict[str, Any]) -> list[str]:

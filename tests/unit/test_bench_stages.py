@@ -7,7 +7,7 @@ import pytest
 from bench.profile import stage_of
 
 WORKER = "SyncWorker.handle (gunicorn/workers/sync.py:141);SyncWorker.handle_request (x:184)"
-APP = f"{WORKER};Flask.__call__ (flask/app.py:1536);ForwardedChecks.__call__ (security/edge.py:67)"
+APP = f"{WORKER};Flask.__call__ (flask/app.py:1536);TrustedProxies.__call__ (security/edge.py:67)"
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from deploy.processes import LOOPBACK, free_port
+from tests.stack.helpers import require_nginx
 from tests.stack.run_script import RunScript
 
 pytestmark = [pytest.mark.integration, pytest.mark.gunicorn]
@@ -188,3 +189,48 @@ def _answer_http(listener: socket.socket) -> None:
         with conn:
             conn.recv(4096)
             conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+
+def test_stack_port_taken_after_the_check_is_not_reported_as_ours(repo, base_env):
+    """`make stack`: another server takes PORT after the stack found it free (it starts Redis
+    and the app instances first, seconds): its 200 on /healthz is not nginx's, so no "serving
+    on" and exit 1 once nginx gives up the port (it used to announce the other server)."""
+    require_nginx()
+    port = free_port()
+    out_path = repo / "stack.out"
+    env = {**base_env, "PORT": str(port), "WORKERS": "1", "PYTHONUNBUFFERED": "1"}
+    with open(out_path, "wb") as out:
+        stack = subprocess.Popen(
+            [str(repo / ".venv" / "bin" / "python"), "-m", "deploy.stack"],
+            cwd=repo,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    other = socket.socket()
+    try:
+        # stack.env is written after the port check, before Redis starts.
+        deadline = time.monotonic() + 30
+        while not (repo / "var" / "stack" / "stack.env").exists():
+            assert time.monotonic() < deadline and stack.poll() is None, out_path.read_text()
+            time.sleep(0.01)
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        other.bind((LOOPBACK, port))
+        other.listen()
+        threading.Thread(target=_answer_http, args=(other,), daemon=True).start()
+        deadline = time.monotonic() + 90  # until it ends, or says "serving on" and stays
+        while stack.poll() is None and time.monotonic() < deadline:
+            if "serving on" in out_path.read_text(errors="replace"):
+                break
+            time.sleep(0.1)
+    finally:
+        if stack.poll() is None:
+            os.killpg(stack.pid, signal.SIGINT)
+            stack.wait(timeout=60)
+        other.close()
+    output = out_path.read_text(errors="replace")
+    assert stack.returncode == 1, output
+    assert "serving on" not in output
+    assert "nginx exited" in output, output

@@ -116,7 +116,9 @@ if kill -0 "$gunicorn_pid" 2>/dev/null; then
   status=0
   wait "$gunicorn_pid" || status=$?
 fi
-if [ "$status" -ne 0 ]; then
+# 2 is deploy/gunicorn.conf.py's refusal (a bad setting, METRICS_BIND taken): its one line
+# has said why, and a second would only repeat that it failed.
+if [ "$status" -ne 0 ] && [ "$status" -ne 2 ]; then
   echo "error: gunicorn exited with code $status" >&2
 fi
 exit "$status"

@@ -19,7 +19,14 @@ from flask import Flask, g
 from prometheus_client import Counter, Histogram
 from redis import exceptions as redis_errors
 
+from config import read_setting
 from store.errors import UNAVAILABLE
+
+# prometheus_client opens a file in PROMETHEUS_MULTIPROC_DIR for each metric created below, as
+# this module is imported: before create_app() checks the settings when the flask CLI loads
+# the app. So that one is checked here first: a bad directory is the setting's one line
+# (SettingError), never an open() traceback. (gunicorn's master has checked it already.)
+read_setting("PROMETHEUS_MULTIPROC_DIR")
 
 REQUESTS = Counter(
     "genmb_requests", "Counted requests (/api, /auth, /mcp) by the gate's decision", ["outcome"]

@@ -81,9 +81,13 @@ def start(
     out_dir.mkdir(parents=True, exist_ok=True)
     prefix = stacks_prefix(output, row)
     # Only the previous stacks of this same results file: other runs' profiles beside it
-    # (another --output in the same directory) are theirs to keep.
-    for old in out_dir.glob(f"{prefix}*.txt"):
-        old.unlink()
+    # (another --output in the same directory) are theirs to keep. The name is matched
+    # exactly (<prefix><pid>.txt), not as a glob pattern: `--output 'run[1].json'` must not
+    # take run1.json's stacks, nor `--output a.json` those of a.profile-ours-b.json.
+    for old in out_dir.iterdir():
+        pid = old.name[len(prefix) : -len(".txt")]
+        if old.name.startswith(prefix) and old.name.endswith(".txt") and pid.isdigit():
+            old.unlink()
     recorders = []
     for pid in worker_pids(master):
         path = out_dir / f"{prefix}{pid}.txt"

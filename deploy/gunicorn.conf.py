@@ -75,6 +75,9 @@ workers = 1 if EMBEDDED else SETTINGS["WORKERS"]
 METRICS = SETTINGS["METRICS"] == "on"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 OWN_DIR_ENV = "GENMB_OWN_METRICS_DIR"  # survives a HUP, which re-reads this file
+# scripts/run.sh's way to tell its own gunicorn from another server answering on the address
+# (one that took it between run.sh's check and our bind): when_ready writes our pid there.
+READY_FILE_ENV = "GENMB_READY_FILE"
 if METRICS and not os.environ.get(MULTIPROC_ENV):
     os.environ[MULTIPROC_ENV] = os.environ[OWN_DIR_ENV] = tempfile.mkdtemp(prefix="genmb-metrics-")
 
@@ -94,7 +97,9 @@ def on_starting(server) -> None:  # noqa: ANN001 - gunicorn's Arbiter
 
 
 def when_ready(server) -> None:  # noqa: ANN001 - gunicorn's Arbiter
-    """Serve GET /metrics on METRICS_BIND from a thread of the master (no worker involved)."""
+    """Serve GET /metrics on METRICS_BIND from a thread of the master (no worker involved);
+    then, when GENMB_READY_FILE names a file (scripts/run.sh), write this master's pid in it:
+    the address is ours now (deploy/listen.py)."""
     if METRICS and SETTINGS["METRICS_BIND"]:
         from config import parse_bind
         from deploy.metrics_listener import serve
@@ -111,6 +116,10 @@ def when_ready(server) -> None:  # noqa: ANN001 - gunicorn's Arbiter
             on_exit(server)
             sys.exit(2)
         server.log.info("metrics on http://%s/metrics", SETTINGS["METRICS_BIND"])
+    ready_file = os.environ.get(READY_FILE_ENV)
+    if ready_file:
+        with open(ready_file, "w") as f:
+            f.write(f"{os.getpid()}\n")
 
 
 def child_exit(server, worker) -> None:  # noqa: ANN001 - gunicorn's Arbiter and Worker

@@ -2,8 +2,11 @@
 
     python -m deploy.listen free        # print BIND (or 127.0.0.1:$PORT) if it is free; exit 1
                                         # with one line if another server holds it
-    python -m deploy.listen wait PID    # until the server at that address answers HTTP
-                                        # (exit 0), or process PID ends (exit 1), bounded
+    python -m deploy.listen wait PID [READY_FILE]
+                                        # until the server at that address answers HTTP
+                                        # (exit 0), or process PID ends (exit 1), bounded;
+                                        # with READY_FILE, only once PID wrote its pid there
+                                        # (gunicorn.conf.py's when_ready: it holds the address)
 
 Both read BIND and PORT through config.SETTINGS (a bad one: one line, exit 2).
 """
@@ -92,6 +95,19 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def holds_address(pid: int, ready_file: str | None) -> bool:
+    """True when `ready_file` is not asked for, or PID wrote its pid in it: that gunicorn has
+    bound the address, so what answers there is ours, not a server that took the address
+    after `free` said it was (a second `make run` started at the same moment)."""
+    if ready_file is None:
+        return True
+    try:
+        with open(ready_file) as f:
+            return f.read().strip() == str(pid)
+    except OSError:
+        return False
+
+
 def main(argv: list[str]) -> int:
     """The command line: free | wait PID."""
     try:
@@ -107,13 +123,14 @@ def main(argv: list[str]) -> int:
             f"error: {bind} is already in use by another server (set PORT or BIND)", file=sys.stderr
         )
         return 1
-    if argv[:1] == ["wait"] and len(argv) == 2:
+    if argv[:1] == ["wait"] and len(argv) in (2, 3):
         pid = int(argv[1])
+        ready_file = argv[2] if len(argv) == 3 else None
         deadline = time.monotonic() + WAIT_TIMEOUT
         while time.monotonic() < deadline:
             if not _alive(pid):
                 return 1
-            if answers_http(bind):
+            if holds_address(pid, ready_file) and answers_http(bind):
                 return 0
             time.sleep(0.1)
         print(f"error: nothing answers on {bind} after {WAIT_TIMEOUT:.0f} s", file=sys.stderr)

@@ -414,9 +414,20 @@ class Stack:
             argv,
             dict(self.env),
             self.dir / "nginx.log",
-            lambda: http_ok(url),
+            lambda: self.nginx_holds_port() and http_ok(url),
             signal.SIGQUIT,
         )
+
+    def nginx_holds_port(self) -> bool:
+        """Our nginx has bound PORT: it writes its pid file only after opening its listening
+        socket. Until then a 200 on PORT may be another server's, one that took the port
+        after start() found it free (nginx retries a busy port for seconds, then exits)."""
+        process = self.nginx.process
+        try:
+            pid = (self.dir / "nginx" / "nginx.pid").read_text().strip()
+        except OSError:
+            return False
+        return process is not None and pid == str(process.pid)
 
     def nginx_conf(self) -> str:
         """The genmb server (the shared template) inside a main config that keeps all under var/."""

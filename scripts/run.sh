@@ -26,7 +26,9 @@ fi
 redis_pid=""
 redis_dir=""
 wrote_env=""
+ready_file=""
 cleanup() {
+  [ -z "$ready_file" ] || rm -f "$ready_file"
   if [ -n "$redis_pid" ]; then
     kill "$redis_pid" 2>/dev/null || true
     wait "$redis_pid" 2>/dev/null || true
@@ -83,13 +85,17 @@ store_note=""
 # the timeout. Fine on the loopback; anywhere else, put it behind the proxy (docs/deploy.md).
 # BIND, PORT and WORKERS reach gunicorn through deploy/gunicorn.conf.py, which checks every
 # setting before any worker forks (a bad one: one line, exit 2).
-.venv/bin/gunicorn -c deploy/gunicorn.conf.py 'app:create_app()' &
+# Our gunicorn writes its pid in $ready_file once it holds the address (when_ready): what
+# answers there before that may be another server that took the address since the check
+# above (a second `make run` started at the same moment), never a reason to say "serving".
+ready_file="$(mktemp "$PWD/var/ready.XXXXXX")"
+GENMB_READY_FILE="$ready_file" .venv/bin/gunicorn -c deploy/gunicorn.conf.py 'app:create_app()' &
 gunicorn_pid=$!
 # A TERM or INT sent to this script alone (a supervisor, `timeout`) reaches gunicorn too.
 trap 'kill -TERM "$gunicorn_pid" 2>/dev/null || true' INT TERM
-# "serving" only once our gunicorn answers (the address was free above); if it ends first,
+# "serving" only once our gunicorn holds the address and answers there; if it ends first,
 # its exit code is ours.
-if .venv/bin/python -m deploy.listen wait "$gunicorn_pid"; then
+if .venv/bin/python -m deploy.listen wait "$gunicorn_pid" "$ready_file"; then
   # For the operator CLI in another terminal: set -a; . var/run.env; set +a
   (umask 077 && printf 'REDIS_URL=%s\nSECRET_KEY=%s\nGENMB_ENV=%s\n' \
     "$REDIS_URL" "$SECRET_KEY" "$GENMB_ENV" > var/run.env)
@@ -110,7 +116,9 @@ if kill -0 "$gunicorn_pid" 2>/dev/null; then
   status=0
   wait "$gunicorn_pid" || status=$?
 fi
-if [ "$status" -ne 0 ]; then
+# 2 is deploy/gunicorn.conf.py's refusal (a bad setting, METRICS_BIND taken): its one line
+# has said why, and a second would only repeat that it failed.
+if [ "$status" -ne 0 ] && [ "$status" -ne 2 ]; then
   echo "error: gunicorn exited with code $status" >&2
 fi
 exit "$status"

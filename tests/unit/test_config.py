@@ -194,6 +194,23 @@ def test_flask_cli_refuses_a_bad_setting_with_one_line():
     ]
 
 
+@pytest.mark.parametrize(
+    "setting", [s for s in SETTINGS if CASES[s.name][1] is not None], ids=lambda s: s.name
+)
+def test_flask_cli_refuses_every_bad_setting_with_one_line(setting):
+    """Every row's invalid value, through the operator CLI as typed: exit 1, one "Error:" line
+    naming the variable, no traceback. (PROMETHEUS_MULTIPROC_DIR=/no/such/directory used to
+    end in an open() traceback: metrics.py creates its metrics, and prometheus_client opens
+    their files there, as the app is imported, before create_app() checks the settings.)"""
+    env = {"PATH": os.environ["PATH"], **BASE_ENV, setting.name: CASES[setting.name][1]}
+    done = flask_cli(env, "users", "create", "a@example.test", "--password", "long enough")
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"Error: {setting.name}"), lines
+
+
 # ---- load_settings: numbers, secrets, environments, limits ---------------------------
 @pytest.mark.parametrize(
     "name",

@@ -1,6 +1,6 @@
-"""make bench: bare, common and ours on one Redis, ours on Sentinel and on a Redis Cluster,
-and ours on a Redis full of data (the scale row), interleaved under the same load; a table
-and JSON.
+"""make bench: bare, common, floor and ours on one Redis (ours also over its Unix socket, and
+without usage counting or metrics), ours on Sentinel and on a Redis Cluster, and ours on a
+Redis full of data (the scale row), interleaved under the same load; a table and JSON.
 
 python -m bench.run [--workers 2] [--rounds 5] [--seconds 4] [--load auto|wrk|python|both]
 """

@@ -13,6 +13,8 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import requests
@@ -133,21 +135,12 @@ def test_stack_refuses_a_bad_app_setting_before_starting_anything(repo, base_env
     assert not (repo / "var" / "stack").exists()
 
 
-def test_address_taken_after_the_check_is_not_reported_as_ours(repo, base_env):
-    """Another server takes PORT after run.sh found it free and before its gunicorn binds (two
-    `make run` started at the same moment): that server answering is not ours, so no "serving
-    on", a non-zero exit once gunicorn gives up, and the running one's var/run.env is left
-    alone (the refused run used to announce the other server, write var/run.env over it and
-    delete it on the way out)."""
-    port = free_port()
-    run_env = repo / "var" / "run.env"
-    run_env.parent.mkdir(mode=0o700, exist_ok=True)
-    run_env.write_text("REDIS_URL=unix:///the/running/one\n")  # the running instance's
-    out_path = repo / "run.out"
-    env = {**base_env, "REDIS_URL": "memory://", "PORT": str(port), "PYTHONUNBUFFERED": "1"}
+def _start_in_own_session(command: list[str], repo, env: dict[str, str], out_path):
+    """A start command in a session of its own (so it can be stopped with its children), its
+    stdout and stderr into out_path."""
     with open(out_path, "wb") as out:
-        script = subprocess.Popen(
-            [str(repo / "scripts" / "run.sh")],
+        return subprocess.Popen(
+            command,
             cwd=repo,
             env=env,
             stdout=out,
@@ -155,29 +148,25 @@ def test_address_taken_after_the_check_is_not_reported_as_ours(repo, base_env):
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+
+
+@contextmanager
+def _port_taken_once(port: int, process: subprocess.Popen, out_path, ready) -> Iterator[None]:
+    """As soon as ready() holds (bounded, the start command still running), another server
+    takes the port and answers 200 to every connection, until the block ends."""
     other = socket.socket()
     try:
-        # run.sh warns about the embedded store after its check, just before gunicorn starts:
-        # take the address then, while gunicorn is still starting Python.
         deadline = time.monotonic() + 30
-        while "REDIS_URL=memory://" not in out_path.read_text(errors="replace"):
-            assert time.monotonic() < deadline and script.poll() is None, out_path.read_text()
+        while not ready():
+            assert time.monotonic() < deadline and process.poll() is None, out_path.read_text()
             time.sleep(0.005)
         other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         other.bind((LOOPBACK, port))
         other.listen()
         threading.Thread(target=_answer_http, args=(other,), daemon=True).start()
-        code = script.wait(timeout=60)
+        yield
     finally:
-        if script.poll() is None:
-            os.killpg(script.pid, signal.SIGKILL)
-            script.wait()
         other.close()
-    output = out_path.read_text(errors="replace")
-    assert code != 0, output
-    assert "serving on" not in output
-    assert run_env.read_text() == "REDIS_URL=unix:///the/running/one\n"
-    assert list((repo / "var").glob("ready.*")) == []
 
 
 def _answer_http(listener: socket.socket) -> None:
@@ -192,6 +181,36 @@ def _answer_http(listener: socket.socket) -> None:
             conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
 
 
+def test_address_taken_after_the_check_is_not_reported_as_ours(repo, base_env):
+    """Another server takes PORT after run.sh found it free and before its gunicorn binds (two
+    `make run` started at the same moment): that server answering is not ours, so no "serving
+    on", a non-zero exit once gunicorn gives up, and the running one's var/run.env is left
+    alone (the refused run used to announce the other server, write var/run.env over it and
+    delete it on the way out)."""
+    port = free_port()
+    run_env = repo / "var" / "run.env"
+    run_env.parent.mkdir(mode=0o700, exist_ok=True)
+    run_env.write_text("REDIS_URL=unix:///the/running/one\n")  # the running instance's
+    out_path = repo / "run.out"
+    env = {**base_env, "REDIS_URL": "memory://", "PORT": str(port), "PYTHONUNBUFFERED": "1"}
+    script = _start_in_own_session([str(repo / "scripts" / "run.sh")], repo, env, out_path)
+    # run.sh warns about the embedded store after its check, just before gunicorn starts:
+    # take the address then, while gunicorn is still starting Python.
+    warned = lambda: "REDIS_URL=memory://" in out_path.read_text(errors="replace")  # noqa: E731
+    try:
+        with _port_taken_once(port, script, out_path, warned):
+            code = script.wait(timeout=60)
+    finally:
+        if script.poll() is None:
+            os.killpg(script.pid, signal.SIGKILL)
+            script.wait()
+    output = out_path.read_text(errors="replace")
+    assert code != 0, output
+    assert "serving on" not in output
+    assert run_env.read_text() == "REDIS_URL=unix:///the/running/one\n"
+    assert list((repo / "var").glob("ready.*")) == []
+
+
 def test_stack_port_taken_after_the_check_is_not_reported_as_ours(repo, base_env):
     """`make stack`: another server takes PORT after the stack found it free (it starts Redis
     and the app instances first, seconds): its 200 on /healthz is not nginx's, so no "serving
@@ -200,37 +219,21 @@ def test_stack_port_taken_after_the_check_is_not_reported_as_ours(repo, base_env
     port = free_port()
     out_path = repo / "stack.out"
     env = {**base_env, "PORT": str(port), "WORKERS": "1", "PYTHONUNBUFFERED": "1"}
-    with open(out_path, "wb") as out:
-        stack = subprocess.Popen(
-            [str(repo / ".venv" / "bin" / "python"), "-m", "deploy.stack"],
-            cwd=repo,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    other = socket.socket()
+    command = [str(repo / ".venv" / "bin" / "python"), "-m", "deploy.stack"]
+    stack = _start_in_own_session(command, repo, env, out_path)
+    # stack.env is written after the port check, before Redis starts.
+    written = (repo / "var" / "stack" / "stack.env").exists
     try:
-        # stack.env is written after the port check, before Redis starts.
-        deadline = time.monotonic() + 30
-        while not (repo / "var" / "stack" / "stack.env").exists():
-            assert time.monotonic() < deadline and stack.poll() is None, out_path.read_text()
-            time.sleep(0.01)
-        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        other.bind((LOOPBACK, port))
-        other.listen()
-        threading.Thread(target=_answer_http, args=(other,), daemon=True).start()
-        deadline = time.monotonic() + 90  # until it ends, or says "serving on" and stays
-        while stack.poll() is None and time.monotonic() < deadline:
-            if "serving on" in out_path.read_text(errors="replace"):
-                break
-            time.sleep(0.1)
+        with _port_taken_once(port, stack, out_path, written):
+            deadline = time.monotonic() + 90  # until it ends, or says "serving on" and stays
+            while stack.poll() is None and time.monotonic() < deadline:
+                if "serving on" in out_path.read_text(errors="replace"):
+                    break
+                time.sleep(0.1)
     finally:
         if stack.poll() is None:
             os.killpg(stack.pid, signal.SIGINT)
             stack.wait(timeout=60)
-        other.close()
     output = out_path.read_text(errors="replace")
     assert stack.returncode == 1, output
     assert "serving on" not in output

@@ -76,6 +76,21 @@ class SourceAddressAdapter(HTTPAdapter):
         return super().init_poolmanager(*args, **kwargs)
 
 
+def start_in_own_session(command: list[str], cwd: Path, env: dict[str, str], out_path: Path):
+    """A start command (run.sh, `python -m deploy.stack`) in a session of its own, so it can
+    be stopped with its children, its stdout and stderr into out_path."""
+    with open(out_path, "wb") as out:
+        return subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
 def client(source: str) -> requests.Session:
     """A requests.Session whose connections come from `source` (e.g. 127.0.0.7)."""
     http = requests.Session()

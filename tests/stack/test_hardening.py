@@ -35,7 +35,7 @@ from store import apikeys, apps, users
 from store.client import Storage
 from store.names import KeyNames
 from tests.helpers import PASSWORD, LiveSession, app_server, login, make_app
-from tests.stack.helpers import require_nginx, stack_env, whole_and_empty
+from tests.stack.helpers import require_nginx, stack_env, start_in_own_session, whole_and_empty
 
 pytestmark = [pytest.mark.integration]
 
@@ -915,16 +915,7 @@ def test_make_run_with_memory_url_runs_one_worker(tmp_path) -> None:
         "SECRET_KEY": "run-test",
     }
     out_path = tmp_path / "run.out"
-    with open(out_path, "wb") as out:
-        process = subprocess.Popen(
-            [str(ROOT / "scripts" / "run.sh")],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    process = start_in_own_session([str(ROOT / "scripts" / "run.sh")], ROOT, env, out_path)
     url = f"http://{LOOPBACK}:{port}"
     try:
         wait_until(lambda: requests.get(f"{url}/healthz", timeout=2).ok, timeout=60)

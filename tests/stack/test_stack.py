@@ -36,6 +36,7 @@ from tests.stack.helpers import (
     make_pro_user,
     require_nginx,
     stack_env,
+    start_in_own_session,
     whole_and_empty,
 )
 
@@ -296,16 +297,7 @@ def test_make_stack_command_serves_prints_url_and_ctrl_c_stops_every_part(
     port = free_port()
     out_path = tmp_path / "stack.out"
     env = stack_env(PORT=str(port), WORKERS="1", PYTHONUNBUFFERED="1", STACK_REDIS=redis_topology)
-    with open(out_path, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "deploy.stack"],
-            cwd=repo,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    process = start_in_own_session([sys.executable, "-m", "deploy.stack"], repo, env, out_path)
     url = f"http://{LOOPBACK}:{port}"
     groups: list[int] = []
     try:

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from deploy.processes import LOOPBACK, free_port
-from tests.stack.helpers import require_nginx
+from tests.stack.helpers import require_nginx, start_in_own_session
 from tests.stack.run_script import RunScript
 
 pytestmark = [pytest.mark.integration, pytest.mark.gunicorn]
@@ -135,21 +135,6 @@ def test_stack_refuses_a_bad_app_setting_before_starting_anything(repo, base_env
     assert not (repo / "var" / "stack").exists()
 
 
-def _start_in_own_session(command: list[str], repo, env: dict[str, str], out_path):
-    """A start command in a session of its own (so it can be stopped with its children), its
-    stdout and stderr into out_path."""
-    with open(out_path, "wb") as out:
-        return subprocess.Popen(
-            command,
-            cwd=repo,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-
 @contextmanager
 def _port_taken_once(port: int, process: subprocess.Popen, out_path, ready) -> Iterator[None]:
     """As soon as ready() holds (bounded, the start command still running), another server
@@ -193,7 +178,7 @@ def test_address_taken_after_the_check_is_not_reported_as_ours(repo, base_env):
     run_env.write_text("REDIS_URL=unix:///the/running/one\n")  # the running instance's
     out_path = repo / "run.out"
     env = {**base_env, "REDIS_URL": "memory://", "PORT": str(port), "PYTHONUNBUFFERED": "1"}
-    script = _start_in_own_session([str(repo / "scripts" / "run.sh")], repo, env, out_path)
+    script = start_in_own_session([str(repo / "scripts" / "run.sh")], repo, env, out_path)
     # run.sh warns about the embedded store after its check, just before gunicorn starts:
     # take the address then, while gunicorn is still starting Python.
     warned = lambda: "REDIS_URL=memory://" in out_path.read_text(errors="replace")  # noqa: E731
@@ -220,7 +205,7 @@ def test_stack_port_taken_after_the_check_is_not_reported_as_ours(repo, base_env
     out_path = repo / "stack.out"
     env = {**base_env, "PORT": str(port), "WORKERS": "1", "PYTHONUNBUFFERED": "1"}
     command = [str(repo / ".venv" / "bin" / "python"), "-m", "deploy.stack"]
-    stack = _start_in_own_session(command, repo, env, out_path)
+    stack = start_in_own_session(command, repo, env, out_path)
     # stack.env is written after the port check, before Redis starts.
     written = (repo / "var" / "stack" / "stack.env").exists
     try:

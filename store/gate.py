@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from store.client import Storage
 from store.clock import iso, utcnow
+from store.errors import UNAVAILABLE
+
+log = logging.getLogger("genmb.store")
 
 # The rolling window is counted in this many sub-windows (lib/window.lua): its Redis key is one
 # hash of at most WINDOW_SLICES + 1 counters, and a request may be refused at most
@@ -60,7 +64,8 @@ def check(
     one script counts, authenticates and attributes (on Cluster: two scripts, one per slot,
     sent together). A digest not cached yet costs one GET of its owner index first.
     key_plans: the plans allowed to use keys, space separated; usage: count the key's request
-    in its usage hash (same script, no extra round trip).
+    in its usage hash (same script, no extra round trip; on Cluster, a key's request the
+    window refuses costs one more, to count it as rate limited).
     """
     names = storage.names
     # One formatted stamp per request: last_used_at, and its first 7 characters are the
@@ -87,9 +92,7 @@ def check(
         window = replies[0]
         who = replies[1] if credential_keys else ["none" if credential is None else "unknown"]
         if not window[0] and len(who) > 6 and who[6]:
-            # The window refused what the credential script counted by the plan alone: move
-            # the count to "rate limited" (a second round trip, on this refusal path only).
-            storage.run("usage_refused", [credential_keys[3]], [who[6]])
+            _recount_as_refused(storage, credential_keys[3], who[6])
     else:
         reply = storage.run(
             "gate",
@@ -100,6 +103,16 @@ def check(
         if who[0] == "none" and credential is not None:
             who = ["unknown"]  # a credential nobody owns
     return gate_result(limit, window, who)
+
+
+def _recount_as_refused(storage: Storage, usage_key: str, counted: str) -> None:
+    """The window refused what the credential script counted by the plan alone: move the
+    count to "rate limited" (a second round trip, on this refusal path only). Bookkeeping:
+    if Redis fails here, the request is still answered by the window (429), not 503."""
+    try:
+        storage.run("usage_refused", [usage_key], [counted])
+    except UNAVAILABLE:
+        log.warning("usage.recount_failed field=%s", counted)
 
 
 def gate_result(

@@ -12,7 +12,8 @@
 -- ARGV[5]  now, ISO 8601 UTC, written as the key's last_used_at
 -- ARGV[6]  plans allowed to use API keys, space separated (a key of any other plan is
 --          counted as refused for plan)
--- Returns {admitted, remaining, reset_us, status, user_id, email, plan, key_id, credits_used}
+-- Returns {admitted, remaining, reset_us, status, user_id, email, plan, key_id, credits_used,
+-- counted} (counted: the usage field this request was counted in, or ""; lib/credential.lua)
 -- where status is "limited", "none", "unknown" or "ok". (On Redis Cluster the window and the
 -- credential live in different slots: gate_window.lua and gate_credential.lua, sent together.)
 

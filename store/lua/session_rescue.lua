@@ -12,7 +12,8 @@
 -- ARGV[3]  sub-windows per window (store/gate.py WINDOW_SLICES)
 -- ARGV[4]  now, ISO 8601 UTC
 -- ARGV[5]  plans allowed to use API keys, space separated
--- Returns {admitted, remaining, reset_us, status, user_id, email, plan, key_id, credits_used}
+-- Returns {admitted, remaining, reset_us, status, user_id, email, plan, key_id, credits_used,
+-- counted} (counted: the usage field this request was counted in, or ""; lib/credential.lua)
 -- as gate.lua does; status "unknown" (a session that is not live) counts nothing.
 
 local who = resolve_credential(KEYS[2], KEYS[3], KEYS[4], 'session', ARGV[4], nil, ARGV[5])

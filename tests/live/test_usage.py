@@ -270,6 +270,31 @@ def test_a_key_with_one_outcome_keeps_91_days_too(rdb, make_user):
     assert sorted(kept) == [f"{start + timedelta(days=d):%Y%m%d}:a" for d in (50, 100)]
 
 
+def test_a_recount_as_refused_keeps_the_ttl_and_the_day_walked_once(rdb, make_user):
+    """Cluster's recount (usage_refused.lua) moves a count to rate limited without deleting
+    the field it came from: a key's first request of the day refused keeps the hash's TTL,
+    and the next admitted request does not walk the hash again (one walk per day and
+    outcome, docs/storage.md)."""
+    user = make_user("pro")
+    usage = KeyNames().key_usage(user.id, "e" * 64)
+    now = int(datetime.now(UTC).timestamp())
+    counted = usage_lua(rdb, "return count_usage(KEYS[1], 'a', tonumber(ARGV[1]))", [usage], [now])
+    recount = (LUA_DIR / "usage_refused.lua").read_text()
+    assert rdb.eval(recount, 1, usage, counted) == 1
+    day = counted[:8]
+    assert rdb.hgetall(usage) == {f"{day}:a": "0", f"{day}:l": "1"}
+    assert rdb.ttl(usage) > 89 * 86400
+    # A stale field planted now is dropped only by a day's first count of an outcome: the
+    # next admission of the same day and outcome is not one, so the stale field stays.
+    rdb.hset(usage, "20000101:a", 5)
+    usage_lua(rdb, "return count_usage(KEYS[1], 'a', tonumber(ARGV[1]))", [usage], [now])
+    assert rdb.hget(usage, "20000101:a") == "5"
+    assert rdb.hget(usage, f"{day}:a") == "1"
+    # Nothing to move (the hash expired meanwhile): nothing changes.
+    assert rdb.eval(recount, 1, usage, f"{day}:p") == 0
+    assert rdb.hget(usage, f"{day}:l") == "1"
+
+
 # ---- gunicorn, four workers, concurrent requests ---------------------------------------
 
 

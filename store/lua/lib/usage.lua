@@ -36,12 +36,15 @@ end
 -- key's last use by USAGE_KEEP_DAYS) and drops every field older than USAGE_KEEP_DAYS days,
 -- whatever the hash's length: it never holds more than USAGE_KEEP_DAYS days (3 fields a day),
 -- however long the key lives. That walk (at most 3 x USAGE_KEEP_DAYS + 1 fields) runs at most
--- three times a day per key; every other request is the HINCRBY alone. Returns the field
--- counted ("<YYYYMMDD>:<outcome>").
+-- three times a day per key: a field is created once a day and never deleted before it is
+-- old (usage_refused.lua moves a count without deleting its field); every other request is
+-- HEXISTS + HINCRBY. Returns the field counted ("<YYYYMMDD>:<outcome>").
 local function count_usage(key, outcome, seconds)
   local day = utc_day(seconds)
   local field = day .. ':' .. outcome
-  if redis.call('HINCRBY', key, field, 1) == 1 then
+  local created = redis.call('HEXISTS', key, field) == 0
+  redis.call('HINCRBY', key, field, 1)
+  if created then
     redis.call('EXPIRE', key, USAGE_TTL_SECONDS)
     local oldest = utc_day(seconds - (USAGE_KEEP_DAYS - 1) * 86400)
     local stale = {}

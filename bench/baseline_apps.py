@@ -22,7 +22,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from config import SETTINGS_BY_NAME, rate_limit_parts
+from config import load_settings, plans_with_keys
 from store import gate
 from store.client import Storage, connect
 from store.digest import digest
@@ -107,8 +107,13 @@ def floor_app() -> Flask:
     ProxyFix, hooks, headers, metrics or logging of ours: what one round trip to Redis costs
     a Flask app at the least, on this machine (issue #15's "minimal Flask app")."""
     app = Flask(__name__)
-    storage = Storage(connect(os.environ["REDIS_URL"], 1.0), KeyNames())
-    limit, window_ms = rate_limit_parts(SETTINGS_BY_NAME["RATELIMIT_GLOBAL"].default)
+    # The settings ours is given (bench.run passes both rows the same environment), so the
+    # two do the same Redis work: the window, the plans that may use keys, usage counting.
+    settings = load_settings()
+    storage = Storage(connect(settings["REDIS_URL"], 1.0), KeyNames(settings["REDIS_KEY_PREFIX"]))
+    limit, window_ms = settings["GLOBAL_LIMIT"], settings["GLOBAL_WINDOW_MS"]
+    key_plans = " ".join(plans_with_keys(settings["PLANS"]))
+    usage = settings["KEY_USAGE"] == "on"
 
     @app.get("/api/me")
     def me() -> Response | tuple[Response, int]:
@@ -116,16 +121,18 @@ def floor_app() -> Flask:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             return _unauthorized()
+        # The load sends one X-Forwarded-For entry per request; a bench app, so unchecked.
         client = request.headers.get("X-Forwarded-For") or request.remote_addr or "unknown"
         result = gate.check(
-            storage, client, limit, window_ms, ("key", digest(token)), "pro business", True
+            storage, client, limit, window_ms, ("key", digest(token)), key_plans, usage
         )
         if not result.rate.admitted:
             return jsonify(error={"code": "rate_limited", "message": "Too many requests."}), 429
         ident = result.identity
         if ident is None:
             return _unauthorized()
-        allowance = MONTHLY_CREDITS.get(ident.plan, 0)
+        plan = settings["PLANS"].get(ident.plan)
+        allowance = plan.monthly_credits if plan else 0
         return jsonify(
             {
                 "id": ident.user_id,

@@ -54,18 +54,21 @@ def is_ip_address(value: str | None) -> bool:
 
 def _from_the_right(header: str | None, count: int) -> str | None:
     """The entry `count` places from the right of a comma-separated header (the one the
-    outermost trusted proxy wrote), or None when the header has fewer entries."""
+    outermost trusted proxy wrote), or None when the header has fewer entries. Stricter than
+    werkzeug's ProxyFix: no quoted strings (a quoted address is not an address), an empty
+    entry counts as an entry, and only spaces and tabs around an entry are dropped."""
     if not header:
         return None
     entries = header.split(",")
-    return entries[-count].strip() if len(entries) >= count else None
+    return entries[-count].strip(" \t") if len(entries) >= count else None
 
 
 class TrustedProxies:
     """The client address and scheme as the `count` trusted proxies in front report them
     (X-Forwarded-For and X-Forwarded-Proto, each read `count` entries from the right, as
-    werkzeug's ProxyFix does), taken only when valid: an address that is not an IP address
-    counts under the TCP peer (and is logged), a scheme other than http/https is ignored."""
+    werkzeug's ProxyFix does, but stricter: _from_the_right), taken only when valid: an
+    address that is not an IP address counts under the TCP peer (and is logged), a scheme
+    other than http/https is ignored."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]], count: int) -> None:
         self.app, self.count = app, count

@@ -89,6 +89,11 @@ def _seen(count: int, forwarded: str | None, proto: str | None = None) -> tuple[
         (1, "1.1.1.1:80", "192.0.2.1"),
         (1, "fe80::1%eth0", "192.0.2.1"),
         (1, "198.51.100.7, ", "192.0.2.1"),  # an empty last entry
+        (2, "6.6.6.6,, 198.51.100.7", "192.0.2.1"),  # an empty entry counts as one
+        (1, '"198.51.100.7"', "192.0.2.1"),  # a quoted address is not an address
+        (1, '"x, 198.51.100.7', "198.51.100.7"),  # a client's stray quote changes nothing
+        (1, "198.51.100.7\u00a0", "192.0.2.1"),  # only spaces and tabs are trimmed
+        (1, "\t198.51.100.7 ", "198.51.100.7"),
     ],
 )
 def test_forwarded_for_is_taken_from_the_right_and_only_when_valid(count, forwarded, expected):

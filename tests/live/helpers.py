@@ -8,6 +8,7 @@ import base64
 import json
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -196,3 +197,23 @@ def recovery(answers: list[tuple[float, int, int, str]], killed_at: float) -> Re
     first, last = min(failures, default=killed_at), max(failures, default=killed_at)
     back = min((a[0] for a in answers if a[2] == 200 and a[0] > last), default=float("inf"))
     return Recovery(first - killed_at, last - killed_at, back - killed_at)
+
+
+def each_instance_back(
+    after: list[tuple[float, int, int, str]], instances: int, killed_at: float, within: float
+) -> list[list[tuple[float, int, int, str]]]:
+    """Every instance came back by itself: for each, its answers since the kill, printed as a
+    Recovery, with the first 200 after its last failure no later than `within` seconds after
+    the kill. Returns those answers, by instance."""
+    by_instance = []
+    for instance in range(instances):
+        mine = [a for a in after if a[1] == instance]
+        back = recovery(mine, killed_at)
+        print(
+            f"instance {instance}: first 503 at {back.first_failure:.2f} s, last 503 at "
+            f"{back.last_failure:.2f} s, first 200 after it at {back.first_ok:.2f} s after the "
+            f"kill; answers after the kill {Counter(a[2] for a in mine)}"
+        )
+        assert back.first_ok <= within, (instance, back)
+        by_instance.append(mine)
+    return by_instance

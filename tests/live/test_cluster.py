@@ -17,7 +17,7 @@ from store import users
 from store.client import Storage, connect
 from store.names import KeyNames
 from tests.helpers import FAST_HASH, PASSWORD, LiveSession, app_instances
-from tests.live.helpers import Load, recovery
+from tests.live.helpers import Load, each_instance_back
 
 pytestmark = pytest.mark.gunicorn
 
@@ -80,15 +80,7 @@ def test_primary_killed_under_load_recovers_within_10s(healthy):
     statuses = Counter((a[2], a[3]) for a in after)
     assert set(statuses) <= {(200, ""), (503, "service_unavailable")}, statuses
     assert statuses[(503, "service_unavailable")] > 0  # the kill was felt
-    for instance in range(len(instances)):
-        mine = [a for a in after if a[1] == instance]
-        back = recovery(mine, killed_at)
-        print(
-            f"instance {instance}: first 503 at {back.first_failure:.2f} s, last 503 at "
-            f"{back.last_failure:.2f} s, first 200 after it at {back.first_ok:.2f} s after the "
-            f"kill; {Counter(a[2] for a in mine)}"
-        )
-        assert back.first_ok <= RECOVERY_TARGET_S
+    for mine in each_instance_back(after, len(instances), killed_at, RECOVERY_TARGET_S):
         assert mine[-1][2] == 200
     refused = Counter((a[2], a[3]) for a in revoked.answers)
     assert set(refused) <= {(401, "invalid_api_key"), (503, "service_unavailable")}, refused

@@ -1,11 +1,12 @@
-"""The two baseline apps the benchmark compares ours with; gunicorn loads them by factory.
+"""The baseline apps the benchmark compares ours with; gunicorn loads them by factory.
 
     gunicorn "bench.baseline_apps:bare_app()"    the ceiling: Flask answering the same JSON
     gunicorn "bench.baseline_apps:common_app()"  the usual guard: flask-limiter + one HGETALL
     gunicorn "bench.baseline_apps:floor_app()"   the floor: bare Flask + ours' one gate call
 
-Both read their settings from the environment, as the service does: REDIS_URL, and for the
-bare app BENCH_ME_JSON (the exact body of our GET /api/me, captured by bench.run).
+They read their settings from the environment, as the service does: REDIS_URL (the floor:
+all of ours' settings), and for the bare app BENCH_ME_JSON (the exact body of our GET
+/api/me, captured by bench.run).
 """
 
 from __future__ import annotations
@@ -59,6 +60,30 @@ def _unauthorized() -> tuple[Response, int]:
     return jsonify(error={"code": "invalid_api_key", "message": "Invalid API key."}), 401
 
 
+def _bearer_token() -> str | None:
+    """The key of an `Authorization: Bearer <key>` header, else None."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def _me(user_id: str, email: str, plan: str, key_id: str | None, limit: int, used: int) -> Response:
+    """Our GET /api/me body, from what a baseline looked up."""
+    return jsonify(
+        {
+            "id": user_id,
+            "email": email,
+            "plan": plan,
+            "auth": {"method": "api_key", "key_id": key_id},
+            "credits": {
+                "limit": limit,
+                "used": used,
+                "remaining": max(0, limit - used),
+                "resets_at": _next_month_iso(datetime.now(UTC)),
+            },
+        }
+    )
+
+
 def common_app() -> Flask:
     """The bare app guarded the usual way: flask-limiter on Redis and a key lookup."""
     app = Flask(__name__)
@@ -75,28 +100,15 @@ def common_app() -> Flask:
     @limiter.limit(ROUTE_LIMIT)
     def me() -> Response | tuple[Response, int]:
         """Look the key record up by the digest of the bearer key, then answer like ours."""
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
+        token = _bearer_token()
+        if token is None:
             return _unauthorized()
         record = client.hgetall(COMMON_KEY_PREFIX + hashlib.sha256(token.encode()).hexdigest())
         if not record:
             return _unauthorized()
         limit = MONTHLY_CREDITS.get(record["plan"], 0)
         used = int(record.get("credits_used", 0))
-        return jsonify(
-            {
-                "id": record["user_id"],
-                "email": record["email"],
-                "plan": record["plan"],
-                "auth": {"method": "api_key", "key_id": record["id"]},
-                "credits": {
-                    "limit": limit,
-                    "used": used,
-                    "remaining": max(0, limit - used),
-                    "resets_at": _next_month_iso(datetime.now(UTC)),
-                },
-            }
-        )
+        return _me(record["user_id"], record["email"], record["plan"], record["id"], limit, used)
 
     return app
 
@@ -118,8 +130,8 @@ def floor_app() -> Flask:
     @app.get("/api/me")
     def me() -> Response | tuple[Response, int]:
         """Gate the bearer key in one round trip, then answer like ours."""
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
+        token = _bearer_token()
+        if token is None:
             return _unauthorized()
         # The load sends one X-Forwarded-For entry per request; a bench app, so unchecked.
         client = request.headers.get("X-Forwarded-For") or request.remote_addr or "unknown"
@@ -133,19 +145,8 @@ def floor_app() -> Flask:
             return _unauthorized()
         plan = settings["PLANS"].get(ident.plan)
         allowance = plan.monthly_credits if plan else 0
-        return jsonify(
-            {
-                "id": ident.user_id,
-                "email": ident.email,
-                "plan": ident.plan,
-                "auth": {"method": "api_key", "key_id": ident.key_id},
-                "credits": {
-                    "limit": allowance,
-                    "used": ident.credits_used,
-                    "remaining": max(0, allowance - ident.credits_used),
-                    "resets_at": _next_month_iso(datetime.now(UTC)),
-                },
-            }
+        return _me(
+            ident.user_id, ident.email, ident.plan, ident.key_id, allowance, ident.credits_used
         )
 
     return app

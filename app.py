@@ -30,7 +30,7 @@ from errors import register_error_handlers
 from extensions import STORAGE_EXTENSION, api, limiter
 from logs import configure_logging
 from openapi import fill_settings
-from security import edge, gate
+from security import edge, gate, hot_path
 from store.client import Storage, connect
 from store.durability import ReplicaWait
 from store.names import KeyNames
@@ -46,11 +46,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_blueprints(app)
     register_error_handlers(app)
     cli.init_app(app)
+    # The WSGI layers around Flask, innermost first: the hot path answers an admitted
+    # GET /api/me by key without Flask; the proxy checks, outermost, serve both.
+    hot_path.init_app(app)
+    edge.trust_proxies(app)
     return app
 
 
 def register_extensions(app: Flask) -> None:
-    """Storage (one Redis client per process), proxy trust, the gate, the API."""
+    """Storage (one Redis client per process), the edge checks, the gate, the API."""
     config = app.config
     metrics.init_app(app)  # the METRICS switch, before the gate's hooks are installed
     client = connect(
@@ -60,7 +64,7 @@ def register_extensions(app: Flask) -> None:
     app.extensions[STORAGE_EXTENSION] = Storage(
         client, KeyNames(config["REDIS_KEY_PREFIX"]), wait=wait
     )
-    edge.init_app(app)  # proxy trust (validated), the Host check, security headers
+    edge.init_app(app)  # the Host check, security headers
     gate.init_app(app)
     register_endpoint_limiter(app)
     api.init_app(app)

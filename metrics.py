@@ -153,6 +153,12 @@ def _count_admitted(exc: BaseException | None = None) -> None:
         child.inc()
 
 
+def admitted() -> None:
+    """Count one admitted request answered outside Flask's hooks (security/hot_path.py)."""
+    if _enabled:
+        _ADMITTED.inc()
+
+
 def gate_seconds(started: float) -> None:
     """Observe the gate's Redis call, begun at time.perf_counter() value `started`."""
     if _enabled:

@@ -33,9 +33,12 @@ STAGES = (
             "process_response (flask/app.py",
             "(security/rate_headers.py",
             "add_headers (security/edge.py",
+            "security_header_items (security/edge.py",
             "page_headers (blueprints/web.py",
         ),
     ),
+    # The hot path's own dispatch (security/hot_path.py) is what Flask's is on the other path.
+    ("WSGI/Flask dispatch", ("HotPath.__call__ (security/hot_path.py",)),
     ("gate Python", ("(security/", "(store/", "(flask_limiter/", "(limits/")),
     ("logging (access line)", ("(gunicorn/glogging.py", "(logging/", "(logs.py", "(deploy/")),
 )

@@ -199,7 +199,7 @@ def get_usage(p: Principal) -> Usage:
     return {
         "email": ident.email,
         "plan": ident.plan,
-        "credits": summary(ident.plan, ident.credits_used),
+        "credits": summary(current_app.config["PLANS"], ident.plan, ident.credits_used),
     }
 
 

@@ -56,18 +56,23 @@ def _scheme_hint(authorization: str) -> str | None:
     return None
 
 
+def header_secret(mcp_header: str, authorization: str) -> str:
+    """The secret the request's headers present ("" for none): X-MCP-API-Key's value, else
+    a Bearer token. A blank header counts as absent."""
+    return mcp_header.strip() or _bearer_token(authorization) or ""
+
+
 def presented(request: Request, session_cookie: str) -> Presented:
     """Classify the request's credential; X-MCP-API-Key wins over Authorization.
 
     A blank header counts as absent (an unset environment variable in a client config
     should read as "missing credentials", not "invalid key"); the query string is never read.
     """
-    raw = request.headers.get(MCP_HEADER, "").strip()
-    if not raw:
-        authorization = request.headers.get("Authorization", "")
-        raw = _bearer_token(authorization) or ""
-        if not raw and authorization:
-            g.credential_hint = _scheme_hint(authorization)  # errors.error_response adds it
+    headers = request.headers
+    authorization = headers.get("Authorization", "")
+    raw = header_secret(headers.get(MCP_HEADER, ""), authorization)
+    if not raw and authorization:
+        g.credential_hint = _scheme_hint(authorization)  # errors.error_response adds it
     if raw:
         return Presented("key", raw) if is_well_formed(raw) else Presented("malformed")
     cookie = request.cookies.get(session_cookie, "")

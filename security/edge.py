@@ -93,9 +93,12 @@ class TrustedProxies:
         return self.app(environ, start_response)
 
 
-def trust_proxies(app: Flask, count: int) -> None:
-    """Take the client address and scheme from the `count` proxies in front, when valid."""
-    app.wsgi_app = TrustedProxies(app.wsgi_app, count)  # type: ignore[method-assign]
+def trust_proxies(app: Flask) -> None:
+    """Take the client address and scheme from the TRUSTED_PROXY_COUNT proxies in front, when
+    valid: the outermost WSGI layer, so every layer inside sees the client's address."""
+    count = app.config["TRUSTED_PROXY_COUNT"]
+    if count:
+        app.wsgi_app = TrustedProxies(app.wsgi_app, count)  # type: ignore[method-assign]
 
 
 def allowed_hosts(config: dict[str, Any]) -> list[str]:
@@ -135,26 +138,41 @@ def host_check(rule: HostRule) -> Callable[[], None]:
     return check_host
 
 
+def security_header_items(trusted_proxy: bool, scheme: str) -> list[tuple[str, str]]:
+    """The headers every response carries: nosniff; HSTS over HTTPS through a trusted proxy
+    (scheme: the environ's wsgi.url_scheme, set by the proxy checks above)."""
+    if trusted_proxy and scheme == "https":
+        return [("X-Content-Type-Options", "nosniff"), ("Strict-Transport-Security", HSTS)]
+    return [("X-Content-Type-Options", "nosniff")]
+
+
 def security_headers(trusted_proxy: bool) -> Callable[[Response], Response]:
-    """The after_request hook: nosniff on every response; HSTS over HTTPS through a trusted
-    proxy (the setting read once, not per response)."""
+    """The after_request hook adding security_header_items (the setting read once, not per
+    response)."""
 
     def add_headers(response: Response) -> Response:
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        # request.scheme is the environ's wsgi.url_scheme (set by the proxy checks above).
-        if trusted_proxy and request.environ.get("wsgi.url_scheme") == "https":
-            response.headers["Strict-Transport-Security"] = HSTS
+        scheme = request.environ.get("wsgi.url_scheme", "")
+        for name, value in security_header_items(trusted_proxy, scheme):
+            response.headers[name] = value
         return response
 
     return add_headers
 
 
-def init_app(app: Flask) -> None:
-    """Install the proxy checks, the Host check (production) and the headers."""
-    config = app.config
-    if config["TRUSTED_PROXY_COUNT"]:
-        trust_proxies(app, config["TRUSTED_PROXY_COUNT"])
-    config["ALLOWED_HOSTS"] = allowed_hosts(config)
+def host_rule(config: dict[str, Any]) -> HostRule | None:
+    """The Host values checked on every request: production's rule, or None (development and
+    tests answer any Host)."""
     if config["ENV"] == "production" and not config["TESTING"]:
-        app.before_request(host_check(HostRule(config["ALLOWED_HOSTS"])))
+        return HostRule(allowed_hosts(config))
+    return None
+
+
+def init_app(app: Flask) -> None:
+    """Install the Host check (production) and the headers. (The proxy checks wrap the whole
+    WSGI app, so app.py installs them last: trust_proxies.)"""
+    config = app.config
+    config["ALLOWED_HOSTS"] = allowed_hosts(config)
+    rule = host_rule(config)
+    if rule is not None:
+        app.before_request(host_check(rule))
     app.after_request(security_headers(bool(config["TRUSTED_PROXY_COUNT"])))

@@ -8,6 +8,8 @@ body check (security/body.py); the rate headers go on every counted answer after
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask, Request, current_app, g, request
 
@@ -25,7 +27,34 @@ from security.rate_subject import rate_limit_subject
 from services.security_events import log_event, record_throttled
 from store import gate as gate_store
 from store import rescue as rescue_store
+from store.client import Storage
 from store.gate import GateResult, Identity
+
+Lookup = tuple[str, str] | None  # ("key" or "session", digest), as Presented.lookup() gives
+
+
+# Where the hot path (security/hot_path.py) leaves the gate's answer, a GateResult or the
+# exception the gate call raised, when it hands a request on to Flask after counting it: the
+# request is counted once. A WSGI environ key no client header can produce (those are HTTP_*).
+GATE_ANSWER = "genmb.gate_answer"
+
+
+def run_gate(
+    store: Storage, config: Mapping[str, Any], client_ip: str | None, looked_up: Lookup
+) -> GateResult:
+    """The one gate call with the app's settings (store/gate.py), its duration observed."""
+    started = time.perf_counter()
+    result = gate_store.check(
+        store,
+        rate_limit_subject(client_ip),
+        config["GLOBAL_LIMIT"],
+        config["GLOBAL_WINDOW_MS"],
+        looked_up,
+        config["KEY_PLANS_ARG"],
+        config["KEY_USAGE"] == "on",
+    )
+    metrics.gate_seconds(started)
+    return result
 
 
 def before_request() -> None:
@@ -38,24 +67,25 @@ def before_request() -> None:
     config = current_app.config
     credential = presented(req, config["SESSION_COOKIE_NAME"])
     looked_up = credential.lookup()
-    started = time.perf_counter()
-    result = gate_store.check(
-        storage(),
-        rate_limit_subject(req.remote_addr),
-        config["GLOBAL_LIMIT"],
-        config["GLOBAL_WINDOW_MS"],
-        looked_up,
-        config["KEY_PLANS_ARG"],
-        config["KEY_USAGE"] == "on",
-    )
-    metrics.gate_seconds(started)
+    answer = req.environ.pop(GATE_ANSWER, None)
+    if answer is None:
+        answer = run_gate(storage(), config, req.remote_addr, looked_up)
+    elif isinstance(answer, Exception):
+        raise answer
+    result: GateResult = answer
     g.rate = result.rate
     if not result.rate.admitted:  # Retry-After is set with the other headers, after_request
         result = _rescue(req, looked_up, result)
     _attribute(req, credential, result.identity)
 
 
-def _rescue(req: Request, looked_up: tuple[str, str] | None, refused: GateResult) -> GateResult:
+def plan_allows_keys(config: Mapping[str, Any], identity: Identity) -> bool:
+    """Whether the identity's plan (of the app's PLANS) may use API keys."""
+    plan = config["PLANS"].get(identity.plan)
+    return plan is not None and plan.api_keys
+
+
+def _rescue(req: Request, looked_up: Lookup, refused: GateResult) -> GateResult:
     """The IP window is spent: a live session's rescue route may still pass, within the
     session's own allowance (a second round trip, on this path only); else 429."""
     if (
@@ -99,8 +129,7 @@ def _attribute(req: Request, credential: Presented, identity: Identity | None) -
         )
         raise api_error("invalid_api_key")
     if credential.kind == "key" and identity is not None:
-        plan = current_app.config["PLANS"].get(identity.plan)
-        if plan is None or not plan.api_keys:
+        if not plan_allows_keys(current_app.config, identity):
             log_event(
                 "auth.failed",
                 reason="plan_required",

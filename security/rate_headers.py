@@ -28,21 +28,29 @@ def _binding_limit(rate: RateState) -> tuple[int, int, float]:
     return best
 
 
+def rate_header_items(limit: int, remaining: int, reset_seconds: float) -> list[tuple[str, str]]:
+    """The three X-RateLimit-* headers for a limit's state (Reset is 0 until it is spent)."""
+    reset = max(1, math.ceil(reset_seconds)) if remaining == 0 else 0
+    return [
+        ("X-RateLimit-Limit", str(limit)),
+        ("X-RateLimit-Remaining", str(remaining)),
+        ("X-RateLimit-Reset", str(reset)),
+    ]
+
+
 def add_rate_headers(response: Response) -> Response:
     """Attach the X-RateLimit-* headers (and Retry-After on a 429) to counted responses."""
     rate: RateState | None = g.get("rate")  # set by the gate on every counted request
     if rate is None:
         return response
-    limit, remaining, reset_seconds = _binding_limit(rate)
-    reset = max(1, math.ceil(reset_seconds)) if remaining == 0 else 0
+    items = rate_header_items(*_binding_limit(rate))
     headers = response.headers
     # Only this hook writes these three: add, without set()'s search for an earlier value.
-    headers.add("X-RateLimit-Limit", str(limit))
-    headers.add("X-RateLimit-Remaining", str(remaining))
-    headers.add("X-RateLimit-Reset", str(reset))
+    for name, value in items:
+        headers.add(name, value)
     if response.status_code == 429:
-        response.headers["Retry-After"] = str(max(1, reset))
+        headers["Retry-After"] = str(max(1, int(items[2][1])))
     if rate.scope is not None:  # another window than the client IP's (store/rescue.py)
-        response.headers["X-RateLimit-Scope"] = rate.scope
-    response.headers["Cache-Control"] = "no-store"
+        headers["X-RateLimit-Scope"] = rate.scope
+    headers["Cache-Control"] = "no-store"
     return response

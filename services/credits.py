@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from flask import current_app
-
+from config import Plan
 from store.clock import iso, start_of_next_month, utcnow
 
 
-def allowance(plan: str) -> int:
-    """Monthly credits of a plan (an unknown plan gets none)."""
-    known = current_app.config["PLANS"].get(plan)
+def allowance(plans: Mapping[str, Plan], plan: str) -> int:
+    """Monthly credits of a plan among the app's PLANS (an unknown plan gets none)."""
+    known = plans.get(plan)
     return known.monthly_credits if known else 0
 
 
@@ -24,9 +24,10 @@ def resets_at(year: int, month: int) -> str:
     return iso(start_of_next_month(datetime(year, month, 1, tzinfo=UTC)))
 
 
-def summary(plan: str, used: int) -> dict[str, Any]:
-    """{"limit", "used", "remaining", "resets_at"} for a plan and this month's use."""
-    limit = allowance(plan)
+def summary(plans: Mapping[str, Plan], plan: str, used: int) -> dict[str, Any]:
+    """{"limit", "used", "remaining", "resets_at"} for a plan (of the app's PLANS) and this
+    month's use."""
+    limit = allowance(plans, plan)
     now = utcnow()
     return {
         "limit": limit,

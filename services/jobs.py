@@ -22,6 +22,6 @@ def start(principal: Principal, app_id: str, kind: str, prompt: str | None = Non
         app_id,
         kind,
         cost,
-        allowance(principal.identity.plan),
+        allowance(current_app.config["PLANS"], principal.identity.plan),
         prompt,
     )

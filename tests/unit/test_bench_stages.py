@@ -7,6 +7,7 @@ import pytest
 from bench.profile import stage_of
 
 WORKER = "SyncWorker.handle (gunicorn/workers/sync.py:141);SyncWorker.handle_request (x:184)"
+HOT = ";HotPath.__call__ (security/hot_path.py:1)"  # GET /api/me by key, before Flask
 APP = f"{WORKER};Flask.__call__ (flask/app.py:1536);TrustedProxies.__call__ (security/edge.py:67)"
 
 
@@ -37,6 +38,18 @@ APP = f"{WORKER};Flask.__call__ (flask/app.py:1536);TrustedProxies.__call__ (sec
             "after_request",
         ),
         (";_check_request_limit (flask_limiter/extension.py:1)", "gate Python"),
+        # GET /api/me by key, answered by the hot path before Flask (security/hot_path.py).
+        (HOT, "WSGI/Flask dispatch"),
+        (HOT + ";run_gate (security/gate.py:1)", "gate Python"),
+        (
+            HOT + ";rate_header_items (security/rate_headers.py:1)",
+            "after_request",
+        ),
+        (
+            HOT + ";security_header_items (security/edge.py:1)",
+            "after_request",
+        ),
+        (HOT + ";me_bytes (blueprints/account.py:1)", "view"),
     ],
 )
 def test_stage_of(leaf, stage):

@@ -388,7 +388,8 @@ def profile_rows(
 def profile_table(report: dict[str, Any]) -> str:
     """µs per request by stage, one column per profiled row."""
     rows = list(report)
-    stages = [s for s, _ in (*profile.STAGES, *profile.FALLBACK)] + ["other"]
+    # Each stage once, in table order (a stage may be named in both tables).
+    stages = list(dict.fromkeys(s for s, _ in (*profile.STAGES, *profile.FALLBACK))) + ["other"]
     lines = [f"{'stage (µs per request)':<40}" + "".join(f"{r:>9}" for r in rows)]
     for stage in stages:
         cells = "".join(f"{report[r]['stages_us'].get(stage, 0):>9.0f}" for r in rows)

@@ -61,3 +61,20 @@ def test_gunicorn_and_its_access_line():
     """The worker alone is gunicorn; its access line, called from the worker, is logging."""
     assert stage_of(WORKER) == "gunicorn: accept, parse, write, close"
     assert stage_of(f"{WORKER};Logger.access (gunicorn/glogging.py:1)") == "logging (access line)"
+
+
+def test_the_profile_table_lists_each_stage_once():
+    """A stage named in both tables (dispatch: Flask's, and the hot path's) is one line."""
+    from bench.run import profile_table
+
+    report = {
+        "ours": {
+            "stages_us": {"WSGI/Flask dispatch": 30.0},
+            "server_cpu_us": 400,
+            "redis_cpu_us": 60,
+            "redis_command_us": 20,
+        }
+    }
+    lines = profile_table(report).splitlines()
+    assert [line.split()[0:2] for line in lines].count(["WSGI/Flask", "dispatch"]) == 1
+    assert any(line.startswith("WSGI/Flask dispatch") and line.endswith("30") for line in lines)

@@ -24,8 +24,9 @@ from typing import Any
 from flask import Flask
 
 import metrics
-from blueprints.account import ME_PATH, me_body, me_bytes
+from blueprints.account import ME_PATH, me, me_body, me_bytes
 from extensions import STORAGE_EXTENSION
+from http_names import MCP_HEADER
 from security.credentials import header_secret
 from security.edge import host_rule, security_header_items
 from security.gate import GATE_ANSWER, plan_allows_keys, run_gate
@@ -40,6 +41,8 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 ME_ENDPOINT = "account.me"
+# The environ key a WSGI server gives the X-MCP-API-Key header.
+MCP_ENVIRON = "HTTP_" + MCP_HEADER.upper().replace("-", "_")
 
 
 class HotPath:
@@ -54,11 +57,15 @@ class HotPath:
         self.trusted_proxy = bool(config["TRUSTED_PROXY_COUNT"])
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") != ME_PATH or environ.get("REQUEST_METHOD") != "GET":
+        if (
+            environ.get("PATH_INFO") != ME_PATH
+            or environ.get("REQUEST_METHOD") != "GET"
+            # Werkzeug's routing refuses a websocket upgrade to this route (400), after the
+            # gate: Flask answers any upgrade, so that refusal stays Flask's.
+            or "HTTP_UPGRADE" in environ
+        ):
             return self.app(environ, start_response)
-        secret = header_secret(
-            environ.get("HTTP_X_MCP_API_KEY", ""), environ.get("HTTP_AUTHORIZATION", "")
-        )
+        secret = header_secret(environ.get(MCP_ENVIRON, ""), environ.get("HTTP_AUTHORIZATION", ""))
         if not (secret and is_well_formed(secret)):
             return self.app(environ, start_response)  # a session, or a refusal to explain
         if self.hosts is not None and not self.hosts.allows(environ.get("HTTP_HOST", "")):
@@ -75,29 +82,29 @@ class HotPath:
             return self.app(environ, start_response)
         try:
             body = me_bytes(me_body(Principal(identity, "api_key"), self.config["PLANS"]))
-        except Exception:  # a bug: Flask runs the same view, and answers 500 in its envelope
-            log.exception("the hot path could not build GET %s", ME_PATH)
-            environ[GATE_ANSWER] = result
-            return self.app(environ, start_response)
-        rate = result.rate
-        start_response(
-            "200 OK",
-            [
+            rate = result.rate
+            headers = [
                 ("Content-Type", "application/json"),
                 ("Content-Length", str(len(body))),
                 *rate_header_items(rate.limit, rate.remaining, rate.reset_seconds),
                 ("Cache-Control", "no-store"),
                 *security_header_items(self.trusted_proxy, environ.get("wsgi.url_scheme", "")),
-            ],
-        )
+            ]
+        except Exception:  # a bug: Flask runs the same code, and answers 500 in its envelope
+            log.exception("the hot path could not build GET %s", ME_PATH)
+            environ[GATE_ANSWER] = result
+            return self.app(environ, start_response)
+        start_response("200 OK", headers)
         metrics.admitted()
         return [body]
 
 
 def init_app(app: Flask) -> None:
     """Put the hot path in front of Flask (call before the proxy checks wrap both)."""
-    # It stands in for one route: that route must still be GET /api/me, with no arguments.
+    # It stands in for one view: GET /api/me must still route to account.me, with no
+    # arguments, and that view must be blueprints.account.me itself, not one replaced or
+    # wrapped when registered. (A check added to the view's own code must be added here too.)
     route = app.url_map.bind("").match(ME_PATH, method="GET")
-    if route != (ME_ENDPOINT, {}):
+    if route != (ME_ENDPOINT, {}) or app.view_functions[ME_ENDPOINT] is not me:
         raise RuntimeError(f"the hot path answers GET {ME_PATH}, now routed to {route}")
     app.wsgi_app = HotPath(app.wsgi_app, app)  # type: ignore[method-assign]

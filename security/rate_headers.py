@@ -28,9 +28,14 @@ def _binding_limit(rate: RateState) -> tuple[int, int, float]:
     return best
 
 
+def reset_header(remaining: int, reset_seconds: float) -> int:
+    """X-RateLimit-Reset: whole seconds until the spent limit admits again; 0 until spent."""
+    return max(1, math.ceil(reset_seconds)) if remaining == 0 else 0
+
+
 def rate_header_items(limit: int, remaining: int, reset_seconds: float) -> list[tuple[str, str]]:
-    """The three X-RateLimit-* headers for a limit's state (Reset is 0 until it is spent)."""
-    reset = max(1, math.ceil(reset_seconds)) if remaining == 0 else 0
+    """The three X-RateLimit-* headers for a limit's state."""
+    reset = reset_header(remaining, reset_seconds)
     return [
         ("X-RateLimit-Limit", str(limit)),
         ("X-RateLimit-Remaining", str(remaining)),
@@ -43,13 +48,13 @@ def add_rate_headers(response: Response) -> Response:
     rate: RateState | None = g.get("rate")  # set by the gate on every counted request
     if rate is None:
         return response
-    items = rate_header_items(*_binding_limit(rate))
+    binding = _binding_limit(rate)
     headers = response.headers
     # Only this hook writes these three: add, without set()'s search for an earlier value.
-    for name, value in items:
+    for name, value in rate_header_items(*binding):
         headers.add(name, value)
     if response.status_code == 429:
-        headers["Retry-After"] = str(max(1, int(items[2][1])))
+        headers["Retry-After"] = str(max(1, reset_header(*binding[1:])))
     if rate.scope is not None:  # another window than the client IP's (store/rescue.py)
         headers["X-RateLimit-Scope"] = rate.scope
     headers["Cache-Control"] = "no-store"

@@ -8,6 +8,7 @@ it hands on is counted once, not twice.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -22,6 +23,7 @@ from security import gate, hot_path
 from security.edge import TrustedProxies
 from security.hot_path import HotPath
 from store import users
+from store.gate import GateResult, RateState
 from tests.helpers import create_key, login, make_app
 
 pytestmark = pytest.mark.integration
@@ -30,15 +32,26 @@ _serial = itertools.count(1)
 
 
 class Spy:
-    """A WSGI app that counts the requests reaching it, then passes them on."""
+    """A WSGI app that counts the requests reaching it, and the gate answers handed to it
+    with them, then passes them on."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self.app = app
         self.calls = 0
+        self.handed: list[Any] = []
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         self.calls += 1
+        if gate.GATE_ANSWER in environ:
+            self.handed.append(environ[gate.GATE_ANSWER])
         return self.app(environ, start_response)
+
+
+def spy_on(app) -> Spy:
+    """Put a Spy between the hot path and Flask."""
+    layer = hot_layer(app)
+    layer.app = Spy(layer.app)
+    return layer.app
 
 
 def hot_layer(app) -> HotPath:
@@ -85,8 +98,9 @@ def answer(wsgi, path: str = "/api/me", method: str = "GET", **headers: str):
         if headers.get("X-Forwarded-For") == "ipv6"
         else f"10.7.{n // 256 % 256}.{n % 256}"
     )
-    headers["X-Forwarded-For"] = fresh
-    response = Client(wsgi).open(path, method=method, headers=headers)
+    headers["X-Forwarded-For"] = fresh  # behind a trusted proxy; else the peer's address:
+    environ = {"REMOTE_ADDR": fresh}
+    response = Client(wsgi).open(path, method=method, headers=headers, environ_base=environ)
     return response.status, list(response.headers.items()), response.get_data()
 
 
@@ -112,6 +126,7 @@ def _headers(case: dict[str, str]) -> dict[str, str]:
     "settings",
     [
         {"TRUSTED_PROXY_COUNT": 1},
+        {"TRUSTED_PROXY_COUNT": 0},
         {"TRUSTED_PROXY_COUNT": 1, "KEY_USAGE": "off", "METRICS": "off"},
         {
             "TRUSTED_PROXY_COUNT": 1,
@@ -120,7 +135,7 @@ def _headers(case: dict[str, str]) -> dict[str, str]:
             "PUBLIC_URL": "https://genmb.example.com",
         },
     ],
-    ids=["default", "no-usage-no-metrics", "production"],
+    ids=["behind-a-proxy", "no-proxy", "no-usage-no-metrics", "production"],
 )
 def test_the_hot_path_answers_what_flask_answers(redis_url, make_user, settings) -> None:
     """Status, every header in order, and the body: the same with and without the hot path,
@@ -128,7 +143,7 @@ def test_the_hot_path_answers_what_flask_answers(redis_url, make_user, settings)
     app = make_app(redis_url, **settings)
     key, _ = setup(app, make_user)
     host = {"Host": "genmb.example.com"} if "PUBLIC_URL" in settings else {}
-    spy = hot_layer(app).app = Spy(hot_layer(app).app)
+    spy = spy_on(app)
     for case in presentations(key):
         headers = {**_headers(case), **host}
         for path in ("/api/me", "/api/me?verbose=1"):
@@ -147,7 +162,7 @@ def test_every_other_request_reaches_flask(app, make_user, gate_calls) -> None:
     key, user = setup(app, make_user)
     web = app.test_client()
     login(web, user.email)
-    spy = hot_layer(app).app = Spy(hot_layer(app).app)
+    spy = spy_on(app)
     gate_calls.clear()
     cases = [
         (web.get("/api/me"), 200),  # a session
@@ -157,6 +172,18 @@ def test_every_other_request_reaches_flask(app, make_user, gate_calls) -> None:
         (app.test_client().get("/api/me", headers={"Authorization": "Bearer genmb_sk_x"}), 401),
         (app.test_client().get("/api/me", headers={"Authorization": key}), 401),  # no scheme
         (app.test_client().get("/api/me"), 401),
+        # Werkzeug's routing refuses a websocket upgrade here, after the gate counted it.
+        (
+            app.test_client().get(
+                "/api/me",
+                headers={
+                    "Authorization": f"Bearer {key}",
+                    "Connection": "Upgrade",
+                    "Upgrade": "websocket",
+                },
+            ),
+            400,
+        ),
     ]
     assert [response.status_code for response, _ in cases] == [code for _, code in cases]
     assert spy.calls == len(cases)
@@ -214,7 +241,9 @@ def test_a_redis_failure_is_flasks_503_counted_once(app, make_user, monkeypatch)
     unavailable = ("genmb_requests_total", {"outcome": "service_unavailable"})
     by_kind = ("genmb_redis_errors_total", {"kind": "connection"})
     before = [REGISTRY.get_sample_value(*sample) or 0 for sample in (unavailable, by_kind)]
+    spy = spy_on(app)
     response = app.test_client().get("/api/me", headers={"Authorization": f"Bearer {key}"})
+    assert [type(answer) for answer in spy.handed] == [RedisConnectionError]  # by the hot path
     assert response.status_code == 503
     assert response.json["error"]["code"] == "service_unavailable"
     assert "Connection refused" not in response.get_data(as_text=True)
@@ -249,9 +278,11 @@ def test_admissions_are_counted_in_the_metrics(app, make_user) -> None:
     admitted = ("genmb_requests_total", {"outcome": "admitted"})
     observed = ("genmb_gate_seconds_count", {})
     before = [REGISTRY.get_sample_value(*sample) or 0 for sample in (admitted, observed)]
+    spy = spy_on(app)
     for _ in range(5):
         response = app.test_client().get("/api/me", headers={"X-MCP-API-Key": key})
         assert response.status_code == 200
+    assert spy.calls == 0  # all five answered by the hot path
     after = [REGISTRY.get_sample_value(*sample) or 0 for sample in (admitted, observed)]
     assert [b - a for a, b in zip(before, after, strict=True)] == [5, 5]
 
@@ -272,9 +303,39 @@ def test_a_host_outside_the_list_is_refused_before_counting(redis_url, make_user
     assert good.status_code == 200 and gate_calls == [1]
 
 
-def test_the_hot_path_stands_in_for_the_route_it_names() -> None:
-    """It refuses to start if GET /api/me is no longer the account view it replaces."""
+def test_the_hot_path_stands_in_for_the_route_it_names(fake_app) -> None:
+    """It refuses to start if GET /api/me is no longer the account view it replaces: another
+    endpoint, or the same endpoint with its view replaced or wrapped."""
     other = Flask(__name__)
     other.add_url_rule("/api/me", "other.me", lambda: "another view")
     with pytest.raises(RuntimeError, match="answers GET /api/me, now routed to"):
         hot_path.init_app(other)
+    view = fake_app.view_functions["account.me"]
+    fake_app.view_functions["account.me"] = functools.wraps(view)(lambda: view())
+    with pytest.raises(RuntimeError, match="answers GET /api/me"):
+        hot_path.init_app(fake_app)
+
+
+@pytest.mark.parametrize(
+    ("rate", "shown"),
+    [
+        (RateState(200, 0, 30.2, True), ("0", "31")),  # the last request the window admits
+        (RateState(200, 0, 0.0004, True), ("0", "1")),  # under a second still says 1
+        (RateState(5, 4, 59.9, True), ("4", "0")),  # not spent: no reset to wait for
+    ],
+)
+def test_the_rate_headers_agree_at_the_edge_of_the_window(app, make_user, monkeypatch, rate, shown):
+    """The same headers either way at any window state, the spent one included (the gate's
+    answer canned, so both paths see exactly the same state)."""
+    key, _ = setup(app, make_user)
+    real = gate.gate_store.check
+
+    def canned(*args, **kwargs):
+        return GateResult(rate, real(*args, **kwargs).identity)
+
+    monkeypatch.setattr(gate.gate_store, "check", canned)
+    headers = {"Authorization": f"Bearer {key}"}
+    hot, flask = answer(app.wsgi_app, **headers), answer(flask_only(app), **headers)
+    assert hot == flask
+    sent = dict(hot[1])
+    assert (sent["X-RateLimit-Remaining"], sent["X-RateLimit-Reset"]) == shown

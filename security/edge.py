@@ -27,6 +27,7 @@ log = logging.getLogger("genmb.security")
 
 HSTS = "max-age=31536000"  # a year; no includeSubDomains: other hosts are not ours to decide
 UNCHECKED_HOST_PATHS = ("/healthz", "/readyz", "/metrics")  # probes address instances by IP
+DEFAULT_PORTS = frozenset({"80", "443"})  # what a Host may name and still mean no port
 SHOWN_VALUE = 80  # characters of a refused header value that go into the log line
 
 
@@ -119,9 +120,15 @@ class HostRule:
         self.any_port = frozenset(e[:-2] for e in entries if e.endswith(":*"))
 
     def allows(self, host: str) -> bool:
-        """Does `host` match an entry?"""
+        """Does `host` match an entry? A default port written out (name:80, name:443) is the
+        name without it: clients may send either for the same URL."""
         host = host.lower()
-        return host in self.exact or host.rpartition(":")[0] in self.any_port
+        name, _, port = host.rpartition(":")
+        return (
+            host in self.exact
+            or name in self.any_port
+            or (port in DEFAULT_PORTS and name in self.exact)
+        )
 
 
 def host_check(rule: HostRule) -> Callable[[], None]:

@@ -733,6 +733,8 @@ def test_production_refuses_a_host_outside_the_allow_list(production, path) -> N
     assert response.status_code == 421, response.get_data(as_text=True)[:200]
     assert "evil.example" not in response.get_data(as_text=True)
     assert client.get("/healthz", headers={"Host": "10.0.0.5:8000"}).status_code == 200
+    # The public host with its default port written out is the public host.
+    assert client.get(path, headers={"Host": "genmb.example.com:443"}).status_code != 421
 
 
 def test_the_mcp_panel_url_comes_from_public_url(production) -> None:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from security.edge import TrustedProxies, is_ip_address
+from security.edge import HostRule, TrustedProxies, is_ip_address
 
 OCTETS = st.sampled_from(
     [
@@ -118,3 +118,29 @@ def test_a_refused_address_is_logged_redacted(caplog) -> None:
     (record,) = caplog.records
     assert "proxy.bad_forwarded_for" in record.getMessage()
     assert key not in record.getMessage() and key[9:20] not in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        ("genmb.example.com", True),
+        ("GENMB.example.com", True),
+        ("genmb.example.com:443", True),  # the default port, written out
+        ("genmb.example.com:80", True),
+        ("genmb.example.com:8443", False),
+        ("evil.example", False),
+        ("evil.example:443", False),
+        ("genmb.example.com.evil.example", False),
+        ("staging.example:9000", True),  # an entry with its own port
+        ("staging.example", False),
+        ("staging.example:443", False),
+        ("127.0.0.1:8000", True),  # "127.0.0.1:*": any port
+        ("127.0.0.1", False),
+        ("", False),
+        (":443", False),
+    ],
+)
+def test_host_rule(host, allowed):
+    """Exact entries, "name:*" for any port, and a default port written out means no port."""
+    rule = HostRule(["genmb.example.com", "staging.example:9000", "127.0.0.1:*"])
+    assert rule.allows(host) is allowed

@@ -8,6 +8,8 @@ exactly that request when the gate admits it: GET /api/me, a well-formed key in
 X-MCP-API-Key or Authorization: Bearer, a Host the service answers to. It uses the same
 parts as the Flask path (the gate call, the plan check, the body, the header values) and
 answers the same status, headers and bytes (tests/live/test_hot_path.py compares the two).
+A check or limit added to that view's own code must be added here too: init_app refuses a
+view replaced or wrapped when registered, but cannot see inside the view.
 
 Everything else goes to Flask untouched. A request whose gate call refused it, found no
 identity, or failed (Redis down) goes to Flask with the gate's answer in the environ

@@ -24,6 +24,7 @@ from flask_limiter.util import get_remote_address
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import load_settings, plans_with_keys
+from services.credits import allowance
 from store import gate
 from store.client import Storage, connect
 from store.digest import digest
@@ -143,10 +144,9 @@ def floor_app() -> Flask:
         ident = result.identity
         if ident is None:
             return _unauthorized()
-        plan = settings["PLANS"].get(ident.plan)
-        allowance = plan.monthly_credits if plan else 0
+        credits = allowance(settings["PLANS"], ident.plan)
         return _me(
-            ident.user_id, ident.email, ident.plan, ident.key_id, allowance, ident.credits_used
+            ident.user_id, ident.email, ident.plan, ident.key_id, credits, ident.credits_used
         )
 
     return app

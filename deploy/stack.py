@@ -173,24 +173,29 @@ class Stack:
         )
 
     def primary_name(self) -> str:
-        """The data node that is the primary, as the first sentinel that answers says (a
-        cluster has one per slot: see primary_names)."""
+        """The data node that is the primary, as the first sentinel that answers and finds it
+        up says: the rule a redis-py Sentinel client applies (a cluster has one per slot: see
+        primary_names)."""
         if self.cluster:
             raise StackError("a cluster has three primaries: use primary_names()")
         if not self.sentinel_ports:
             return next(iter(self.node_ports))
         by_port = {port: name for name, port in self.node_ports.items()}
-        last: Exception | None = None
+        last: object = None
         for port in self.sentinel_ports.values():
             try:
                 with self.redis_client(1.0, port) as sentinel:
-                    _, primary = sentinel.sentinel_get_master_addr_by_name(
-                        topology.SENTINEL_SERVICE_NAME
-                    )
-                return by_port[int(primary)]
-            except (redis.RedisError, TypeError) as exc:  # TypeError: no address yet
+                    state = sentinel.sentinel_master(topology.SENTINEL_SERVICE_NAME)
+            except redis.RedisError as exc:
                 last = exc
-        raise StackError(f"no sentinel names the primary ({last!r})")
+                continue
+            # Just after a failover a sentinel that did not lead it still names the old,
+            # dead primary (flagged down) until the new primary's hello messages reach it.
+            if state["is_sdown"] or state["is_odown"]:
+                last = f"sentinel on {port} finds {state['port']} down"
+                continue
+            return by_port[int(state["port"])]
+        raise StackError(f"no sentinel names a primary that is up ({last!r})")
 
     def primary_names(self) -> list[str]:
         """The data nodes that are primaries now: the one primary, or a cluster's running

@@ -1,5 +1,6 @@
 """Fixtures of the stack tier: a copy of the repository to run `make run` and `make stack` from,
-an environment without storage settings, and the run.sh scripts a test started."""
+an environment without storage settings, the run.sh scripts a test started, and the HTTP
+clients it opened."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack.helpers import checkout_copy
+from tests.stack.helpers import OPEN_CLIENTS, checkout_copy
 from tests.stack.run_script import RunScript
 
 
@@ -40,3 +41,11 @@ def scripts() -> Iterator[list[RunScript]]:
     yield started
     for run in started:
         run.kill()
+
+
+@pytest.fixture(autouse=True)
+def close_clients() -> Iterator[None]:
+    """Close every helpers.client session the test opened, so no socket outlives it."""
+    yield
+    while OPEN_CLIENTS:
+        OPEN_CLIENTS.pop().close()

@@ -91,10 +91,17 @@ def start_in_own_session(command: list[str], cwd: Path, env: dict[str, str], out
         )
 
 
+OPEN_CLIENTS: list[requests.Session] = []  # closed after each test (conftest.close_clients)
+
+
 def client(source: str) -> requests.Session:
-    """A requests.Session whose connections come from `source` (e.g. 127.0.0.7)."""
+    """A requests.Session whose connections come from `source` (e.g. 127.0.0.7); closed when
+    the test ends."""
     http = requests.Session()
     http.mount("http://", SourceAddressAdapter(source))
+    # A session left to the garbage collector closes its kept-alive sockets late, inside
+    # whichever test is running then, and that test fails on the ResourceWarning.
+    OPEN_CLIENTS.append(http)
     return http
 
 

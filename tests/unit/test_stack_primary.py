@@ -29,6 +29,11 @@ class FakeSentinel:
             raise redis.ConnectionError("refused")
         return self.state
 
+    def sentinel_get_master_addr_by_name(self, service: str) -> tuple[str, int]:
+        """What a sentinel names, down or not (no flags in this answer)."""
+        state = self.sentinel_master(service)
+        return "127.0.0.1", state["port"]
+
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Stack:

@@ -29,6 +29,8 @@ HSTS = "max-age=31536000"  # a year; no includeSubDomains: other hosts are not o
 UNCHECKED_HOST_PATHS = ("/healthz", "/readyz", "/metrics")  # probes address instances by IP
 DEFAULT_PORTS = frozenset({"80", "443"})  # what a Host may name and still mean no port
 SHOWN_VALUE = 80  # characters of a refused header value that go into the log line
+# app.extensions: the HostRule production checks, or None; built once, read by hot_path.py too.
+HOST_RULE_EXTENSION = "genmb.host_rule"
 
 
 # A dotted-quad IPv4 address exactly as ipaddress accepts one (0-255, ASCII digits, no
@@ -178,8 +180,7 @@ def init_app(app: Flask) -> None:
     """Install the Host check (production) and the headers. (The proxy checks wrap the whole
     WSGI app, so app.py installs them last: trust_proxies.)"""
     config = app.config
-    config["ALLOWED_HOSTS"] = allowed_hosts(config)
-    rule = host_rule(config)
+    rule = app.extensions[HOST_RULE_EXTENSION] = host_rule(config)
     if rule is not None:
         app.before_request(host_check(rule))
     app.after_request(security_headers(bool(config["TRUSTED_PROXY_COUNT"])))

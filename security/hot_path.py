@@ -30,7 +30,7 @@ from blueprints.account import ME_PATH, me, me_body, me_bytes
 from extensions import STORAGE_EXTENSION
 from http_names import MCP_HEADER
 from security.credentials import header_secret
-from security.edge import host_rule, security_header_items
+from security.edge import HOST_RULE_EXTENSION, security_header_items
 from security.gate import GATE_ANSWER, plan_allows_keys, run_gate
 from security.principal import Principal
 from security.rate_headers import rate_header_items
@@ -55,7 +55,7 @@ class HotPath:
         self.app = app
         self.config = config
         self.storage = flask_app.extensions[STORAGE_EXTENSION]
-        self.hosts = host_rule(config)  # None: any Host (development, tests)
+        self.hosts = flask_app.extensions[HOST_RULE_EXTENSION]  # None: any Host (dev, tests)
         self.trusted_proxy = bool(config["TRUSTED_PROXY_COUNT"])
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -102,7 +102,8 @@ class HotPath:
 
 
 def init_app(app: Flask) -> None:
-    """Put the hot path in front of Flask (call before the proxy checks wrap both)."""
+    """Put the hot path in front of Flask (after edge.init_app, whose Host rule it shares;
+    before the proxy checks wrap both)."""
     # It stands in for one view: GET /api/me must still route to account.me, with no
     # arguments, and that view must be blueprints.account.me itself, not one replaced or
     # wrapped when registered. (A check added to the view's own code must be added here too.)

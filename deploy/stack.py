@@ -30,6 +30,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
@@ -191,7 +192,7 @@ class Stack:
                 continue
             # Just after a failover a sentinel that did not lead it still names the old,
             # dead primary (flagged down) until the new primary's hello messages reach it.
-            if state["is_sdown"] or state["is_odown"]:
+            if not _found_up(state):
                 last = f"sentinel on {port} finds {state['port']} down"
                 continue
             return by_port[int(state["port"])]
@@ -271,10 +272,10 @@ class Stack:
             replicas = [
                 r
                 for r in sentinel.sentinel_slaves(service)
-                if not (r["is_sdown"] or r["is_odown"]) and r["master-link-status"] == "ok"
+                if _found_up(r) and r["master-link-status"] == "ok"
             ]
         complete = (
-            not (state["is_sdown"] or state["is_odown"])
+            _found_up(state)
             and len(replicas) >= len(self.node_ports) - 1
             and state["num-other-sentinels"] >= len(self.sentinel_ports) - 1
         )
@@ -568,6 +569,12 @@ class Stack:
     def resume_redis(self) -> None:
         """SIGCONT Redis."""
         self.redis_part.signal_group(signal.SIGCONT)
+
+
+def _found_up(state: dict[str, Any]) -> bool:
+    """A sentinel's view of a node (SENTINEL MASTER or REPLICAS, parsed by redis-py): not
+    flagged down, subjectively or objectively."""
+    return not (state["is_sdown"] or state["is_odown"])
 
 
 def _write_private(path: Path, text: str) -> None:
